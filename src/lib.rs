@@ -1,0 +1,5 @@
+//! zkfle: ZooKeeper's leader-election layer (QuorumCnxManager and
+//! FastLeaderElection), wire-compatible with Apache ZooKeeper 3.8.
+
+pub mod config;
+pub mod wire;
