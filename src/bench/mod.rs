@@ -1,0 +1,5 @@
+//! Benchmark tools that users point at any election port, zkfle's or Java
+//! ZooKeeper's (`zkfle bench ...`).
+
+pub mod cli;
+pub mod notify;
