@@ -18,6 +18,50 @@ pub enum BenchCommand {
     /// Notification throughput (or latency) of any election port, zkfle or
     /// Java ZooKeeper.
     Notify(NotifyArgs),
+    /// Election latency (cold start, failover) and resource use of whole
+    /// ensembles, zkfle and Java ZooKeeper side by side.
+    Election(ElectionArgs),
+}
+
+/// `zkfle bench election`.
+#[derive(Debug, Args)]
+pub struct ElectionArgs {
+    /// Ensemble sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "3,5,7")]
+    pub n: Vec<usize>,
+    /// Trials per size and implementation.
+    #[arg(long, default_value_t = 5)]
+    pub trials: usize,
+    /// Also run Java ZooKeeper (Debian's package) through zk-ensemble.sh.
+    #[arg(long)]
+    pub java: bool,
+    /// Only Java (with --java).
+    #[arg(long)]
+    pub java_only: bool,
+    /// Skip the failover scenario.
+    #[arg(long)]
+    pub no_failover: bool,
+    /// tickTime in ms (both implementations).
+    #[arg(long, default_value_t = 2000)]
+    pub tick: u64,
+    /// initLimit in ticks.
+    #[arg(long, default_value_t = 10)]
+    pub init: u32,
+    /// syncLimit in ticks.
+    #[arg(long, default_value_t = 5)]
+    pub sync: u32,
+    /// zkfle ports: client base+sid, quorum base+100+sid, election base+200+sid.
+    #[arg(long, default_value_t = 29400)]
+    pub base_port: u16,
+    /// Java ports (zk-ensemble.sh ZK_CLIENT_BASE; quorum +100, election +200).
+    #[arg(long, default_value_t = 29700)]
+    pub java_base_port: u16,
+    /// Path of zk-ensemble.sh.
+    #[arg(long, default_value = "../shared/tools/zk-ensemble.sh")]
+    pub zk_ensemble: std::path::PathBuf,
+    /// Seconds before a trial is declared stuck.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -65,6 +109,56 @@ pub struct NotifyArgs {
 pub fn main(args: BenchArgs) -> i32 {
     match args.what {
         BenchCommand::Notify(a) => notify_main(a),
+        BenchCommand::Election(a) => election_main(a),
+    }
+}
+
+fn election_main(a: ElectionArgs) -> i32 {
+    use super::election::{self, ElectionBenchOptions, Implementation};
+    let zkfle_bin = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("zkfle bench election: cannot find my own binary: {e}");
+            return 1;
+        }
+    };
+    let mut implementations = Vec::new();
+    if !a.java_only {
+        implementations.push(Implementation::Zkfle);
+    }
+    if a.java || a.java_only {
+        implementations.push(Implementation::Java);
+    }
+    if a.n.iter().any(|&n| !(1..=9).contains(&n)) || a.trials == 0 {
+        eprintln!("zkfle bench election: --n takes sizes 1..9 and --trials at least 1");
+        return 2;
+    }
+    let opts = ElectionBenchOptions {
+        sizes: a.n,
+        trials: a.trials,
+        implementations,
+        cold: true,
+        failover: !a.no_failover,
+        tick_ms: a.tick,
+        init_limit: a.init,
+        sync_limit: a.sync,
+        zkfle_base_port: a.base_port,
+        java_base_port: a.java_base_port,
+        zk_ensemble: a.zk_ensemble,
+        zkfle_bin,
+        trial_timeout: Duration::from_secs(a.timeout),
+    };
+    match election::run(&opts) {
+        Ok(results) => {
+            for line in election::summary_lines(&results) {
+                println!("{line}");
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("zkfle bench election: {e}");
+            1
+        }
     }
 }
 

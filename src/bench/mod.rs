@@ -2,4 +2,5 @@
 //! ZooKeeper's (`zkfle bench ...`).
 
 pub mod cli;
+pub mod election;
 pub mod notify;
