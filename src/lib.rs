@@ -2,6 +2,7 @@
 //! FastLeaderElection), wire-compatible with Apache ZooKeeper 3.8.
 
 pub mod admin;
+pub mod bench;
 pub mod config;
 pub mod peer;
 pub mod wire;
