@@ -241,3 +241,26 @@ fn ensemble_command_prints_the_leader_and_exits() {
         "{stdout}"
     );
 }
+
+#[test]
+fn accepted_epoch_below_current_epoch_refuses_to_start_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports { base: 24500 };
+    let cfgs = write_ensemble(dir.path(), 3, ports, "");
+    let v = dir.path().join("node1/version-2");
+    std::fs::create_dir_all(&v).unwrap();
+    std::fs::write(v.join("currentEpoch"), "4").unwrap();
+    std::fs::write(v.join("acceptedEpoch"), "3").unwrap();
+    let out = Command::new(zkfle_bin())
+        .args(["run", cfgs[0].to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started anyway: {err}");
+    assert!(
+        err.contains("acceptedEpoch") && err.contains("node1/version-2"),
+        "the message names the file: {err}"
+    );
+    assert_eq!(std::fs::read(v.join("currentEpoch")).unwrap(), b"4", "left alone");
+    assert!(!listening(ports.election(1)), "no election port opened");
+}
