@@ -261,6 +261,10 @@ fn accepted_epoch_below_current_epoch_refuses_to_start_naming_the_file() {
         err.contains("acceptedEpoch") && err.contains("node1/version-2"),
         "the message names the file: {err}"
     );
-    assert_eq!(std::fs::read(v.join("currentEpoch")).unwrap(), b"4", "left alone");
+    assert_eq!(
+        std::fs::read(v.join("currentEpoch")).unwrap(),
+        b"4",
+        "left alone"
+    );
     assert!(!listening(ports.election(1)), "no election port opened");
 }

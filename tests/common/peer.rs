@@ -249,12 +249,20 @@ pub fn await_up(ports: Ports, sid: i64, limit: Duration) {
 
 /// True if something listens on 127.0.0.1:`port` (asked with `ss`, so no
 /// connection is made to an election port that would count as a peer).
+/// Without `ss` (no iproute2) it connects and closes at once, which an
+/// election port reads as an empty handshake and drops.
 pub fn listening(port: u16) -> bool {
-    Command::new("ss")
+    match Command::new("ss")
         .args(["-Hltn", &format!("sport = :{port}")])
         .output()
-        .map(|o| !o.stdout.is_empty())
-        .unwrap_or(false)
+    {
+        Ok(o) if o.status.success() => !o.stdout.is_empty(),
+        _ => TcpStream::connect_timeout(
+            &SocketAddr::from(([127, 0, 0, 1], port)),
+            Duration::from_millis(200),
+        )
+        .is_ok(),
+    }
 }
 
 /// A tiny deterministic generator for seeded shuffles (xorshift64*).
