@@ -1,5 +1,6 @@
 //! zkfle: ZooKeeper's leader-election layer (QuorumCnxManager and
 //! FastLeaderElection), wire-compatible with Apache ZooKeeper 3.8.
 
+pub mod cnx;
 pub mod config;
 pub mod wire;
