@@ -228,3 +228,42 @@ pub fn start_ensemble(ports: &[u16]) -> Vec<Qcm> {
         .map(|sid| Qcm::start(ensemble_config(sid, ports)).expect("QCM starts"))
         .collect()
 }
+
+/// Connects to `to` from the local address `from_ip` (any 127/8 address
+/// works on Linux loopback), to play a peer on another host.
+pub fn connect_from(from_ip: std::net::IpAddr, to: SocketAddr) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("test runtime");
+    let s = rt
+        .block_on(async {
+            let sock = tokio::net::TcpSocket::new_v4()?;
+            sock.bind(SocketAddr::new(from_ip, 0))?;
+            sock.connect(to).await
+        })
+        .expect("connect from the given address");
+    let s = s.into_std().expect("into std");
+    s.set_nonblocking(false).expect("blocking");
+    s.set_nodelay(true).ok();
+    s
+}
+
+/// One 40-byte notification frame as zkfle sends it.
+pub fn frame40(n: &Notification) -> Vec<u8> {
+    n.encode_frame_40().to_vec()
+}
+
+/// Reads one frame (length prefix + body) from `s`.
+pub fn read_frame(s: &mut TcpStream, timeout: Duration) -> Option<Vec<u8>> {
+    s.set_read_timeout(Some(timeout)).ok()?;
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).ok()?;
+    let n = i32::from_be_bytes(len);
+    if !(1..=524_288).contains(&n) {
+        return None;
+    }
+    let mut body = vec![0u8; n as usize];
+    s.read_exact(&mut body).ok()?;
+    Some(body)
+}
