@@ -95,11 +95,13 @@ pub fn established_on(ports: &[u16]) -> usize {
 }
 
 /// Sockets in state `st` (hex, as /proc/net/tcp prints it) whose local port
-/// is one of `ports`.
+/// is one of `ports`, IPv4 and IPv6 (a JVM's sockets are IPv6 ones carrying
+/// IPv4-mapped addresses).
 pub fn sockets_on(ports: &[u16], st: &str) -> usize {
-    let text = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let mut text = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    text.push_str(&std::fs::read_to_string("/proc/net/tcp6").unwrap_or_default());
     text.lines()
-        .skip(1)
+        .filter(|line| !line.trim_start().starts_with("sl"))
         .filter(|line| {
             let f: Vec<&str> = line.split_whitespace().collect();
             if f.len() < 4 || f[3] != st {
