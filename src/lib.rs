@@ -2,5 +2,6 @@
 //! FastLeaderElection), wire-compatible with Apache ZooKeeper 3.8.
 
 pub mod bench;
+pub mod cnx;
 pub mod config;
 pub mod wire;
