@@ -817,3 +817,297 @@ impl Fle {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::election::testkit::{ms, notif};
+    use ServerState::{Following, Leading, Looking, Observing};
+
+    fn cfg(me: i64, voters: &[i64], fast: bool) -> FleConfig {
+        let mut c = FleConfig::new(me, QuorumVerifier::majority(voters.iter().copied()));
+        c.fast_decide = fast;
+        c
+    }
+
+    fn sends_to(out: &Output, to: i64) -> Vec<Notification> {
+        out.sends
+            .iter()
+            .filter(|s| s.to == to)
+            .map(|s| s.notification)
+            .collect()
+    }
+
+    #[test]
+    fn start_broadcasts_to_other_voters_only() {
+        let mut f = Fle::new(cfg(2, &[1, 2, 3], false));
+        let out = f.start_election(ms(0), 0x5, 1);
+        let targets: Vec<i64> = out.sends.iter().map(|s| s.to).collect();
+        assert_eq!(targets, vec![1, 3], "never to self, never to non-voters");
+        assert_eq!(out.sends[0].notification, notif(Looking, 2, 0x5, 1, 1));
+        assert_eq!(out.timer, Some(ms(200)));
+        assert_eq!(f.logical_clock(), 1);
+        assert_eq!(f.current_vote(), Vote::new(2, 0x5, 1), "startup vote");
+    }
+
+    #[test]
+    fn non_voter_asker_gets_current_vote_in_every_state() {
+        let mut f = Fle::new(cfg(3, &[1, 2, 3], false));
+        f.start_election(ms(0), 0, 0);
+        // LOOKING: current vote is the startup vote, round = my logicalclock.
+        let out = f.on_notification(ms(1), 100, &notif(Looking, 100, 0, 1, 0));
+        assert_eq!(sends_to(&out, 100), vec![notif(Looking, 3, 0, 1, 0)]);
+        assert!(f.received_votes().get(100).is_none(), "never tallied");
+        // Observers asking get the same treatment, whatever their state.
+        let out = f.on_notification(ms(2), 7, &notif(Observing, 3, 0, 9, 0));
+        assert_eq!(sends_to(&out, 7), vec![notif(Looking, 3, 0, 1, 0)]);
+    }
+
+    #[test]
+    fn lower_round_looking_asker_gets_my_proposal_in_my_round() {
+        let mut f = Fle::new(cfg(1, &[1, 2, 3], false));
+        f.start_election(ms(0), 0, 0);
+        // Jump to round 5 on 3's vote: proposal becomes 3's vote.
+        f.on_notification(ms(1), 3, &notif(Looking, 3, 0, 5, 0));
+        assert_eq!(f.logical_clock(), 5);
+        let out = f.on_notification(ms(2), 2, &notif(Looking, 2, 0, 4, 0));
+        assert_eq!(sends_to(&out, 2), vec![notif(Looking, 3, 0, 5, 0)]);
+        // Same round: no reply (the broadcast already covered it).
+        let out = f.on_notification(ms(3), 2, &notif(Looking, 2, 0, 5, 0));
+        assert!(sends_to(&out, 2).is_empty());
+    }
+
+    #[test]
+    fn settled_server_replies() {
+        let mut f = Fle::new(cfg(2, &[1, 2, 3], false));
+        f.start_election(ms(0), 0, 0);
+        f.on_notification(ms(1), 3, &notif(Looking, 3, 0, 1, 0));
+        assert!(f.is_finalizing());
+        let out = f.on_timer(ms(201));
+        assert_eq!(
+            out.decision,
+            Some(Decision {
+                vote: Vote::new(3, 0, 0),
+                state: Following,
+                election_epoch: 1
+            })
+        );
+        assert_eq!(out.timer, None);
+        // Before sync: the decided vote's epoch.
+        let out = f.on_notification(ms(300), 1, &notif(Looking, 1, 0, 2, 1));
+        assert_eq!(sends_to(&out, 1), vec![notif(Following, 3, 0, 1, 0)]);
+        f.set_established_epoch(1);
+        let out = f.on_notification(ms(301), 1, &notif(Looking, 1, 0, 2, 1));
+        assert_eq!(sends_to(&out, 1), vec![notif(Following, 3, 0, 1, 1)]);
+        // Settled askers get nothing.
+        let out = f.on_notification(ms(302), 1, &notif(Following, 3, 0, 1, 1));
+        assert!(out.sends.is_empty());
+        // After the role ends the current vote stays the last decision.
+        f.leave_role();
+        assert_eq!(f.state(), Looking);
+        let out = f.on_notification(ms(303), 100, &notif(Looking, 100, 0, 1, 0));
+        assert_eq!(sends_to(&out, 100), vec![notif(Looking, 3, 0, 1, 1)]);
+    }
+
+    #[test]
+    fn poll_timeout_doubles_to_the_cap_and_resends_per_peer() {
+        let mut c = cfg(1, &[1, 2, 3, 4, 5], false);
+        c.max_notification_interval = ms(1000);
+        let mut f = Fle::new(c);
+        let out = f.start_election(ms(0), 0, 0);
+        assert_eq!(out.timer, Some(ms(200)));
+        f.set_link(2, LinkState::Up, false);
+        f.set_link(3, LinkState::Up, true);
+        f.set_link(4, LinkState::Connecting, false);
+        f.set_link(5, LinkState::Down, false);
+        // Early timer: nothing happens.
+        let out = f.on_timer(ms(199));
+        assert!(out.sends.is_empty() && out.dial.is_empty());
+        assert_eq!(out.timer, Some(ms(200)));
+        let mut t = ms(200);
+        for expect_next in [400, 800, 1000, 1000] {
+            let out = f.on_timer(t);
+            let to: Vec<i64> = out.sends.iter().map(|s| s.to).collect();
+            assert_eq!(to, vec![2], "Up and idle only");
+            assert_eq!(out.dial, vec![5], "Down peers are dialled");
+            assert_eq!(out.timer, Some(t + ms(expect_next)));
+            t += ms(expect_next);
+        }
+    }
+
+    #[test]
+    fn poll_deadline_restarts_on_each_voter_notification() {
+        let mut f = Fle::new(cfg(1, &[1, 2, 3], false));
+        f.start_election(ms(0), 0, 0);
+        // A lower-round vote is ignored by the loop but still restarts the
+        // poll, as ZooKeeper's poll() returns it.
+        let out = f.on_notification(ms(150), 2, &notif(Looking, 2, 0, 0, 0));
+        assert_eq!(out.timer, Some(ms(350)));
+        // A stranger's does not reach the loop.
+        let out = f.on_notification(ms(160), 100, &notif(Looking, 100, 0, 1, 0));
+        assert_eq!(out.timer, Some(ms(350)));
+    }
+
+    #[test]
+    fn finalize_wait_restarts_on_each_not_better_vote_and_better_returns_to_loop() {
+        let mut f = Fle::new(cfg(1, &[1, 2, 3, 4, 5], false));
+        f.start_election(ms(0), 0, 0);
+        f.on_notification(ms(1), 4, &notif(Looking, 4, 0, 1, 0));
+        assert!(!f.is_finalizing(), "2 of 5");
+        let out = f.on_notification(ms(3), 3, &notif(Looking, 4, 0, 1, 0));
+        assert!(f.is_finalizing());
+        assert_eq!(out.timer, Some(ms(203)));
+        let out = f.on_notification(ms(100), 2, &notif(Looking, 2, 0, 1, 0));
+        assert_eq!(out.timer, Some(ms(300)), "not better: wait restarts");
+        assert!(f.on_timer(ms(299)).decision.is_none());
+        // A better vote, even from an older round, reopens the loop.
+        let out = f.on_notification(ms(150), 5, &notif(Looking, 5, 0, 0, 0));
+        assert!(!f.is_finalizing());
+        assert!(out.decision.is_none());
+        assert_eq!(
+            f.proposal(),
+            Vote::new(4, 0, 0),
+            "old round ignored in the loop"
+        );
+    }
+
+    #[test]
+    fn finalize_expiry_decides_exactly_after_the_wait() {
+        let mut f = Fle::new(cfg(1, &[1, 2, 3], false));
+        f.start_election(ms(0), 0, 0);
+        f.on_notification(ms(10), 3, &notif(Looking, 3, 0, 1, 0));
+        assert!(f.on_timer(ms(209)).decision.is_none());
+        let d = f.on_timer(ms(210)).decision.expect("decides at +200 ms");
+        assert_eq!(d.vote.leader, 3);
+        assert_eq!(d.state, Following);
+        assert_eq!(f.decided_by(), Some(DecidedBy::FinalizeWait));
+    }
+
+    #[test]
+    fn fast_rule_a_all_voters_agree() {
+        let mut f = Fle::new(cfg(1, &[1, 2, 3], true));
+        f.start_election(ms(0), 0, 0);
+        f.on_notification(ms(1), 3, &notif(Looking, 3, 0, 1, 0));
+        assert!(f.is_finalizing(), "2 unheard, link unknown: wait");
+        let out = f.on_notification(ms(2), 2, &notif(Looking, 3, 0, 1, 0));
+        assert_eq!(out.decision.map(|d| d.vote.leader), Some(3));
+        assert_eq!(f.decided_by(), Some(DecidedBy::AllVotersAgree));
+    }
+
+    #[test]
+    fn fast_rule_a_needs_every_vote_to_agree() {
+        let mut f = Fle::new(cfg(1, &[1, 2, 3], true));
+        f.start_election(ms(0), 0, 0);
+        f.on_notification(ms(1), 3, &notif(Looking, 3, 0, 1, 0));
+        // 2 still votes for itself: heard but disagreeing.
+        let out = f.on_notification(ms(2), 2, &notif(Looking, 2, 0, 1, 0));
+        assert!(out.decision.is_none());
+        assert!(f.is_finalizing());
+        let out = f.on_notification(ms(3), 2, &notif(Looking, 3, 0, 1, 0));
+        assert!(out.decision.is_some(), "2 caught up");
+    }
+
+    #[test]
+    fn fast_rule_b_only_when_every_unheard_voter_is_down() {
+        for (link, decides) in [
+            (None, false),
+            (Some(LinkState::Up), false),
+            (Some(LinkState::Connecting), false),
+            (Some(LinkState::Down), true),
+        ] {
+            let mut f = Fle::new(cfg(1, &[1, 2, 3], true));
+            if let Some(l) = link {
+                f.set_link(2, l, false);
+            }
+            f.start_election(ms(0), 0, 0);
+            let out = f.on_notification(ms(1), 3, &notif(Looking, 3, 0, 1, 0));
+            assert_eq!(out.decision.is_some(), decides, "link {link:?}");
+            if decides {
+                assert_eq!(f.decided_by(), Some(DecidedBy::RestDown));
+            }
+        }
+    }
+
+    #[test]
+    fn fast_rule_b_via_on_link_and_back_off_when_peer_returns() {
+        let mut f = Fle::new(cfg(1, &[1, 2, 3], true));
+        f.start_election(ms(0), 0, 0);
+        f.on_notification(ms(1), 3, &notif(Looking, 3, 0, 1, 0));
+        assert!(f.is_finalizing());
+        let out = f.on_link(ms(5), 2, LinkState::Down, false);
+        assert_eq!(out.decision.map(|d| d.state), Some(Following));
+        // With fast_decide off the same link news changes nothing.
+        let mut g = Fle::new(cfg(1, &[1, 2, 3], false));
+        g.start_election(ms(0), 0, 0);
+        g.on_notification(ms(1), 3, &notif(Looking, 3, 0, 1, 0));
+        assert!(g
+            .on_link(ms(5), 2, LinkState::Down, false)
+            .decision
+            .is_none());
+        assert!(g.on_timer(ms(201)).decision.is_some());
+    }
+
+    #[test]
+    fn zxid_minus_one_rule() {
+        // My own -1: LOOKING votes ignored.
+        let mut f = Fle::new(cfg(1, &[1, 2, 3], false));
+        f.start_election(ms(0), -1, 0);
+        f.on_notification(ms(1), 3, &notif(Looking, 3, 0, 1, 0));
+        assert_eq!(f.proposal(), Vote::new(1, -1, 0));
+        assert!(f.received_votes().get(3).is_none());
+        // A -1 vote from a peer: ignored.
+        let mut f = Fle::new(cfg(1, &[1, 2, 3], false));
+        f.start_election(ms(0), 0, 0);
+        f.on_notification(ms(1), 3, &notif(Looking, 3, -1, 1, 0));
+        assert_eq!(f.proposal(), Vote::new(1, 0, 0));
+        assert!(f.received_votes().get(3).is_none());
+    }
+
+    #[test]
+    fn votes_for_non_voters_and_observing_senders_are_ignored() {
+        let mut f = Fle::new(cfg(1, &[1, 2, 3], false));
+        f.start_election(ms(0), 0, 0);
+        f.on_notification(ms(1), 3, &notif(Looking, 9, 0, 1, 5));
+        f.on_notification(ms(2), 2, &notif(Observing, 3, 0, 1, 0));
+        assert_eq!(f.proposal(), Vote::new(1, 0, 0));
+        assert_eq!(f.received_votes().len(), 1, "only my own vote");
+    }
+
+    #[test]
+    fn backlog_before_start_is_processed_and_cleared_on_decision() {
+        let mut f = Fle::new(cfg(1, &[1, 2, 3], false));
+        // Not yet electing: buffered, not lost.
+        let out = f.on_notification(ms(0), 3, &notif(Looking, 3, 0, 1, 0));
+        assert!(out.sends.is_empty() && out.timer.is_none());
+        let out = f.start_election(ms(1), 0, 0);
+        assert!(f.is_finalizing(), "3's buffered vote counted");
+        assert!(out.sends.iter().any(|s| s.notification.leader == 3));
+    }
+
+    #[test]
+    fn one_voter_ensemble_decides_on_its_own_vote() {
+        let mut f = Fle::new(cfg(1, &[1], true));
+        let out = f.start_election(ms(0), 0, 0);
+        assert!(out.sends.is_empty());
+        assert_eq!(out.decision.map(|d| d.state), Some(Leading));
+        let mut g = Fle::new(cfg(1, &[1], false));
+        g.start_election(ms(0), 0, 0);
+        assert_eq!(g.on_timer(ms(200)).decision.map(|d| d.state), Some(Leading));
+    }
+
+    #[test]
+    fn observer_proposes_min_and_never_counts_itself() {
+        let mut f = Fle::new(cfg(4, &[1, 2, 3], true));
+        let out = f.start_election(ms(0), 0x10, 1);
+        assert_eq!(out.sends.len(), 3);
+        assert_eq!(
+            out.sends[0].notification,
+            notif(Looking, i64::MIN, i64::MIN, 1, i64::MIN)
+        );
+        assert!(f.received_votes().is_empty());
+        // Out-of-election votes make it OBSERVING.
+        f.on_notification(ms(1), 1, &notif(Following, 3, 0, 1, 1));
+        let out = f.on_notification(ms(2), 3, &notif(Leading, 3, 0, 1, 1));
+        assert_eq!(out.decision.map(|d| d.state), Some(Observing));
+    }
+}
