@@ -4,4 +4,5 @@
 pub mod bench;
 pub mod cnx;
 pub mod config;
+pub mod election;
 pub mod wire;
