@@ -3,6 +3,8 @@
 
 pub mod admin;
 pub mod bench;
+pub mod cnx;
 pub mod config;
+pub mod election;
 pub mod peer;
 pub mod wire;
