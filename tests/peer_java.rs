@@ -144,13 +144,25 @@ fn java_peers_follow_a_zkfle_sid_3_started_first() {
         );
         // A Java learner connects to the leader's quorum address from a
         // thread named after it: this names the leader it decided for.
-        let log = java.log(sid);
         let leader_q = format!("127.0.0.1:{}", ports.quorum(3));
-        assert!(
-            log.lines()
-                .any(|l| l.contains("LeaderConnector") && l.contains(&leader_q)),
-            "Java sid {sid} did not go for leader 3 at {leader_q}"
+        let connector = poll(
+            Duration::from_secs(20),
+            &format!("Java sid {sid} to dial leader 3's quorum port {leader_q}"),
+            || {
+                let log = java.log(sid);
+                log.lines()
+                    .find(|l| l.contains("LeaderConnector") && l.contains(&leader_q))
+                    .map(str::to_string)
+                    .ok_or_else(|| {
+                        log.lines()
+                            .rfind(|l| l.contains("Learner") || l.contains("leader"))
+                            .unwrap_or("")
+                            .to_string()
+                    })
+            },
         );
+        println!("Java sid {sid}: {connector}");
+        let log = java.log(sid);
         assert!(
             !log.lines().any(|l| l.contains("- LEADING")),
             "Java sid {sid} led"

@@ -37,8 +37,14 @@ fn fresh_ensemble_elects_highest_sid_and_restarts(n: i64, base: u16) {
     let cfgs = write_ensemble(dir.path(), n, ports, "");
     let sids: Vec<i64> = (1..=n).collect();
 
+    // The highest sid starts first and the rest once its ports are open:
+    // with every process racing, a quorum that hears the highest sid's port
+    // refuse (not bound yet) may rightly elect without it, which is a
+    // correct election but not the one this test pins down.
     let t0 = Instant::now();
-    let mut procs: Vec<Proc> = cfgs.iter().map(|c| Proc::run_cfg(c)).collect();
+    let mut procs = vec![Proc::run_cfg(&cfgs[(n - 1) as usize])];
+    await_up(ports, n, AGREE);
+    procs.extend(cfgs[..(n - 1) as usize].iter().map(|c| Proc::run_cfg(c)));
     let (leader, all) = await_agreement(ports, &sids, AGREE);
     let wall = t0.elapsed();
     assert_eq!(leader, n, "a fresh ensemble elects the highest sid");
@@ -77,7 +83,9 @@ fn fresh_ensemble_elects_highest_sid_and_restarts(n: i64, base: u16) {
 
     // Restart with the data kept: they elect again, epoch files intact.
     let t1 = Instant::now();
-    let _procs: Vec<Proc> = cfgs.iter().map(|c| Proc::run_cfg(c)).collect();
+    let mut _procs = vec![Proc::run_cfg(&cfgs[(n - 1) as usize])];
+    await_up(ports, n, AGREE);
+    _procs.extend(cfgs[..(n - 1) as usize].iter().map(|c| Proc::run_cfg(c)));
     let (leader2, all2) = await_agreement(ports, &sids, AGREE);
     let ms2: Vec<&str> = all2
         .values()

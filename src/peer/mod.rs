@@ -17,7 +17,7 @@ pub mod epoch;
 mod role;
 pub mod status;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -27,7 +27,7 @@ use crossbeam_channel::{select, Receiver, Sender};
 use parking_lot::Mutex;
 
 use crate::admin::{AdminError, AdminServer};
-use crate::cnx::{CnxError, LinkState as CnxLinkState, Qcm, QcmConfig, Received};
+use crate::cnx::{CnxError, LinkState as CnxLinkState, PeerEvent, Qcm, QcmConfig, Received};
 use crate::config::{LearnerType, ZkConfig};
 use crate::election::{Decision, Fle, FleConfig, LinkState, Output};
 use crate::wire::{HandshakeFormat, ServerState};
@@ -178,10 +178,12 @@ impl QuorumPeer {
             fle: Fle::new(FleConfig::new(config.my_sid, config.verifier.clone())),
             qcm: qcm.clone(),
             recv: qcm.receiver(),
+            events: qcm.peer_events(),
             cmds: cmd_rx,
             decisions: dec_tx,
             base: Instant::now(),
             timer: None,
+            dialled: BTreeSet::new(),
             peers: config
                 .servers
                 .iter()
@@ -323,6 +325,7 @@ struct ElectionLoop {
     fle: Fle,
     qcm: Qcm,
     recv: Receiver<Received>,
+    events: Receiver<PeerEvent>,
     cmds: Receiver<ElectionCmd>,
     decisions: Sender<Decision>,
     base: Instant,
@@ -330,6 +333,12 @@ struct ElectionLoop {
     timer: Option<Duration>,
     /// Every configured sid but this one.
     peers: Vec<i64>,
+    /// Peers we have sent to or dialled. Only their link states are told to
+    /// the FLE: the QCM reports a peer never dialled as `Down`, but to the
+    /// FLE `Down` means "the last dial failed", which lets it stop waiting
+    /// for that peer (`fast_decide` rule (b)). A peer not dialled yet is
+    /// unknown, not unreachable.
+    dialled: BTreeSet<i64>,
 }
 
 impl ElectionLoop {
@@ -352,8 +361,22 @@ impl ElectionLoop {
             select! {
                 recv(self.recv) -> r => match r {
                     Ok(r) => {
+                        if self.fle.is_electing() {
+                            self.push_links();
+                        }
                         let out = self.fle.on_notification(self.base.elapsed(), r.sid, &r.notification);
                         self.execute(out);
+                    }
+                    Err(_) => break,
+                },
+                recv(self.events) -> e => match e {
+                    Ok(PeerEvent::Up(sid) | PeerEvent::Down(sid)) => {
+                        if self.dialled.contains(&sid) {
+                            let state = self.link_of(sid);
+                            let pending = self.qcm.has_pending(sid);
+                            let out = self.fle.on_link(self.base.elapsed(), sid, state, pending);
+                            self.execute(out);
+                        }
                     }
                     Err(_) => break,
                 },
@@ -377,27 +400,33 @@ impl ElectionLoop {
     /// decides per peer whether to re-send or re-dial (PROTOCOL.md §4.4).
     fn push_links(&mut self) {
         for &sid in &self.peers {
-            let state = match self.qcm.link_state(sid) {
-                CnxLinkState::Up => LinkState::Up,
-                CnxLinkState::Connecting => LinkState::Connecting,
-                CnxLinkState::Down => LinkState::Down,
-            };
-            self.fle.set_link(sid, state, self.qcm.has_pending(sid));
+            if self.dialled.contains(&sid) {
+                let state = self.link_of(sid);
+                self.fle.set_link(sid, state, self.qcm.has_pending(sid));
+            }
+        }
+    }
+
+    fn link_of(&self, sid: i64) -> LinkState {
+        match self.qcm.link_state(sid) {
+            CnxLinkState::Up => LinkState::Up,
+            CnxLinkState::Connecting => LinkState::Connecting,
+            CnxLinkState::Down => LinkState::Down,
         }
     }
 
     fn execute(&mut self, out: Output) {
         for s in &out.sends {
             self.qcm.send(s.to, &s.notification);
+            self.dialled.insert(s.to);
         }
         for &sid in &out.dial {
             self.qcm.connect_one(sid);
+            self.dialled.insert(sid);
         }
-        if out.timer.is_some() {
-            self.timer = out.timer;
-        }
+        // The FLE's deadline replaces any earlier one; None = no timer.
+        self.timer = out.timer;
         if let Some(d) = out.decision {
-            self.timer = None;
             // The main loop may be gone (shutdown); nothing to tell then.
             let _ = self.decisions.send(d);
         }
