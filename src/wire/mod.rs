@@ -6,6 +6,7 @@
 pub mod frame;
 pub mod handshake;
 pub mod notification;
+pub mod zab;
 
 pub use frame::{decode_frame_length, encode_frame, MAX_FRAME_LEN};
 pub use handshake::{Handshake, HandshakeFormat, PeerAddress, MAX_ADDR_LEN};
