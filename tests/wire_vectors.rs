@@ -315,6 +315,35 @@ const POLICY_CLOSES: &[(&str, i64, &str)] = &[
     ),
 ];
 
+/// The error each rejected vector must produce, named after the rule its
+/// `receiver:` line cites. A rejected vector missing here fails the test, so
+/// a wrong reason for the right verdict (say, an empty address rejected as
+/// a bad address instead of by its length) does not pass unnoticed.
+fn expected_error(name: &str) -> Option<fn(&WireError) -> bool> {
+    Some(match name {
+        "handshake-addrlen-huge" | "handshake-addrlen-zero" => {
+            |e| matches!(e, WireError::BadAddressLength(_))
+        }
+        "handshake-bad-version" | "handshake-garbage-negative" => {
+            |e| matches!(e, WireError::BadProtocolVersion(_))
+        }
+        "handshake-port-out-of-range" => |e| matches!(e, WireError::BadAddress { .. }),
+        // Read as a 3.4 bare sid, then the next bytes are a bad frame length.
+        "handshake-garbage-positive"
+        | "handshake-http-get"
+        | "frame-length-huge"
+        | "frame-length-negative"
+        | "frame-length-oversize"
+        | "frame-length-zero" => |e| matches!(e, WireError::BadFrameLength(_)),
+        "notification-29" | "notification-short-20" => {
+            |e| matches!(e, WireError::MalformedNotification { .. })
+        }
+        "notification-bad-config-length" => |e| matches!(e, WireError::BadConfigLength { .. }),
+        "notification-bad-state" => |e| matches!(e, WireError::BadState(_)),
+        _ => return None,
+    })
+}
+
 fn election_vectors() -> Vec<(Vector, Unit)> {
     let mut out = Vec::new();
     for prefix in ["handshake-", "frame-", "notification-"] {
@@ -377,6 +406,15 @@ fn election_vectors_decode_to_their_expect_lines_and_receiver_verdict() {
         let outcome = election_outcome(unit, &v.bytes);
         check_expects(&v, unit, &outcome);
         let policy = POLICY_CLOSES.iter().find(|(n, _, _)| *n == v.name);
+        if let Outcome::Failed(e) = &outcome {
+            let right_reason = expected_error(&v.name)
+                .unwrap_or_else(|| panic!("{}: rejected ({e}) but not classified", v.name));
+            assert!(
+                right_reason(e),
+                "{}: rejected for the wrong reason: {e}",
+                v.name
+            );
+        }
         match (v.receiver(), &outcome) {
             (Receiver::Accept, Outcome::Done { consumed, .. }) => {
                 assert_eq!(*consumed, v.length(), "{}: bytes consumed", v.name);
@@ -816,8 +854,31 @@ fn zab_vectors_decode_to_their_expect_lines_and_re_encode() {
     }
 }
 
+/// The Zab vectors README.md lists; a missing one is still covered by
+/// [`SPEC_PACKETS`] where PROTOCOL.md prints its bytes.
+const README_ZAB_VECTORS: &[&str] = &[
+    "zab-followerinfo",
+    "zab-leaderinfo",
+    "zab-ackepoch",
+    "zab-diff-insync",
+    "zab-newleader-config",
+    "zab-newleader-null",
+    "zab-ack-newleader",
+    "zab-uptodate",
+    "zab-ping-leader",
+    "zab-ping-reply",
+    "zab-ping-reply-null-data",
+    "zab-snap-empty-tree",
+];
+
 #[test]
 fn zab_helpers_build_the_documented_handshake_bytes() {
+    for name in README_ZAB_VECTORS {
+        if try_load_vector(name).is_none() {
+            let in_spec = SPEC_PACKETS.iter().any(|(n, _)| n == name);
+            println!("{name}.hex is not in the vectors folder; spec bytes checked: {in_spec}");
+        }
+    }
     for (name, spec_hex) in SPEC_PACKETS {
         let spec = wire::hex_decode(spec_hex);
         let mut built = Vec::new();
@@ -1039,20 +1100,19 @@ fn snapshot_parser_counts_sessions_acls_and_nodes() {
     );
 
     let bad_sig = snapshot_stream(&[], &[], &[("", None)], "BenWasNotHere");
-    assert!(matches!(
-        zab::decode_snapshot(&bad_sig),
-        Err(WireError::MalformedPacket(_))
-    ));
+    let e = zab::decode_snapshot(&bad_sig).expect_err("bad signature");
+    assert!(matches!(e, WireError::MalformedSnapshot(_)), "{e}");
+    assert!(e.closes_connection(), "the stream's end is unknown");
     let relative = snapshot_stream(&[], &[], &[("", None), ("zookeeper", None)], "BenWasHere");
     assert!(matches!(
         zab::decode_snapshot(&relative),
-        Err(WireError::MalformedPacket(_))
+        Err(WireError::MalformedSnapshot(_))
     ));
     let mut negative = snapshot_stream(&[], &[], &[], "BenWasHere");
     negative[..4].copy_from_slice(&(-3i32).to_be_bytes());
     assert!(matches!(
         zab::decode_snapshot(&negative),
-        Err(WireError::MalformedPacket(_))
+        Err(WireError::MalformedSnapshot(_))
     ));
 }
 
@@ -1106,4 +1166,46 @@ fn authinfo_round_trips() {
     let mut out = Vec::new();
     p.encode(&mut out);
     assert_eq!(QuorumPacket::decode(&out), Ok((p, out.len())));
+}
+
+#[test]
+fn bodies_past_40_bytes_follow_the_3_8_size_rules() {
+    // PROTOCOL.md §3.3: past 40 bytes 3.8 reads the version; <= 1 accepts
+    // the vote and ignores the tail, >= 2 needs a configLength that fits.
+    let base = load_vector("notification-40").bytes[4..].to_vec();
+    let (vote, _) = Notification::decode(&base).expect("notification-40");
+    let with = |version: i32, tail: &[u8]| {
+        let mut b = base.clone();
+        b[36..40].copy_from_slice(&version.to_be_bytes());
+        b.extend_from_slice(tail);
+        b
+    };
+    for tail_len in 1..=8 {
+        for version in [1, 0, -3] {
+            let body = with(version, &vec![0xab; tail_len]);
+            let (n, config) = Notification::decode(&body).expect("accepted");
+            assert_eq!(n, Notification { version, ..vote }, "{tail_len}-byte tail");
+            assert_eq!(config, None);
+        }
+    }
+    for tail_len in 1..4 {
+        let e = Notification::decode(&with(2, &vec![0; tail_len])).expect_err("no configLength");
+        assert!(matches!(e, WireError::MalformedNotification { .. }), "{e}");
+        assert!(!e.closes_connection());
+    }
+    // A config that fits is taken, bytes after it ignored.
+    let mut tail = 3i32.to_be_bytes().to_vec();
+    tail.extend_from_slice(b"abcXY");
+    let body = with(2, &tail);
+    let (n, config) = Notification::decode(&body).expect("v2 with tail");
+    assert_eq!(n.version, 2);
+    assert_eq!(config, Some(&b"abc"[..]));
+    // 29..=35 and 37..=39 bytes are dropped, 36 is read as 3.4.0-3.4.5.
+    for len in (29..=35).chain(37..=39) {
+        let e = Notification::decode(&base[..len]).expect_err("odd size");
+        assert!(
+            matches!(e, WireError::MalformedNotification { .. }),
+            "{len}: {e}"
+        );
+    }
 }

@@ -472,7 +472,9 @@ const STAT_PERSISTED_LEN: usize = 8 * 4 + 4 * 3 + 8 * 2;
 /// the packet itself) up to and including the [`SNAP_SIGNATURE`] string,
 /// and returns its counts and the number of bytes it occupied.
 ///
-/// The stream has no length prefix: `Incomplete` means it was cut. Callers
+/// The stream has no length prefix: `Incomplete` means it was cut, and a
+/// layout violation is [`WireError::MalformedSnapshot`], which ends the
+/// quorum session because the stream's end can no longer be found. Callers
 /// reading from a socket should buffer and retry; a tree large enough for
 /// re-parsing to matter is far beyond what an election-only ensemble holds.
 pub fn decode_snapshot(buf: &[u8]) -> Result<(SnapshotSummary, usize), WireError> {
@@ -500,7 +502,7 @@ pub fn walk_snapshot<'a>(
     for _ in 0..acl_lists {
         let key = r.i64()?;
         // A null ACL list makes Java's learner abandon the snapshot.
-        let n = jute_len(&mut r)?.ok_or(WireError::MalformedPacket("null ACL list"))?;
+        let n = jute_len(&mut r)?.ok_or(WireError::MalformedSnapshot("null ACL list"))?;
         for _ in 0..n {
             let perms = r.i32()?;
             let scheme = jute_buffer(&mut r)?.unwrap_or_default();
@@ -517,14 +519,14 @@ pub fn walk_snapshot<'a>(
     }
 
     loop {
-        let path = jute_buffer(&mut r)?.ok_or(WireError::MalformedPacket("null node path"))?;
+        let path = jute_buffer(&mut r)?.ok_or(WireError::MalformedSnapshot("null node path"))?;
         if path == b"/" {
             break;
         }
         // Java rebuilds the tree from parent paths; a non-root path that is
         // not absolute has no parent and fails the sync there.
         if !path.is_empty() && path[0] != b'/' {
-            return Err(WireError::MalformedPacket("relative node path"));
+            return Err(WireError::MalformedSnapshot("relative node path"));
         }
         let data = jute_buffer(&mut r)?;
         let acl = r.i64()?;
@@ -553,7 +555,7 @@ pub fn walk_snapshot<'a>(
 
     let signature = jute_buffer(&mut r)?;
     if signature != Some(SNAP_SIGNATURE.as_bytes()) {
-        return Err(WireError::MalformedPacket("missing snapshot signature"));
+        return Err(WireError::MalformedSnapshot("missing snapshot signature"));
     }
     Ok((summary, r.position()))
 }
@@ -561,7 +563,7 @@ pub fn walk_snapshot<'a>(
 fn count(r: &mut Reader<'_>, what: &'static str) -> Result<usize, WireError> {
     let n = r.i32()?;
     if n < 0 {
-        return Err(WireError::MalformedPacket(what));
+        return Err(WireError::MalformedSnapshot(what));
     }
     Ok(n as usize)
 }
