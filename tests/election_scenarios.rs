@@ -731,3 +731,38 @@ fn fast_rule_b_waits_for_a_reachable_silent_voter() {
     settle(&mut c, secs(5), "eventually");
     assert_led_by(&c, 3, "eventually");
 }
+
+/// Decodable but hostile values from a voter (votes for strangers and
+/// negative sids, zxid -1, OBSERVING from a voter, extreme rounds) neither
+/// panic nor derail the election of the real servers.
+#[test]
+fn hostile_but_decodable_notifications_do_not_derail_the_election() {
+    let hostile = [
+        notif(Looking, 1_000_000, i64::MAX, 1, i64::MAX),
+        notif(Looking, -5, 0, 1, 0),
+        notif(Looking, 2, -1, 1, 0),
+        notif(Observing, 2, 0, 1, 0),
+        notif(Following, 77, 0, 1, 0),
+        notif(Leading, i64::MIN, i64::MIN, i64::MIN, i64::MIN),
+    ];
+    for fast in both_modes() {
+        let mut c = Cluster::majority(3, fast);
+        c.start_all();
+        for n in hostile {
+            for to in 1..=3 {
+                c.inject(2, to, n);
+            }
+        }
+        settle(&mut c, secs(10), "hostile");
+        assert_led_by(&c, 3, "hostile");
+    }
+    // An absurd round is adopted (as ZooKeeper does) and the next election
+    // wraps instead of overflowing.
+    let mut c = Cluster::majority(3, true);
+    c.start(1);
+    c.inject(2, 1, notif(Looking, 2, 0, i64::MAX, 0));
+    c.run_for(ms(10));
+    assert_eq!(c.fle(1).logical_clock(), i64::MAX);
+    c.reelect(1);
+    assert_eq!(c.fle(1).logical_clock(), i64::MIN);
+}
