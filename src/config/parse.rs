@@ -159,7 +159,7 @@ fn parse_learner_type(text: &str) -> Result<LearnerType, Problem> {
 
 /// Splits a `server.N` value into its parts (3.4 and 3.8 syntax,
 /// multi-address, IPv6 brackets).
-fn parse_server_value(value: &str) -> Result<ServerText, Problem> {
+fn parse_server_value(value: &str, multi_address_enabled: bool) -> Result<ServerText, Problem> {
     let format = || Problem::ServerFormat {
         value: value.into(),
     };
@@ -185,7 +185,11 @@ fn parse_server_value(value: &str) -> Result<ServerText, Problem> {
     };
     let mut addrs = Vec::new();
     let mut learner_type = None;
-    for addr in java_split(halves[0], '|') {
+    let pieces = java_split(halves[0], '|');
+    if pieces.len() > 1 && !multi_address_enabled {
+        return Err(Problem::MultiAddressDisabled);
+    }
+    for addr in pieces {
         let parts = host_and_ports(addr)?;
         if parts.len() < 3 || parts.len() > 4 || parts[0].is_empty() {
             return Err(format());
@@ -542,10 +546,7 @@ pub(crate) fn parse_config(
                 first_line,
             }));
         }
-        let st = parse_server_value(&e.value).map_err(err)?;
-        if st.addrs.len() > 1 && !s.multi_address_enabled {
-            return Err(err(Problem::MultiAddressDisabled));
-        }
+        let st = parse_server_value(&e.value, s.multi_address_enabled).map_err(err)?;
         let mut quorum_addrs = Vec::new();
         let mut election_addrs = Vec::new();
         let mut hosts = Vec::new();
@@ -939,18 +940,21 @@ mod tests {
 
     #[test]
     fn server_value_shapes() {
-        let st = parse_server_value("h:1:2").unwrap();
+        let st = parse_server_value("h:1:2", false).unwrap();
         assert_eq!(st.addrs, vec![("h".to_string(), 1, 2)]);
         assert_eq!(st.learner_type, None);
         assert!(st.client.is_none());
-        let st = parse_server_value("h:1:2:OBSERVER;2181").unwrap();
+        let st = parse_server_value("h:1:2:OBSERVER;2181", false).unwrap();
         assert_eq!(st.learner_type, Some(LearnerType::Observer));
         assert_eq!(st.client, Some(("0.0.0.0".to_string(), 2181)));
-        let st = parse_server_value("a:1:2|b:3:4;[::1]:2181").unwrap();
+        let st = parse_server_value("a:1:2|b:3:4;[::1]:2181", true).unwrap();
         assert_eq!(st.addrs.len(), 2);
         assert_eq!(st.client, Some(("::1".to_string(), 2181)));
         // A trailing ';' (empty client part) is dropped, as Java's split does.
-        assert!(parse_server_value("h:1:2;").unwrap().client.is_none());
+        assert!(parse_server_value("h:1:2;", false)
+            .unwrap()
+            .client
+            .is_none());
         for bad in [
             "",
             "h:1",
@@ -960,14 +964,18 @@ mod tests {
             "h:1:2;a:b:c",
             ":1:2",
         ] {
-            assert!(parse_server_value(bad).is_err(), "{bad:?} accepted");
+            assert!(parse_server_value(bad, true).is_err(), "{bad:?} accepted");
         }
         assert_eq!(
-            parse_server_value("h:1:2:participant|h2:3:4:observer").unwrap_err(),
+            parse_server_value("h:1:2:participant|h2:3:4:observer", true).unwrap_err(),
             Problem::MixedPeerTypes
         );
         assert_eq!(
-            parse_server_value("h:5:5").unwrap_err(),
+            parse_server_value("a:1:2|b:3:4", false).unwrap_err(),
+            Problem::MultiAddressDisabled
+        );
+        assert_eq!(
+            parse_server_value("h:5:5", false).unwrap_err(),
             Problem::SamePorts { port: 5 }
         );
     }
