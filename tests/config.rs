@@ -127,6 +127,18 @@ fn three_four_syntax_and_defaults() {
 }
 
 #[test]
+fn server_spec_new_matches_a_parsed_plain_line() {
+    let c = ok(&BASE.join("\n"));
+    let built = zkfle::config::ServerSpec::new(
+        2,
+        sa("127.0.0.1:2889"),
+        sa("127.0.0.1:3889"),
+        LearnerType::Participant,
+    );
+    assert_eq!(c.server(2), Some(&built));
+}
+
+#[test]
 fn tick_time_defaults_to_3000_like_zookeeper() {
     let c = ok(&base_with(1, None));
     assert_eq!(c.tick_time, Duration::from_millis(3000));
@@ -529,15 +541,38 @@ fn scalar_errors_name_line_and_key() {
         assert_entry_err(&e, n, key, tail);
     }
     let extra: Vec<(&str, &str, &str)> = vec![
-        ("standaloneEnabled=yes", "standaloneEnabled", "\"yes\" is not a boolean: choose true or false"),
-        ("quorumListenOnAllIPs=1", "quorumListenOnAllIPs", "\"1\" is not a boolean: choose true or false"),
-        ("electionAlg=1", "electionAlg", "only electionAlg 3 (fast leader election) exists, not 1"),
-        ("peerType=leader", "peerType", "unrecognised peer type \"leader\": use participant or observer"),
+        (
+            "standaloneEnabled=yes",
+            "standaloneEnabled",
+            "\"yes\" is not a boolean: choose true or false",
+        ),
+        (
+            "quorumListenOnAllIPs=1",
+            "quorumListenOnAllIPs",
+            "\"1\" is not a boolean: choose true or false",
+        ),
+        (
+            "electionAlg=1",
+            "electionAlg",
+            "only electionAlg 3 (fast leader election) exists, not 1",
+        ),
+        (
+            "peerType=leader",
+            "peerType",
+            "unrecognised peer type \"leader\": use participant or observer",
+        ),
         ("cnxTimeout=0", "cnxTimeout", "0 must be greater than 0"),
-        ("electionPortBindRetry=three", "electionPortBindRetry", "\"three\" is not an integer"),
-        ("fastleader.minNotificationInterval=-5", "fastleader.minNotificationInterval", "-5 must be greater than 0"),
+        (
+            "electionPortBindRetry=three",
+            "electionPortBindRetry",
+            "\"three\" is not an integer",
+        ),
+        (
+            "fastleader.minNotificationInterval=-5",
+            "fastleader.minNotificationInterval",
+            "-5 must be greater than 0",
+        ),
         ("version=xyz", "version", "\"xyz\" is not an integer"),
-        ("dynamicConfigFile=/x/zoo.cfg.dynamic", "dynamicConfigFile", "dynamicConfigFile is not supported by zkfle: put the server.N (group./weight.) lines into this file"),
         ("bad\\u12=1", "bad\\u12", "malformed \\uXXXX escape"),
         ("x=\\uZZZZ", "x", "malformed \\uXXXX escape"),
     ];
@@ -626,6 +661,17 @@ fn my_id_must_be_listed() {
     );
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn endless_files_are_refused_not_read_forever() {
+    let e = ZkConfig::load(Path::new("/dev/zero"), Some(1)).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("/dev/zero: cannot read: larger than"),
+        "{e}"
+    );
+}
+
 #[test]
 fn errors_never_come_without_the_file_name() {
     let e = ZkConfig::load(Path::new("/nonexistent/zkfle/zoo.cfg"), Some(1)).unwrap_err();
@@ -634,6 +680,139 @@ fn errors_never_come_without_the_file_name() {
         e.to_string()
             .starts_with("/nonexistent/zkfle/zoo.cfg: cannot read: "),
         "{e}"
+    );
+}
+
+// ---------------------------------------------------------------- dynamic file
+
+/// A zoo.cfg as ZooKeeper rewrites it with reconfig enabled: scalars in
+/// zoo.cfg, quorum lines in `zoo.cfg.dynamic.<hex version>`.
+fn dynamic_setup(dynamic: &str) -> (tempfile::TempDir, PathBuf, String) {
+    let d = tempfile::tempdir().unwrap();
+    let dyn_path = d.path().join("zoo.cfg.dynamic.100000000");
+    std::fs::write(&dyn_path, dynamic).unwrap();
+    let text = format!(
+        "{}\ndynamicConfigFile={}",
+        BASE[..5].join("\n"),
+        dyn_path.display()
+    );
+    (d, dyn_path, text)
+}
+
+#[test]
+fn dynamic_config_file_holds_the_quorum_lines() {
+    let (_d, _p, text) = dynamic_setup(
+        "server.1=127.0.0.1:2888:3888:participant;0.0.0.0:2181\n\
+         server.2=127.0.0.1:2889:3889:participant\nserver.3=127.0.0.1:2890:3890:participant\n",
+    );
+    let c = ok(&text);
+    assert_eq!(c.verifier, QuorumVerifier::majority([1, 2, 3]));
+    assert_eq!(c.config_version, 0x1_0000_0000);
+    assert_eq!(c.client_addr, Some(sa("0.0.0.0:2181")));
+    assert_eq!(
+        c.config_text(),
+        "server.1=127.0.0.1:2888:3888:participant;0.0.0.0:2181\n\
+         server.2=127.0.0.1:2889:3889:participant\n\
+         server.3=127.0.0.1:2890:3890:participant\n\
+         version=100000000"
+    );
+}
+
+#[test]
+fn dynamic_config_file_errors_name_the_right_file() {
+    let (_d, p, text) =
+        dynamic_setup("server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.1:2889:70000\n");
+    let e = err(&text);
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}:2: server.2: election port 70000 out of range",
+            p.display()
+        )
+    );
+    let (_d, p, text) = dynamic_setup("server.1=127.0.0.1:2888:3888\nversion=100000000\n");
+    assert_eq!(
+        err(&text).to_string(),
+        format!("{}:2: version: a dynamic config file must not contain version; the version is the file name's suffix", p.display())
+    );
+    let (_d, p, text) = dynamic_setup("server.1=127.0.0.1:2888:3888\ntickTime=2000\n");
+    assert_eq!(
+        err(&text).to_string(),
+        format!("{}:2: tickTime: not allowed in a dynamic config file (only server.N, group.N and weight.N lines)", p.display())
+    );
+    let (_d, p, text) = dynamic_setup("server.1=127.0.0.1:2888:3888\n");
+    let e = err(&format!("{text}\nserver.2=127.0.0.1:2889:3889"));
+    assert_entry_err(
+        &e,
+        7,
+        "server.2",
+        &format!(
+            "must be in the dynamic config file {} when dynamicConfigFile is set",
+            p.display()
+        ),
+    );
+    let e = err(&(BASE[..5].join("\n") + "\ndynamicConfigFile=/nonexistent/zkfle/zoo.cfg.dynamic"));
+    assert_eq!(e.line(), Some(6));
+    assert!(
+        e.to_string().starts_with(
+            "zoo.cfg:6: dynamicConfigFile: cannot read /nonexistent/zkfle/zoo.cfg.dynamic: "
+        ),
+        "{e}"
+    );
+}
+
+// ---------------------------------------------------------------- warnings
+
+/// Collects log records so warnings can be asserted.
+struct Capture;
+
+static LOGGED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+impl log::Log for Capture {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.level() <= log::Level::Warn
+    }
+    fn log(&self, r: &log::Record) {
+        if self.enabled(r.metadata()) {
+            LOGGED.lock().unwrap().push(r.args().to_string());
+        }
+    }
+    fn flush(&self) {}
+}
+
+#[test]
+fn unknown_keys_are_warned_once_with_file_line_and_key() {
+    static CAPTURE: Capture = Capture;
+    let _ = log::set_logger(&CAPTURE);
+    log::set_max_level(log::LevelFilter::Warn);
+    let text = base_plus(&[
+        "zkfleTestUnknownKey=1",
+        "admin.enableServer=false",
+        "sslQuorum=true",
+    ]);
+    ZkConfig::parse_with_resolver(&text, Path::new("warn-test.cfg"), Some(1), &Table).unwrap();
+    let logged = LOGGED.lock().unwrap().clone();
+    let mine: Vec<&String> = logged
+        .iter()
+        .filter(|l| l.starts_with("warn-test.cfg"))
+        .collect();
+    let unknown: Vec<&&String> = mine
+        .iter()
+        .filter(|l| l.contains("zkfleTestUnknownKey"))
+        .collect();
+    assert_eq!(unknown.len(), 1, "{mine:?}");
+    assert_eq!(
+        unknown[0].as_str(),
+        "warn-test.cfg:9: unknown key zkfleTestUnknownKey: ignored"
+    );
+    assert!(
+        !mine.iter().any(|l| l.contains("admin.enableServer")),
+        "{mine:?}"
+    );
+    assert!(
+        mine.iter()
+            .any(|l| l.starts_with("warn-test.cfg:11: sslQuorum=true")),
+        "{mine:?}"
     );
 }
 

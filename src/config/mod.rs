@@ -57,6 +57,29 @@ pub struct ServerSpec {
     pub client_host: Option<String>,
 }
 
+impl ServerSpec {
+    /// A single-address server with no client address, its host text the
+    /// IP (for tests and embedders that build configurations in code).
+    pub fn new(
+        sid: i64,
+        quorum_addr: SocketAddr,
+        election_addr: SocketAddr,
+        learner_type: LearnerType,
+    ) -> ServerSpec {
+        let host = quorum_addr.ip().to_string();
+        ServerSpec {
+            sid,
+            quorum_addrs: vec![quorum_addr],
+            election_addrs: vec![election_addr],
+            learner_type,
+            client_addr: None,
+            host_text: host.clone(),
+            hosts: vec![host],
+            client_host: None,
+        }
+    }
+}
+
 /// A parsed `zoo.cfg` plus the server's own id.
 #[derive(Debug, Clone)]
 pub struct ZkConfig {
@@ -119,7 +142,7 @@ impl ZkConfig {
     /// this server's id comes from `dataDir/myid` (first line, an integer).
     /// Host names are resolved with the [`SystemResolver`].
     pub fn load(path: &Path, my_sid: Option<i64>) -> Result<ZkConfig, ConfigError> {
-        let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+        let bytes = read_capped(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
@@ -184,6 +207,26 @@ impl ZkConfig {
     pub fn me(&self) -> Option<&ServerSpec> {
         self.server(self.my_sid)
     }
+}
+
+/// Largest configuration file read (far beyond any real `zoo.cfg`); it
+/// keeps a mistaken path such as `/dev/zero` from exhausting memory.
+const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// Reads a configuration file, failing beyond [`MAX_CONFIG_BYTES`].
+fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {MAX_CONFIG_BYTES} bytes"),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// `Properties.load(InputStream)` reads ISO-8859-1; zkfle takes UTF-8 when

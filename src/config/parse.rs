@@ -420,6 +420,9 @@ pub(crate) fn parse_config(
         peer_type: None,
         config_version: 0,
     };
+    // Declared before the entry lists that borrow from it.
+    let dyn_raw: Vec<RawEntry>;
+    let mut dynamic_file: Option<(usize, PathBuf)> = None;
     let mut server_entries: Vec<&RawEntry> = Vec::new();
     let mut group_entries: Vec<&RawEntry> = Vec::new();
     let mut weight_entries: Vec<&RawEntry> = Vec::new();
@@ -503,7 +506,12 @@ pub(crate) fn parse_config(
                     })
                 })?;
             }
-            "dynamicConfigFile" => return Err(err(Problem::DynamicConfigUnsupported)),
+            "dynamicConfigFile" => {
+                if value.is_empty() {
+                    return Err(err(Problem::EmptyValue));
+                }
+                dynamic_file = Some((line, PathBuf::from(value)));
+            }
             _ if key.starts_with("server.") => server_entries.push(e),
             _ if key.starts_with("group") => group_entries.push(e),
             _ if key.starts_with("weight") => weight_entries.push(e),
@@ -529,12 +537,79 @@ pub(crate) fn parse_config(
         }
     }
 
+    // --- dynamicConfigFile: the quorum lines live in another file ---
+    // (ZooKeeper moves them there when reconfig is enabled; a server
+    // switched from Java to zkfle keeps reading the same files.)
+    let quorum_src: PathBuf = match &dynamic_file {
+        None => path.to_path_buf(),
+        Some((line, file)) => {
+            let inline = server_entries
+                .iter()
+                .chain(&group_entries)
+                .chain(&weight_entries)
+                .min_by_key(|e| e.line);
+            if let Some(e) = inline {
+                return Err(entry_err(
+                    e.line,
+                    &e.key,
+                    Problem::QuorumKeyOutsideDynamicFile { file: file.clone() },
+                ));
+            }
+            let dyn_err = |line: usize, key: &str, problem| ConfigError::Entry {
+                path: file.clone(),
+                line,
+                key: key.to_string(),
+                problem,
+            };
+            let bytes = super::read_capped(file).map_err(|e| {
+                entry_err(
+                    *line,
+                    "dynamicConfigFile",
+                    Problem::DynamicFileUnreadable {
+                        file: file.clone(),
+                        reason: e.to_string(),
+                    },
+                )
+            })?;
+            let text = super::decode_text(bytes);
+            dyn_raw = parse_properties(&text)
+                .map_err(|e| dyn_err(e.line, &e.key, Problem::MalformedUnicodeEscape))?;
+            for e in &dyn_raw {
+                if e.key.starts_with("server.") {
+                    server_entries.push(e);
+                } else if e.key.starts_with("group") {
+                    group_entries.push(e);
+                } else if e.key.starts_with("weight") {
+                    weight_entries.push(e);
+                } else if e.key == "version" {
+                    return Err(dyn_err(e.line, &e.key, Problem::VersionInDynamicFile));
+                } else {
+                    return Err(dyn_err(e.line, &e.key, Problem::NotADynamicKey));
+                }
+            }
+            // `zoo.cfg.dynamic.100000000` is version 0x100000000; a name
+            // without a hex suffix is version 0.
+            s.config_version = file
+                .to_string_lossy()
+                .rsplit_once('.')
+                .and_then(|(_, v)| i64::from_str_radix(v, 16).ok())
+                .unwrap_or(0);
+            file.clone()
+        }
+    };
+    let qerr = |line: usize, key: &str, problem: Problem| ConfigError::Entry {
+        path: quorum_src.clone(),
+        line,
+        key: key.to_string(),
+        problem,
+    };
+
     // --- server.N lines ---
     let mut servers: Vec<ServerSpec> = Vec::new();
     let mut server_lines: BTreeMap<i64, usize> = BTreeMap::new();
     let mut used_addrs: HashMap<SocketAddr, i64> = HashMap::new();
     for e in &server_entries {
-        let err = |p| entry_err(e.line, &e.key, p);
+        let err = |p| qerr(e.line, &e.key, p);
         let sid = key_id(&e.key).map_err(err)?;
         if sid < 0 {
             return Err(err(Problem::NegativeSid { sid }));
@@ -617,7 +692,7 @@ pub(crate) fn parse_config(
         let mut group_lines: BTreeMap<i64, usize> = BTreeMap::new();
         let mut group_of: BTreeMap<i64, i64> = BTreeMap::new();
         for e in &group_entries {
-            let err = |p| entry_err(e.line, &e.key, p);
+            let err = |p| qerr(e.line, &e.key, p);
             if !e.key.starts_with("group.") {
                 return Err(err(Problem::BadId {
                     text: e.key.clone(),
@@ -654,7 +729,7 @@ pub(crate) fn parse_config(
         let mut weights: BTreeMap<i64, u64> = BTreeMap::new();
         let mut weight_lines: BTreeMap<i64, usize> = BTreeMap::new();
         for e in &weight_entries {
-            let err = |p| entry_err(e.line, &e.key, p);
+            let err = |p| qerr(e.line, &e.key, p);
             if !e.key.starts_with("weight.") {
                 return Err(err(Problem::BadId {
                     text: e.key.clone(),
@@ -690,7 +765,7 @@ pub(crate) fn parse_config(
         for &sid in &participants {
             if !group_of.contains_key(&sid) {
                 let line = server_lines.get(&sid).copied().unwrap_or(0);
-                return Err(entry_err(
+                return Err(qerr(
                     line,
                     &format!("server.{sid}"),
                     Problem::NotInGroup { sid },
@@ -805,7 +880,7 @@ pub(crate) fn parse_config(
                 static_addr != line_addr
             };
             if clash {
-                return Err(entry_err(
+                return Err(qerr(
                     my_line,
                     &format!("server.{my_sid}"),
                     Problem::ClientAddressMismatch {
