@@ -1150,7 +1150,7 @@ fn config_text_client_observer_multi_address_ipv6() {
     assert_eq!(
         c.config_text(),
         "server.1=localhost:2888:3888:participant\n\
-         server.2=[::1]:2889:3889:participant;0.0.0.0:2182\n\
+         server.2=[0:0:0:0:0:0:0:1]:2889:3889:participant;0.0.0.0:2182\n\
          server.3=127.0.0.1:2890:3890:participant\n\
          server.10=zk1.example:2888:3888|zk3.example:2890:3890:observer;zk1.example:2181\n\
          version=0"
