@@ -1243,6 +1243,23 @@ fn conf_samples_parse() {
     }
 }
 
+#[test]
+fn conf_readme_example_error_is_what_zkfle_prints() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("conf/README.md")).unwrap();
+    let text = std::fs::read_to_string(root.join("conf/zoo1.cfg")).unwrap();
+    let broken = text.replace(
+        "server.2=127.0.0.1:2889:3889",
+        "server.2=127.0.0.1:2889:70000",
+    );
+    assert_ne!(broken, text);
+    let e = ZkConfig::parse(&broken, Path::new("conf/zoo1.cfg"), Some(1)).unwrap_err();
+    assert!(
+        readme.contains(&format!("`{e}`")),
+        "conf/README.md should quote `{e}`"
+    );
+}
+
 // ---------------------------------------------------------------- never panic
 
 fn valid_config() -> String {

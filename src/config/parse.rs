@@ -62,7 +62,6 @@ const KNOWN_UNUSED: &[&str] = &[
     "learner.asyncSending",
     "learner.closeSocketAsync",
     "leader.closeSocketAsync",
-    "initialConfig",
 ];
 
 /// Prefixes of ZooKeeper key families zkfle accepts without using them;
