@@ -905,12 +905,14 @@ fn load_reads_file_and_myid() {
     let c = ZkConfig::load(&path, None).unwrap();
     assert_eq!(c.my_sid, 2);
     assert_eq!(c.path, path);
-    // Non-UTF-8 bytes (Java reads ISO-8859-1) do not make the file unreadable.
+    // Java's Properties.load(InputStream) reads ISO-8859-1: one char per
+    // byte, so UTF-8 "é" is two chars there and here, and any byte is fine.
     let mut bytes = std::fs::read(&path).unwrap();
-    bytes.extend_from_slice(b"\n# caf\xe9\nnote=\xe9\n");
+    bytes.extend_from_slice(b"\n# caf\xe9\nnote=\xe9\nutf8=caf\xc3\xa9\n");
     std::fs::write(&path, bytes).unwrap();
     let c = ZkConfig::load(&path, None).unwrap();
     assert_eq!(c.extra_value("note"), Some("\u{e9}"));
+    assert_eq!(c.extra_value("utf8"), Some("caf\u{c3}\u{a9}"));
 }
 
 // ---------------------------------------------------------------- hierarchical

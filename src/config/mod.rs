@@ -149,9 +149,10 @@ impl ZkConfig {
         Self::parse(&decode_text(bytes), path, my_sid)
     }
 
-    /// Like [`ZkConfig::load`], from text already read (`path` names the
-    /// file in errors; `dataDir/myid` is still read from disk when
-    /// `my_sid` is `None`).
+    /// Like [`ZkConfig::load`], from text already decoded (`path` names
+    /// the file in errors; `dataDir/myid` and a `dynamicConfigFile` are
+    /// still read from disk; `load` decodes files as ISO-8859-1, as Java
+    /// does).
     pub fn parse(text: &str, path: &Path, my_sid: Option<i64>) -> Result<ZkConfig, ConfigError> {
         Self::parse_with_resolver(text, path, my_sid, &SystemResolver)
     }
@@ -229,12 +230,11 @@ fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// `Properties.load(InputStream)` reads ISO-8859-1; zkfle takes UTF-8 when
-/// the file is valid UTF-8 (any ASCII file reads the same either way) and
-/// falls back to Latin-1 byte-per-char otherwise, so no file is unreadable.
+/// `Properties.load(InputStream)` decodes ISO-8859-1, one char per byte,
+/// and so does zkfle: ASCII files read the same either way, and a UTF-8
+/// `dataDir` such as `/tmp/café` turns into the same (mojibake) path Java
+/// uses (the JVM writes the decoded chars back as UTF-8, as Rust does), so
+/// a server switched between Java and zkfle keeps its files.
 fn decode_text(bytes: Vec<u8>) -> String {
-    match String::from_utf8(bytes) {
-        Ok(s) => s,
-        Err(e) => e.into_bytes().into_iter().map(char::from).collect(),
-    }
+    bytes.into_iter().map(char::from).collect()
 }
