@@ -730,6 +730,7 @@ fn dynamic_config_file_errors_name_the_right_file() {
             p.display()
         )
     );
+    assert_eq!(e.path(), p.as_path());
     let (_d, p, text) = dynamic_setup("server.1=127.0.0.1:2888:3888\nversion=100000000\n");
     assert_eq!(
         err(&text).to_string(),

@@ -6,7 +6,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
@@ -71,6 +71,18 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
+    /// The file the error is about (the dynamic config file for its own
+    /// lines, `zoo.cfg` otherwise, the myid file for myid problems).
+    pub fn path(&self) -> &Path {
+        match self {
+            ConfigError::Read { path, .. }
+            | ConfigError::Entry { path, .. }
+            | ConfigError::File { path, .. } => path,
+            ConfigError::MyId { myid, .. } => myid,
+            ConfigError::NotListed { config, .. } => config,
+        }
+    }
+
     /// The 1-based line at fault, if the error is about one line.
     pub fn line(&self) -> Option<usize> {
         match self {
