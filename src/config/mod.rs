@@ -1,6 +1,28 @@
 //! `zoo.cfg` and `myid`, read the way ZooKeeper 3.8 reads them, and the
 //! quorum verifiers built from them.
 //!
+//! Lexing follows JDK 17's `Properties.load` (ISO-8859-1, comments,
+//! continuations, escapes); keys, defaults and checks follow 3.8.0's
+//! `QuorumPeerConfig`. Configurations 3.8.0 accepts give the same members
+//! and the same committed-config text, except where zkfle is stricter so a
+//! mistake fails at startup with its line and key:
+//!
+//! * ports must be 1..65535 (ZooKeeper accepts 0);
+//! * host names must resolve now (ZooKeeper keeps unresolved addresses);
+//! * this server's id must have a `server.N` line;
+//! * a sid, group id or weight id configured twice is an error (ZooKeeper
+//!   keeps one of them);
+//! * negative sids and weights, two servers on one address, group members
+//!   that are unknown or observers (a `NullPointerException` in 3.8.0), and
+//!   all-zero-weight groups are errors;
+//! * `initLimit`, `syncLimit`, `tickTime`, `cnxTimeout` and the
+//!   notification intervals must be > 0; bad values of keys ZooKeeper
+//!   reads as system properties are errors, not silently the default.
+//!
+//! One leniency: `|` multi-address lines are accepted when zoo.cfg says
+//! `multiAddress.enabled=true` (3.8.0 also needs the JVM property
+//! `-Dzookeeper.multiAddress.enabled=true`).
+//!
 //! ```no_run
 //! # use std::path::Path;
 //! let cfg = zkfle::config::ZkConfig::load(Path::new("conf/zoo1.cfg"), Some(1))?;
