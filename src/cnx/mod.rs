@@ -137,16 +137,11 @@ pub enum PeerEvent {
     Down(i64),
 }
 
-/// The state of the election link to one sid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinkState {
-    /// A connection is established and its workers run.
-    Up,
-    /// A dial (or, for a larger sid, a call-back) is in progress.
-    Connecting,
-    /// Neither.
-    Down,
-}
+/// The state of the election link to one sid: the election state machine's
+/// own type, so the peer loop hands [`Qcm::link_state`] straight to
+/// [`crate::election::Fle::set_link`]. `Connecting` covers a dial in
+/// progress and, for a larger sid, a call-back we prompted.
+pub use crate::election::LinkState;
 
 /// A snapshot of the QCM's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
