@@ -126,6 +126,12 @@ pub(crate) fn recv_worker(
                 }
             }
         }
+        if start == end && buf.len() > RECV_BUF {
+            // A maximal frame passed: give the memory back.
+            buf.truncate(RECV_BUF);
+            buf.shrink_to_fit();
+            (start, end) = (0, 0);
+        }
         match stream.read(&mut buf[end..]) {
             Ok(0) => break "closed by peer".to_string(),
             Ok(n) => end += n,
