@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
+/// The handshake generation a QCM sends (re-exported from [`crate::wire`]).
 pub use crate::wire::HandshakeFormat;
 use crate::wire::{Handshake, Notification, PeerAddress, NOTIFICATION_LEN};
 
@@ -197,8 +198,11 @@ pub enum CnxError {
     /// An election address could not be bound after `bind_retry` attempts.
     #[error("cannot bind election address {addr} after {attempts} attempts: {source}")]
     Bind {
+        /// The election address that could not be bound.
         addr: SocketAddr,
+        /// How many binds were tried (1 s apart).
         attempts: u32,
+        /// The last bind error.
         #[source]
         source: std::io::Error,
     },
