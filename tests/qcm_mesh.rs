@@ -40,10 +40,24 @@ fn mesh_rounds(n: usize, rounds: usize) {
     let ports = PORTS.take(n);
     for round in 0..rounds {
         let qcms = start_ensemble(&ports);
-        // All at once, from n threads, as n servers booting together would.
+        // All at once, from n threads, as n servers booting together would:
+        // even rounds only connect, odd rounds broadcast a first vote at once
+        // (which is how an election starts: links come up because there is
+        // something to send).
+        let broadcast = round % 2 == 1;
         std::thread::scope(|s| {
             for q in &qcms {
-                s.spawn(move || q.connect_all());
+                s.spawn(move || {
+                    if broadcast {
+                        for peer in 1..=n as i64 {
+                            if peer != q.my_sid() {
+                                q.send(peer, &note(q.my_sid(), -1));
+                            }
+                        }
+                    } else {
+                        q.connect_all()
+                    }
+                });
             }
         });
         wait_for(
@@ -67,6 +81,9 @@ fn mesh_rounds(n: usize, rounds: usize) {
                 LONG,
                 || {
                     while let Ok(r) = rx.try_recv() {
+                        if broadcast && r.notification == note(r.sid, -1) {
+                            continue; // the first vote, possibly re-sent on a new link
+                        }
                         assert_eq!(
                             r.notification,
                             note(r.sid, round as i64),
