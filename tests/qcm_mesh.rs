@@ -352,12 +352,14 @@ fn three_peers_lose_and_regain_a_member_five_times() {
 }
 
 /// 9.1 (2): sending to a peer nobody listens for returns at once, and the
-/// link reports it is being established, not up.
+/// link reports it is being established, not up. Sid 3's address is
+/// black-holed and the dial timeout 30 s: a send that waited for the dial
+/// would take that long (the 10 s bound is a generous "never waits").
 #[test]
 fn send_to_an_unreachable_peer_returns_at_once() {
     let ports = PORTS.take(2);
     let mut cfg = ensemble_config(2, &ports);
-    // A black-holed address: connect would hang for cnx_timeout.
+    cfg.cnx_timeout = Duration::from_secs(30);
     cfg.peers
         .insert(3, vec!["10.255.255.1:21999".parse().expect("addr")]);
     let q = Qcm::start(cfg).expect("start");
@@ -367,8 +369,8 @@ fn send_to_an_unreachable_peer_returns_at_once() {
         q.send(3, &note(2, i));
     }
     assert!(
-        t.elapsed() < Duration::from_secs(1),
-        "send never blocks on a dial"
+        t.elapsed() < Duration::from_secs(10),
+        "send never waits for a dial"
     );
     assert_ne!(q.link_state(1), LinkState::Up);
     assert!(q.has_pending(1));
