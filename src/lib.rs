@@ -3,4 +3,5 @@
 
 pub mod bench;
 pub mod config;
+pub mod election;
 pub mod wire;
