@@ -4,4 +4,5 @@
 pub mod bench;
 pub mod config;
 pub mod election;
+pub mod sim;
 pub mod wire;

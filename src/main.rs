@@ -17,6 +17,8 @@ struct Cli {
 enum Command {
     /// Benchmarks against any election port (zkfle or Java ZooKeeper).
     Bench(zkfle::bench::cli::BenchArgs),
+    /// Seeded simulation of the election under faults.
+    Sim(zkfle::sim::cli::SimArgs),
 }
 
 fn main() {
@@ -24,6 +26,7 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Bench(args) => zkfle::bench::cli::main(args),
+        Command::Sim(args) => zkfle::sim::cli::main(args),
     };
     std::process::exit(code);
 }
