@@ -75,7 +75,9 @@ pub fn main(args: SimArgs) -> i32 {
         Some(name) => match InjectedBug::from_name(name) {
             Some(b) => Some(b),
             None => {
-                eprintln!("zkfle sim: --inject must be inverted-order or self-quorum, got {name:?}");
+                eprintln!(
+                    "zkfle sim: --inject must be inverted-order or self-quorum, got {name:?}"
+                );
                 return 2;
             }
         },

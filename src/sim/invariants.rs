@@ -152,7 +152,9 @@ pub fn one_leader_per_epoch(
         Some(&other) if other != leader => violation(
             "one_leader_per_epoch",
             at,
-            format!("sid {leader} established epoch {epoch}, which sid {other} already established"),
+            format!(
+                "sid {leader} established epoch {epoch}, which sid {other} already established"
+            ),
         ),
         _ => Ok(()),
     }
@@ -175,8 +177,8 @@ pub fn synced_peers_agree(
                     "synced_peers_agree",
                     at,
                     format!(
-                        "sid {sid} serves leader {leader} in epoch {epoch}, whose leader is {other:?}"
-                    ),
+                    "sid {sid} serves leader {leader} in epoch {epoch}, whose leader is {other:?}"
+                ),
                 )
             }
         }
@@ -381,7 +383,10 @@ mod tests {
         assert!(only_candidates_elected(T, 1, false, &observer_leader, &h).is_err());
         let ok = d(2, 0, 0, 1, ServerState::Following);
         assert!(only_candidates_elected(T, 1, false, &ok, &h).is_ok());
-        assert!(only_candidates_elected(T, 9, true, &ok, &h).is_err(), "observer must observe");
+        assert!(
+            only_candidates_elected(T, 9, true, &ok, &h).is_err(),
+            "observer must observe"
+        );
         let obs = d(2, 0, 0, 1, ServerState::Observing);
         assert!(only_candidates_elected(T, 9, true, &obs, &h).is_ok());
         let lead = d(2, 0, 0, 1, ServerState::Leading);

@@ -238,8 +238,16 @@ impl Params {
         let tcp_timeout_hi = ms(rng.range(500, 3000));
         let blackhole = rng.chance(500);
         let queue_cap = [1, 2, 64][rng.index(3)];
-        let start_skew = if calm { Duration::ZERO } else { ms(rng.range(0, 400)) };
-        let fault_end = if calm { Duration::ZERO } else { ms(rng.range(1000, 8000)) };
+        let start_skew = if calm {
+            Duration::ZERO
+        } else {
+            ms(rng.range(0, 400))
+        };
+        let fault_end = if calm {
+            Duration::ZERO
+        } else {
+            ms(rng.range(1000, 8000))
+        };
         let fault_gap_hi = ms(rng.range(300, 1500));
         Params {
             n,
@@ -312,17 +320,48 @@ impl Params {
 
 #[derive(Debug, Clone, Copy)]
 enum Ev {
-    Start { sid: i64 },
-    ElectAgain { sid: i64, inc: u32 },
-    Timer { sid: i64, inc: u32, at: Duration },
-    Deliver { from: i64, to: i64, gen: u64, n: Notification },
-    DialDone { from: i64, to: i64, attempt: u64, leg: u8 },
-    DialFail { from: i64, to: i64, attempt: u64 },
-    LinkTimeout { a: i64, b: i64, gen: u64 },
+    Start {
+        sid: i64,
+    },
+    ElectAgain {
+        sid: i64,
+        inc: u32,
+    },
+    Timer {
+        sid: i64,
+        inc: u32,
+        at: Duration,
+    },
+    Deliver {
+        from: i64,
+        to: i64,
+        gen: u64,
+        n: Notification,
+    },
+    DialDone {
+        from: i64,
+        to: i64,
+        attempt: u64,
+        leg: u8,
+    },
+    DialFail {
+        from: i64,
+        to: i64,
+        attempt: u64,
+    },
+    LinkTimeout {
+        a: i64,
+        b: i64,
+        gen: u64,
+    },
     Tick,
     Fault,
-    Restart { sid: i64 },
-    HealPartition { id: usize },
+    Restart {
+        sid: i64,
+    },
+    HealPartition {
+        id: usize,
+    },
     HealAll,
     Write,
 }
@@ -544,12 +583,12 @@ impl World {
                 }
             }
         }
-        for i in 0..n {
+        for (i, &newest_quorum) in at_newest.iter().enumerate() {
             let sid = i as i64 + 1;
             let (ce, zxid) = if fresh {
                 (0, 0)
             } else {
-                let ce = if at_newest[i] || rng.chance(500) {
+                let ce = if newest_quorum || rng.chance(500) {
                     newest
                 } else {
                     (newest - 1).max(0)
@@ -766,7 +805,9 @@ impl World {
 
     fn sample_delay(&mut self) -> Duration {
         if self.p.slow_per_mille > 0 && self.rng.chance(self.p.slow_per_mille) {
-            us(self.rng.range(self.p.finalize_wait.as_micros() as u64, self.p.slow_hi_us))
+            us(self
+                .rng
+                .range(self.p.finalize_wait.as_micros() as u64, self.p.slow_hi_us))
         } else {
             us(self.rng.range(20, self.p.delay_hi_us))
         }
@@ -1023,7 +1064,9 @@ impl World {
         let r = invariants::clock_monotonic(self.now, sid, before, after, join_round);
         if r.is_ok() && after < before {
             self.stats.clock_rewinds += 1;
-            self.log(|| format!("sid {sid}: logical clock {before} -> {after} (out-of-election join)"));
+            self.log(|| {
+                format!("sid {sid}: logical clock {before} -> {after} (out-of-election join)")
+            });
         }
         self.fail(r);
         self.peers[i].obs.clock = after;
@@ -1141,8 +1184,7 @@ impl World {
             if s == me {
                 continue;
             }
-            let named =
-                o.looking.contains(&(s, round, leader)) || o.settled.contains(&(s, leader));
+            let named = o.looking.contains(&(s, round, leader)) || o.settled.contains(&(s, leader));
             if named {
                 v.push(s);
             }
@@ -1411,7 +1453,9 @@ impl World {
             }
             _ => self.partition(),
         }
-        let gap = us(self.rng.range(50_000, self.p.fault_gap_hi.as_micros() as u64));
+        let gap = us(self
+            .rng
+            .range(50_000, self.p.fault_gap_hi.as_micros() as u64));
         if self.now + gap < self.p.fault_end {
             self.schedule(gap, Ev::Fault);
         }
@@ -1485,7 +1529,11 @@ impl World {
             format!(
                 "FAULT: partition #{id} {:?} {} the rest",
                 island,
-                if one_way { "cannot send to" } else { "cut from" }
+                if one_way {
+                    "cannot send to"
+                } else {
+                    "cut from"
+                }
             )
         });
         for &(a, b) in &cuts {
@@ -1493,7 +1541,9 @@ impl World {
             if self.links[li].up {
                 if self.p.blackhole {
                     let gen = self.links[li].gen;
-                    let t = ms(self.rng.range(200, self.p.tcp_timeout_hi.as_millis() as u64));
+                    let t = ms(self
+                        .rng
+                        .range(200, self.p.tcp_timeout_hi.as_millis() as u64));
                     self.schedule(t, Ev::LinkTimeout { a, b, gen });
                 } else {
                     self.fail_link(a, b);
@@ -1531,7 +1581,15 @@ impl World {
                 let d = &mut self.links[li].dirs[di];
                 let at = (self.now + delay).max(d.last_at);
                 d.last_at = at;
-                self.schedule_at(at, Ev::Deliver { from: a, to: b, gen, n });
+                self.schedule_at(
+                    at,
+                    Ev::Deliver {
+                        from: a,
+                        to: b,
+                        gen,
+                        n,
+                    },
+                );
             }
         }
     }
@@ -1541,7 +1599,9 @@ impl World {
             self.heal_partition(id);
         }
         let n = self.p.n as i64;
-        let dead: Vec<i64> = (1..=n).filter(|&s| !self.peers[self.idx(s)].alive).collect();
+        let dead: Vec<i64> = (1..=n)
+            .filter(|&s| !self.peers[self.idx(s)].alive)
+            .collect();
         // Keep one crashed voter down when the rest still hold a quorum:
         // "every live quorum" must elect, not only the full ensemble.
         if !dead.is_empty() && self.rng.chance(300) {
@@ -1585,8 +1645,7 @@ impl World {
                 let serving = matches!(self.peers[fi].role,
                     Role::Following { leader, leader_inc, synced: Some(se), .. }
                     if leader == l && leader_inc == inc && se == e);
-                if serving && self.peers[fi].alive && self.reachable(f, l) && self.rng.chance(700)
-                {
+                if serving && self.peers[fi].alive && self.reachable(f, l) && self.rng.chance(700) {
                     self.peers[fi].last_zxid = z;
                 }
             }
@@ -1678,7 +1737,13 @@ impl World {
         let mut refused = Vec::new();
         attached.retain(|&f| {
             let fp = &self.peers[self.idx(f)];
-            let synced = matches!(fp.role, Role::Following { synced: Some(_), .. });
+            let synced = matches!(
+                fp.role,
+                Role::Following {
+                    synced: Some(_),
+                    ..
+                }
+            );
             // Only while the epoch is being established: afterwards Java's
             // waitForEpochAck returns at once and a learner that is ahead
             // gets TRUNC or SNAP instead.
@@ -1747,8 +1812,10 @@ impl World {
             Some(e) => {
                 let z = self.peers[li].last_zxid;
                 for &f in &attached {
-                    let unsynced = matches!(self.peers[self.idx(f)].role,
-                        Role::Following { synced: None, .. });
+                    let unsynced = matches!(
+                        self.peers[self.idx(f)].role,
+                        Role::Following { synced: None, .. }
+                    );
                     if unsynced {
                         self.sync_learner(f, e, z);
                     }
@@ -1842,10 +1909,13 @@ impl World {
         let leader = (1..=n).find(|&s| {
             let pp = &self.peers[self.idx(s)];
             pp.alive
-                && matches!(pp.role, Role::Leading {
-                    established: Some(_),
-                    ..
-                })
+                && matches!(
+                    pp.role,
+                    Role::Leading {
+                        established: Some(_),
+                        ..
+                    }
+                )
         });
         let converged = leader.is_some_and(|l| {
             let lp = &self.peers[self.idx(l)];
@@ -1880,18 +1950,22 @@ impl World {
 
     /// Per-step invariants (cheap, O(n)).
     fn check_step(&self) -> Result<(), Violation> {
-        let serving = self.peers.iter().filter(|pp| pp.alive).filter_map(|pp| match pp.role {
-            Role::Leading {
-                established: Some(e),
-                ..
-            } => Some((pp.sid, pp.sid, e)),
-            Role::Following {
-                leader,
-                synced: Some(e),
-                ..
-            } => Some((pp.sid, leader, e)),
-            _ => None,
-        });
+        let serving = self
+            .peers
+            .iter()
+            .filter(|pp| pp.alive)
+            .filter_map(|pp| match pp.role {
+                Role::Leading {
+                    established: Some(e),
+                    ..
+                } => Some((pp.sid, pp.sid, e)),
+                Role::Following {
+                    leader,
+                    synced: Some(e),
+                    ..
+                } => Some((pp.sid, leader, e)),
+                _ => None,
+            });
         invariants::synced_peers_agree(self.now, &self.epoch_leaders, serving)
     }
 }
