@@ -33,6 +33,11 @@ pub struct SimArgs {
     /// `self-quorum` (one voter's quorum check accepts itself alone).
     #[arg(long)]
     pub inject: Option<String>,
+    /// Check that logical clocks never go backwards with no exception, not
+    /// even ZooKeeper's out-of-election join (which sets the clock to the
+    /// ensemble's round): shows why the exception is documented.
+    #[arg(long)]
+    pub strict_clock: bool,
 }
 
 /// Parses `MIN..MAX`, `MIN..=MAX` or `N`.
@@ -56,6 +61,14 @@ pub fn replay_command(seed: u64, peers: usize, bug: Option<&str>) -> String {
     if let Some(b) = bug {
         c.push_str(" --inject ");
         c.push_str(b);
+    }
+    c
+}
+
+fn replay_line(seed: u64, peers: usize, args: &SimArgs) -> String {
+    let mut c = replay_command(seed, peers, args.inject.as_deref());
+    if args.strict_clock {
+        c.push_str(" --strict-clock");
     }
     c
 }
@@ -99,6 +112,7 @@ pub fn main(args: SimArgs) -> i32 {
         max_peers: hi,
         trace: false,
         bug,
+        strict_clock: args.strict_clock,
     };
     let summaries = run_many(base, args.seeds, jobs, &opts);
     let elapsed = started.elapsed();
@@ -129,10 +143,7 @@ pub fn main(args: SimArgs) -> i32 {
                 "FAIL seed {} ({} peers, {}, calm {}): {}",
                 o.seed, o.stats.peers, o.stats.layout, o.stats.calm, o.violations[0]
             );
-            println!(
-                "  replay: {}",
-                replay_command(o.seed, o.stats.peers, args.inject.as_deref())
-            );
+            println!("  replay: {}", replay_line(o.seed, o.stats.peers, &args));
         }
     }
     if args.seeds == 1 {

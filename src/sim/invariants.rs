@@ -187,23 +187,34 @@ pub fn synced_peers_agree(
 }
 
 /// (b, fault-free) With every peer up from time 0, no link failure, no
-/// partition and every message delay plus start skew below `finalizeWait`,
-/// FLE alone must agree: every decision is the best initial vote among the
-/// voters (the maximum of `TotalOrderPredicate` over their self votes),
-/// and it is made in round 1. This is the strong form of "all peers that
-/// decide in the same round decide the same leader".
+/// partition and every message delay below `finalizeWait`, FLE alone must
+/// agree: every decision, in every round, names the best initial vote among
+/// the voters (the maximum of `TotalOrderPredicate` over their self votes
+/// with non-zero weight). This is the strong form of "all peers that decide
+/// in the same round decide the same leader".
+///
+/// Usually that is round 1, but not always, and the simulator found why
+/// (seed 1296956, 8 peers): a zero-weight voter whose own log is the
+/// longest never adopts anyone's vote (the weight rule only rejects
+/// *incoming* zero-weight candidates, so nobody beats its self vote in its
+/// own eyes), is refused by the elected leader as "ahead of the leader",
+/// re-enters LOOKING with the minimum poll interval, and its re-sends, none
+/// of them better, keep restarting other voters' finalize waits (ZooKeeper
+/// restarts `finalizeWait` on every non-better notification). The leader
+/// then misses initLimit and the same leader wins round 2. Hence no round
+/// condition here.
 pub fn calm_round_agrees(
     at: Duration,
     me: i64,
     decision: &Decision,
     best_initial: &Vote,
 ) -> Result<(), Violation> {
-    if decision.vote.leader != best_initial.leader || decision.election_epoch != 1 {
+    if decision.vote.leader != best_initial.leader {
         return violation(
             "calm_round_agrees",
             at,
             format!(
-                "fault-free schedule: sid {me} decided {} in round {}, expected leader {} in round 1",
+                "fault-free schedule: sid {me} decided {} in round {}, expected leader {}",
                 decision.vote, decision.election_epoch, best_initial.leader
             ),
         );
@@ -360,6 +371,8 @@ mod tests {
         assert!(synced_peers_agree(T, &el, [(1, 2, 4)].into_iter()).is_err());
         assert!(synced_peers_agree(T, &el, [(1, 3, 4)].into_iter()).is_ok());
         assert!(calm_round_agrees(T, 1, &dec, &Vote::new(3, 0, 0)).is_err());
+        let round_two = d(2, 5, 1, 2, ServerState::Following);
+        assert!(calm_round_agrees(T, 1, &round_two, &Vote::new(2, 5, 1)).is_ok());
         assert!(calm_round_agrees(T, 1, &dec, &Vote::new(2, 5, 1)).is_ok());
         assert!(clock_monotonic(T, 1, 5, 4, None).is_err());
         assert!(clock_monotonic(T, 1, 5, 2, Some(2)).is_ok());

@@ -56,6 +56,10 @@ pub struct SimOptions {
     pub trace: bool,
     /// Inject a deliberate bug (for proving the checks bite).
     pub bug: Option<InjectedBug>,
+    /// Check `invariants::clock_monotonic` without its documented
+    /// out-of-election-join exception (shows that ZooKeeper's rule does
+    /// move clocks backwards).
+    pub strict_clock: bool,
 }
 
 impl SimOptions {
@@ -67,6 +71,7 @@ impl SimOptions {
             max_peers: 9,
             trace: false,
             bug: None,
+            strict_clock: false,
         }
     }
 }
@@ -511,6 +516,7 @@ enum Cause {
 
 struct World {
     seed: u64,
+    strict_clock: bool,
     p: Params,
     bug: Option<InjectedBug>,
     rng: SimRng,
@@ -672,6 +678,7 @@ impl World {
             dial_attempts: 0,
             done: false,
             seed: opts.seed,
+            strict_clock: opts.strict_clock,
             p,
             bug: opts.bug,
             rng,
@@ -1056,7 +1063,7 @@ impl World {
                 Cause::Deliver { n, .. } => n.state == ServerState::Looking,
                 Cause::Start => d.vote == proposal && d.election_epoch == after,
             };
-            if !looking_path {
+            if !looking_path && !self.strict_clock {
                 join_round = Some(d.election_epoch);
             }
             self.on_decision(sid, d, looking_path);
