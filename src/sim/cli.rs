@@ -180,6 +180,12 @@ pub fn main(args: SimArgs) -> i32 {
         agg.max_converge,
         agg.max_ratio
     );
+    if let Some((seed, peers)) = agg.slowest_seed {
+        println!(
+            "slowest convergence (closest to the bound): {}",
+            replay_line(seed, peers, &args)
+        );
+    }
     let n = summaries.len() as u64;
     let per_sec = n as f64 / elapsed.as_secs_f64().max(1e-9);
     println!("schedules {n} failures {failures} per_sec {per_sec:.1}");
@@ -232,6 +238,7 @@ struct Aggregate {
     calm: u64,
     max_converge: Duration,
     max_ratio: f64,
+    slowest_seed: Option<(u64, usize)>,
 }
 
 impl Aggregate {
@@ -248,6 +255,7 @@ impl Aggregate {
             let r = c.as_secs_f64() / o.stats.bound.as_secs_f64().max(1e-9);
             if r > self.max_ratio {
                 self.max_ratio = r;
+                self.slowest_seed = Some((o.seed, o.stats.peers));
             }
         }
     }
