@@ -249,6 +249,17 @@ impl QuorumPeer {
         self.admin.as_ref().map(|a| a.local_addr())
     }
 
+    /// Election-link up/down events of configured peers (hook for the
+    /// embedding API's connectivity subscription; read by one consumer).
+    pub fn peer_events(&self) -> Receiver<crate::cnx::PeerEvent> {
+        self.qcm.peer_events()
+    }
+
+    /// Configured peers with a live election link now, ascending.
+    pub fn connected_peers(&self) -> Vec<i64> {
+        self.qcm.connected_peers()
+    }
+
     /// Stops the role, the election, the connection manager and the admin
     /// server, and joins every thread. Idempotent.
     pub fn shutdown(&mut self) {
