@@ -2,9 +2,14 @@
 //! FastLeaderElection), wire-compatible with Apache ZooKeeper 3.8.
 
 pub mod admin;
+pub mod api;
 pub mod bench;
 pub mod cnx;
 pub mod config;
 pub mod election;
 pub mod peer;
 pub mod wire;
+
+pub use api::{
+    Event, LeaderInfo, PeerBuilder, PeerHandle, PeerState, Role, RoleEvent, ZkfleError,
+};
