@@ -259,6 +259,7 @@ pub struct PeerBuilder {
 
 #[derive(Clone)]
 enum Source {
+    Loaded(Box<ZkConfig>),
     File {
         path: PathBuf,
         myid: Option<i64>,
@@ -279,7 +280,10 @@ impl std::fmt::Debug for PeerBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let src = match &self.source {
             Source::File { path, myid } => format!("file {} myid {myid:?}", path.display()),
-            Source::Code { my_sid, servers, .. } => {
+            Source::Loaded(c) => format!("config {} sid {}", c.path.display(), c.my_sid),
+            Source::Code {
+                my_sid, servers, ..
+            } => {
                 format!("code sid {my_sid}, {} servers", servers.len())
             }
         };
@@ -304,6 +308,22 @@ impl PeerBuilder {
                 path: path.as_ref().to_path_buf(),
                 myid: None,
             },
+            supplier: None,
+            admin: true,
+        }
+    }
+
+    /// A peer from a configuration already loaded (e.g. with
+    /// [`ZkConfig::load`], whose unused keys the caller also reads).
+    ///
+    /// ```
+    /// let cfg = zkfle::config::ZkConfig::load("conf/kv3.cfg".as_ref(), Some(3)).unwrap();
+    /// let b = zkfle::PeerBuilder::from_config(cfg);
+    /// assert_eq!(b.config().unwrap().extra_value("kvAddress.3"), Some("127.0.0.1:7003"));
+    /// ```
+    pub fn from_config(config: ZkConfig) -> PeerBuilder {
+        PeerBuilder {
+            source: Source::Loaded(Box::new(config)),
             supplier: None,
             admin: true,
         }
@@ -335,8 +355,8 @@ impl PeerBuilder {
         }
     }
 
-    /// Overrides the sid of a file-configured peer (`--myid`); for a
-    /// code-configured peer, replaces `my_sid`.
+    /// Overrides the sid of a file-configured peer (`--myid`); otherwise
+    /// replaces the sid.
     ///
     /// ```
     /// let b = zkfle::PeerBuilder::from_config_file("conf/kv2.cfg").myid(2);
@@ -346,6 +366,7 @@ impl PeerBuilder {
         match &mut self.source {
             Source::File { myid, .. } => *myid = Some(sid),
             Source::Code { my_sid, .. } => *my_sid = sid,
+            Source::Loaded(c) => c.my_sid = sid,
         }
         self
     }
@@ -524,6 +545,7 @@ impl PeerBuilder {
     pub fn config(&self) -> Result<ZkConfig, ZkfleError> {
         match &self.source {
             Source::File { path, myid } => Ok(ZkConfig::load(path, *myid)?),
+            Source::Loaded(c) => Ok((**c).clone()),
             Source::Code {
                 my_sid,
                 servers,
@@ -555,12 +577,7 @@ impl PeerBuilder {
                         ip => ip.to_string(),
                     };
                     let role = if *observer { ":observer" } else { "" };
-                    let _ = writeln!(
-                        text,
-                        "server.{sid}={host}:{}:{}{role}",
-                        q.port(),
-                        e.port()
-                    );
+                    let _ = writeln!(text, "server.{sid}={host}:{}:{}{role}", q.port(), e.port());
                 }
                 for (k, v) in settings {
                     let _ = writeln!(text, "{k}={v}");
@@ -905,7 +922,13 @@ impl PeerHandle {
             if self.inner.shared.closed.load(Ordering::SeqCst) {
                 return Err(ZkfleError::Shutdown);
             }
-            if self.inner.shared.changed.wait_until(&mut s, deadline).timed_out() {
+            if self
+                .inner
+                .shared
+                .changed
+                .wait_until(&mut s, deadline)
+                .timed_out()
+            {
                 if pred(&s) {
                     return Ok(s.clone());
                 }
@@ -1025,9 +1048,8 @@ fn launch(inner: &Arc<Inner>) -> Result<Running, ZkfleError> {
             while !stop2.load(Ordering::SeqCst) {
                 // Wakes on any status change (or poke at shutdown); link
                 // events are drained at least every 50 ms.
-                let (snap, _) = status.wait_until(Duration::from_millis(50), |s| {
-                    last.as_ref() != Some(s)
-                });
+                let (snap, _) =
+                    status.wait_until(Duration::from_millis(50), |s| last.as_ref() != Some(s));
                 let mut events = Vec::new();
                 while let Ok(ev) = links.try_recv() {
                     let mut s = shared.state.lock();
