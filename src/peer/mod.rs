@@ -27,7 +27,7 @@ use crossbeam_channel::{select, Receiver, Sender};
 use parking_lot::Mutex;
 
 use crate::admin::{AdminError, AdminServer};
-use crate::cnx::{CnxError, LinkState as CnxLinkState, PeerEvent, Qcm, QcmConfig, Received};
+use crate::cnx::{CnxError, PeerEvent, Qcm, QcmConfig, Received};
 use crate::config::{LearnerType, ZkConfig};
 use crate::election::{Decision, Fle, FleConfig, LinkState, Output};
 use crate::wire::{HandshakeFormat, ServerState};
@@ -173,9 +173,12 @@ impl QuorumPeer {
         let (dec_tx, dec_rx) = crossbeam_channel::bounded::<Decision>(16);
         let participant = me.learner_type == LearnerType::Participant;
 
+        let mut fle_cfg = FleConfig::new(config.my_sid, config.verifier.clone());
+        fle_cfg.min_notification_interval = config.min_notification_interval;
+        fle_cfg.max_notification_interval = config.max_notification_interval;
         let mut threads = Vec::new();
         let election = ElectionLoop {
-            fle: Fle::new(FleConfig::new(config.my_sid, config.verifier.clone())),
+            fle: Fle::new(fle_cfg),
             qcm: qcm.clone(),
             recv: qcm.receiver(),
             events: qcm.peer_events(),
@@ -419,11 +422,7 @@ impl ElectionLoop {
     }
 
     fn link_of(&self, sid: i64) -> LinkState {
-        match self.qcm.link_state(sid) {
-            CnxLinkState::Up => LinkState::Up,
-            CnxLinkState::Connecting => LinkState::Connecting,
-            CnxLinkState::Down => LinkState::Down,
-        }
+        self.qcm.link_state(sid)
     }
 
     fn execute(&mut self, out: Output) {

@@ -73,7 +73,8 @@ pub struct StatusSnapshot {
     pub current_epoch: i64,
     /// `acceptedEpoch` as persisted.
     pub accepted_epoch: i64,
-    /// The zxid this peer voted with in its last election.
+    /// The zxid this peer voted with in its last election, then the one
+    /// the Zab session established (the leader's epoch start, a SNAP's).
     pub last_zxid: i64,
     /// The election round (logical clock) of the last decision; 0 before.
     pub election_epoch: i64,
