@@ -42,7 +42,6 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
 
-use crate::cnx::PeerEvent as LinkEvent;
 use crate::config::{ConfigError, ZkConfig};
 use crate::peer::{PeerError, PeerOptions, QuorumPeer, StatusSnapshot, ZxidSupplier};
 use crate::wire::ServerState;
@@ -1025,45 +1024,34 @@ fn launch(inner: &Arc<Inner>) -> Result<Running, ZkfleError> {
     let peer = QuorumPeer::start(inner.config.clone(), inner.opts.clone())?;
     let stop = Arc::new(AtomicBool::new(false));
     let status = peer.status().clone();
-    let links = peer.peer_events();
-    // Links that came up before we listened would otherwise be missed.
-    let initial: BTreeSet<i64> = peer.connected_peers().into_iter().collect();
+    let qcm = peer.qcm().clone();
     let shared = inner.shared.clone();
     let stop2 = stop.clone();
     let watcher = std::thread::Builder::new()
         .name(format!("embed{}", inner.config.my_sid))
         .spawn(move || {
             let mut last: Option<StatusSnapshot> = None;
-            {
-                let added: Vec<Event> = {
-                    let mut s = shared.state.lock();
-                    initial
-                        .iter()
-                        .filter(|sid| s.connected_peers.insert(**sid))
-                        .map(|&sid| Event::PeerUp(sid))
-                        .collect()
-                };
-                publish(&shared, &added);
-            }
             while !stop2.load(Ordering::SeqCst) {
-                // Wakes on any status change (or poke at shutdown); link
-                // events are drained at least every 50 ms.
+                // Wakes on any status change (or the poke at shutdown);
+                // election links are polled at least every 50 ms (the QCM's
+                // event queue belongs to the election thread).
                 let (snap, _) =
                     status.wait_until(Duration::from_millis(50), |s| last.as_ref() != Some(s));
                 let mut events = Vec::new();
-                while let Ok(ev) = links.try_recv() {
+                let now: BTreeSet<i64> = qcm.connected_peers().into_iter().collect();
+                {
                     let mut s = shared.state.lock();
-                    match ev {
-                        LinkEvent::Up(sid) => {
-                            if s.connected_peers.insert(sid) {
-                                events.push(Event::PeerUp(sid));
-                            }
-                        }
-                        LinkEvent::Down(sid) => {
-                            if s.connected_peers.remove(&sid) {
-                                events.push(Event::PeerDown(sid));
-                            }
-                        }
+                    if s.connected_peers != now {
+                        events.extend(
+                            now.difference(&s.connected_peers)
+                                .map(|&p| Event::PeerUp(p)),
+                        );
+                        events.extend(
+                            s.connected_peers
+                                .difference(&now)
+                                .map(|&p| Event::PeerDown(p)),
+                        );
+                        s.connected_peers = now;
                     }
                 }
                 if last.as_ref() != Some(&snap) {

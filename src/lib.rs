@@ -10,6 +10,4 @@ pub mod election;
 pub mod peer;
 pub mod wire;
 
-pub use api::{
-    Event, LeaderInfo, PeerBuilder, PeerHandle, PeerState, Role, RoleEvent, ZkfleError,
-};
+pub use api::{Event, LeaderInfo, PeerBuilder, PeerHandle, PeerState, Role, RoleEvent, ZkfleError};

@@ -252,15 +252,11 @@ impl QuorumPeer {
         self.admin.as_ref().map(|a| a.local_addr())
     }
 
-    /// Election-link up/down events of configured peers (hook for the
-    /// embedding API's connectivity subscription; read by one consumer).
-    pub fn peer_events(&self) -> Receiver<crate::cnx::PeerEvent> {
-        self.qcm.peer_events()
-    }
-
-    /// Configured peers with a live election link now, ascending.
-    pub fn connected_peers(&self) -> Vec<i64> {
-        self.qcm.connected_peers()
+    /// The election connection manager (hook for the embedding API, which
+    /// polls its connected peers; its `peer_events` queue belongs to the
+    /// election thread).
+    pub fn qcm(&self) -> &Qcm {
+        &self.qcm
     }
 
     /// Stops the role, the election, the connection manager and the admin
