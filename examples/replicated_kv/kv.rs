@@ -1165,12 +1165,8 @@ fn follower_session(
         let accepted = st.epochs.accepted();
         let tails = st.store.tails();
         match &mut st.mode {
-            Mode::Following(f) if f.leader == leader => {
-                // The newest connection from our leader wins.
-                f.conn = conn;
-                f.synced = false;
-                f.epoch = 0;
-            }
+            // The connection is trusted only once its EPOCH passes.
+            Mode::Following(f) if f.leader == leader => {}
             _ => {
                 let _ = out.write_all(b"NOTFOLLOWING\n");
                 return;
@@ -1207,26 +1203,31 @@ fn follow_stream(
     input: &mut BufReader<TcpStream>,
     out: &mut TcpStream,
 ) -> Result<(), String> {
+    // Until its EPOCH is accepted this connection is not trusted: it
+    // cannot disturb the session of the connection that is.
+    let mut trusted = false;
     loop {
         let line = read_line(input).ok_or("leader closed or went silent")?;
         let mut st = sh.st.lock();
-        let current =
-            matches!(&st.mode, Mode::Following(f) if f.leader == leader && f.conn == conn);
+        let current = matches!(&st.mode, Mode::Following(f)
+            if f.leader == leader && (!trusted || f.conn == conn));
         if !current {
             return Err("no longer following this leader".into());
         }
         let (epoch, synced) = match &mut st.mode {
-            Mode::Following(f) => {
+            Mode::Following(f) if trusted => {
                 f.last_heard = Instant::now();
                 (f.epoch, f.synced)
             }
-            _ => return Err("not following".into()),
+            _ => (0, false),
         };
         let mut words = line.split(' ');
         let reply = match (words.next(), words.next(), words.next(), words.next()) {
-            (Some("EPOCH"), Some(e), None, None) => {
+            (Some("EPOCH"), Some(e), None, None) if !trusted => {
                 let e: i64 = e.parse().map_err(|_| "bad EPOCH")?;
                 let accepted = st.epochs.accepted();
+                // Fencing: a leader of an epoch older than one this node
+                // accepted has been superseded.
                 if e < accepted {
                     return Err(format!("stale epoch {e}, accepted {accepted}"));
                 }
@@ -1234,8 +1235,14 @@ fn follow_stream(
                     st.epochs.set_accepted(e).map_err(|e| e.to_string())?;
                 }
                 if let Mode::Following(f) = &mut st.mode {
+                    // The newest connection from our leader wins.
+                    f.conn = conn;
                     f.epoch = e;
+                    f.synced = false;
+                    f.since = Instant::now();
+                    f.last_heard = Instant::now();
                 }
+                trusted = true;
                 "ACKEPOCH".to_string()
             }
             _ if epoch == 0 => return Err(format!("{line:?} before EPOCH")),
@@ -1327,5 +1334,93 @@ impl Client {
         read_line(&mut self.input).ok_or_else(|| {
             std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed")
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn z(epoch: i64, counter: i64) -> i64 {
+        (epoch << 32) | counter
+    }
+
+    fn store_with(dir: &Path, zxids: &[i64]) -> Store {
+        let mut s = Store::open(dir).unwrap();
+        let es: Vec<Entry> = zxids
+            .iter()
+            .map(|&x| Entry {
+                zxid: x,
+                key: format!("k{x:x}"),
+                value: format!("v{x:x}"),
+            })
+            .collect();
+        s.append(&es).unwrap();
+        s
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_off_at_recovery() {
+        let d = tempfile::tempdir().unwrap();
+        drop(store_with(d.path(), &[z(1, 1), z(1, 2)]));
+        let path = d.path().join(LOG_FILE);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"0000000100000003 half").unwrap();
+        drop(f);
+        let s = Store::open(d.path()).unwrap();
+        assert_eq!(s.last_zxid(), z(1, 2));
+        assert_eq!(
+            s.map.get("k100000002").map(String::as_str),
+            Some("v100000002")
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.ends_with("v100000002\n"), "file cut back: {text:?}");
+    }
+
+    #[test]
+    fn truncate_is_durable_and_rebuilds_the_map() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = store_with(d.path(), &[z(1, 1), z(1, 2), z(2, 1)]);
+        s.truncate(z(1, 1)).unwrap();
+        assert_eq!(s.last_zxid(), z(1, 1));
+        assert!(!s.map.contains_key("k200000001"));
+        s.append(&[Entry {
+            zxid: z(3, 1),
+            key: "a".into(),
+            value: "b".into(),
+        }])
+        .unwrap();
+        drop(s);
+        let s = Store::open(d.path()).unwrap();
+        let zs: Vec<i64> = s.log.iter().map(|e| e.zxid).collect();
+        assert_eq!(zs, vec![z(1, 1), z(3, 1)]);
+        assert_eq!(s.tails(), vec![z(1, 1), z(3, 1)]);
+    }
+
+    #[test]
+    fn common_point_finds_where_logs_diverge() {
+        let d = tempfile::tempdir().unwrap();
+        // Leader: epoch 1 up to 3, then epoch 3.
+        let l = store_with(d.path(), &[z(1, 1), z(1, 2), z(1, 3), z(3, 1)]);
+        // A follower that missed 1.3 and holds 2.1 from a leader whose
+        // writes never reached a quorum: keep up to 1.2, not 1.3.
+        assert_eq!(common_point(&l, &[z(1, 2), z(2, 1)]), z(1, 2));
+        // A follower behind: everything it has is common.
+        assert_eq!(common_point(&l, &[z(1, 2)]), z(1, 2));
+        assert_eq!(common_point(&l, &[z(1, 3), z(3, 1)]), z(3, 1));
+        // A follower ahead within an epoch the leader also has.
+        assert_eq!(common_point(&l, &[z(1, 5)]), z(1, 3));
+        // An empty follower, and one with only unknown epochs.
+        assert_eq!(common_point(&l, &[]), 0);
+        assert_eq!(common_point(&l, &[z(2, 7)]), 0);
+    }
+
+    #[test]
+    fn entry_lines_parse_strictly() {
+        assert!(parse_entry("0000000100000001 k v").is_some());
+        assert!(parse_entry("0000000100000001 k").is_none());
+        assert!(parse_entry("0000000100000001 k v extra").is_none());
+        assert!(parse_entry("zz k v").is_none());
+        assert!(parse_entry("0 k v").is_none());
     }
 }
