@@ -46,7 +46,17 @@ use crate::config::{ConfigError, ZkConfig};
 use crate::peer::{PeerError, PeerOptions, QuorumPeer, StatusSnapshot, ZxidSupplier};
 use crate::wire::ServerState;
 
-/// Everything the embedding API can fail with.
+/// Everything the embedding API can fail with: one variant per failure a
+/// caller can act on.
+///
+/// ```
+/// use zkfle::{PeerBuilder, ZkfleError};
+/// match PeerBuilder::from_config_file("/nonexistent/zoo.cfg").myid(1).start() {
+///     Err(ZkfleError::Config(e)) => eprintln!("fix the config: {e}"),
+///     Err(e) => panic!("unexpected: {e}"),
+///     Ok(_) => panic!("there is no such file"),
+/// }
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum ZkfleError {
     /// The configuration (file or built from code) is invalid.
@@ -617,6 +627,21 @@ impl PeerBuilder {
 /// A running embedded peer. Cloning is cheap; every clone controls the
 /// same peer. [`PeerHandle::shutdown`] (or dropping the last clone) stops
 /// every thread the peer started.
+///
+/// ```
+/// # use std::time::Duration;
+/// # fn main() -> Result<(), zkfle::ZkfleError> {
+/// # let d = tempfile::tempdir().map_err(zkfle::ZkfleError::Io)?;
+/// let peer = zkfle::PeerBuilder::new(1)
+///     .server(1, "127.0.0.1:30231".parse().unwrap(), "127.0.0.1:30232".parse().unwrap())
+///     .data_dir(d.path())
+///     .start()?;
+/// let for_requests = peer.clone();
+/// std::thread::spawn(move || for_requests.is_leader()).join().unwrap();
+/// peer.shutdown();
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct PeerHandle {
     inner: Arc<Inner>,
