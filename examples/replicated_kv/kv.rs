@@ -366,7 +366,13 @@ impl Shared {
 
     fn spawn<F: FnOnce() + Send + 'static>(self: &Arc<Self>, name: String, f: F) {
         match std::thread::Builder::new().name(name).spawn(f) {
-            Ok(h) => self.threads.lock().push(h),
+            Ok(h) => {
+                // Finished connection threads need no join: drop their
+                // handles so a long-running node does not collect them.
+                let mut ts = self.threads.lock();
+                ts.retain(|t| !t.is_finished());
+                ts.push(h);
+            }
             Err(e) => log::error!("sid {}: cannot spawn a thread: {e}", self.sid),
         }
     }
@@ -619,7 +625,15 @@ fn accept_loop(sh: Arc<Shared>, listener: TcpListener) {
         if sh.stop.load(Ordering::SeqCst) {
             return;
         }
-        let Ok(stream) = conn else { continue };
+        let stream = match conn {
+            Ok(s) => s,
+            Err(e) => {
+                // Out of descriptors and the like: back off, do not spin.
+                log::warn!("sid {}: accept on kvAddress: {e}", sh.sid);
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
         let sh2 = sh.clone();
         sh.spawn(format!("kv-conn{}", sh.sid), move || {
