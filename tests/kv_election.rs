@@ -86,3 +86,65 @@ fn the_replica_with_the_newest_data_wins_the_next_election() {
         n.kill();
     }
 }
+
+#[test]
+fn a_write_no_quorum_acknowledged_is_truncated_when_its_leader_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports { base: 31350 };
+    let cfgs = write_store_configs(dir.path(), 3, ports);
+    let mut nodes: Vec<Option<Node>> = (1..=3).map(|s| Some(start(&cfgs, s))).collect();
+    let li = eventually("a leader", T, || leader_of(&nodes));
+    let lsid = li as i64 + 1;
+    for n in nodes.iter().flatten() {
+        if n.sid() != lsid {
+            eventually("followers synchronized", T, || {
+                n.is_synced_follower().then_some(())
+            });
+        }
+    }
+    write(ports.kv(lsid), 0..5);
+
+    // Both followers crash: the leader appends the next write but no
+    // quorum can acknowledge it.
+    for (i, n) in nodes.iter_mut().enumerate() {
+        if i != li {
+            n.take().unwrap().kill();
+        }
+    }
+    let mut c = Client::connect(ports.kv(lsid), Duration::from_secs(30)).unwrap();
+    let a = c.request("SET orphan yes").unwrap();
+    assert!(a.starts_with("ERR outcome unknown"), "{a}");
+    let old = nodes[li].take().unwrap();
+    let orphan_zxid = old.last_zxid();
+    assert!(
+        old.log().iter().any(|e| e.key == "orphan"),
+        "the leader logged it"
+    );
+    old.kill();
+
+    // The followers elect a new leader and write on.
+    for (i, n) in nodes.iter_mut().enumerate() {
+        if i != li {
+            *n = Some(start(&cfgs, i as i64 + 1));
+        }
+    }
+    let ni = eventually("a new leader", T, || leader_of(&nodes));
+    let new_leader = nodes[ni].as_ref().unwrap();
+    assert!(new_leader.epoch() > orphan_zxid >> 32);
+    write(new_leader.kv_addr(), 5..8);
+
+    // The old leader returns: it drops the orphan and takes the new log.
+    nodes[li] = Some(start(&cfgs, lsid));
+    let back = nodes[li].as_ref().unwrap();
+    let new_leader = nodes[ni].as_ref().unwrap();
+    eventually("the old leader caught up", T, || {
+        (back.is_synced_follower() && back.last_zxid() == new_leader.last_zxid()).then_some(())
+    });
+    assert_eq!(back.log(), new_leader.log(), "identical logs after sync");
+    let mut bc = Client::connect(back.kv_addr(), Duration::from_secs(10)).unwrap();
+    assert_eq!(bc.request("LOCAL orphan").unwrap(), "NOTFOUND");
+    assert_eq!(bc.request("LOCAL k7").unwrap(), "VALUE v7");
+    for n in nodes.into_iter().flatten() {
+        n.kill();
+    }
+}

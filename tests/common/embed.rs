@@ -27,9 +27,9 @@ impl Ports {
 }
 
 /// Writes `kv<sid>.cfg` for sids 1..=n under `dir` (dataDir `dir/node<sid>`,
-/// tickTime 100 ms, initLimit 20, syncLimit 10) and returns their paths.
+/// tickTime 100 ms, initLimit 40, syncLimit 20) and returns their paths.
 pub fn write_store_configs(dir: &Path, n: i64, ports: Ports) -> Vec<PathBuf> {
-    let mut common = String::from("tickTime=100\ninitLimit=20\nsyncLimit=10\n");
+    let mut common = String::from("tickTime=100\ninitLimit=40\nsyncLimit=20\n");
     for sid in 1..=n {
         let q = ports.quorum(sid);
         let e = ports.election(sid);
