@@ -195,3 +195,31 @@ fn bad_builder_input_is_a_typed_error() {
         "{r:?}"
     );
 }
+
+#[test]
+fn an_observer_reports_observing_and_never_leads() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports { base: 31060 };
+    let mk = |sid: i64, zxid: i64| {
+        PeerBuilder::new(sid)
+            .tick_time(Duration::from_millis(100))
+            .data_dir(dir.path().join(format!("node{sid}")))
+            .server(1, ports.quorum(1), ports.election(1))
+            .server(2, ports.quorum(2), ports.election(2))
+            .observer(3, ports.quorum(3), ports.election(3))
+            .last_zxid(move || zxid)
+            .start()
+            .unwrap()
+    };
+    // The observer has the newest data and the largest sid, yet never
+    // leads: it does not vote.
+    let obs = mk(3, 0x5_0000_0000);
+    let p1 = mk(1, 0);
+    let p2 = mk(2, 0);
+    assert!(matches!(in_service(&p2), Role::Leading { .. }));
+    assert!(matches!(in_service(&p1), Role::Following { leader: 2, .. }));
+    let r = in_service(&obs);
+    assert!(matches!(r, Role::Observing { leader: 2, .. }), "{r:?}");
+    assert_eq!(obs.leader().map(|l| l.sid), Some(2));
+    assert!(!obs.is_leader());
+}
