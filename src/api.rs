@@ -842,6 +842,12 @@ impl PeerHandle {
     /// writes with it (zxid = epoch << 32 | counter) and rejects anything
     /// stamped with an older one.
     ///
+    /// The epoch is the persisted `currentEpoch`, which the quorum-port
+    /// (Zab) session advances for every new leadership. Until that session
+    /// is in the crate nothing inside zkfle advances it: the embedding store
+    /// has to agree on and persist epochs itself, as the `replicated_kv`
+    /// example does with [`crate::peer::EpochFiles`].
+    ///
     /// ```
     /// # use std::time::Duration;
     /// # fn main() -> Result<(), zkfle::ZkfleError> {
@@ -879,8 +885,9 @@ impl PeerHandle {
 
     /// Role changes and election-link up/down events from now on. Each
     /// subscription gets every event (unbounded; drop the receiver to
-    /// unsubscribe). The current role is delivered first, so a subscriber
-    /// never misses the state it starts from.
+    /// unsubscribe). The current role comes first, then a `PeerUp` for
+    /// every peer connected now, so a subscriber never misses the state it
+    /// starts from. The channel closes when the peer shuts down.
     ///
     /// ```
     /// # use std::time::Duration;
@@ -904,10 +911,14 @@ impl PeerHandle {
     /// ```
     pub fn subscribe(&self) -> Receiver<Event> {
         let (tx, rx) = crossbeam_channel::unbounded();
-        // Under the state lock so no change slips between the snapshot and
-        // the registration.
+        // Under the state lock (changes are published under it too), so no
+        // change slips between the snapshot and the registration and none
+        // is delivered twice.
         let s = self.inner.shared.state.lock();
         let _ = tx.send(Event::Role(s.role));
+        for &sid in &s.connected_peers {
+            let _ = tx.send(Event::PeerUp(sid));
+        }
         self.inner.shared.subscribers.lock().push(tx);
         drop(s);
         rx
@@ -996,16 +1007,15 @@ impl PeerHandle {
             .shared
             .elections_before
             .fetch_add(count, Ordering::SeqCst);
-        let down: Vec<i64> = {
+        {
             let mut s = self.inner.shared.state.lock();
-            let down = std::mem::take(&mut s.connected_peers).into_iter().collect();
+            let down = std::mem::take(&mut s.connected_peers);
             s.role = Role::Looking;
             self.inner.shared.is_leader.store(false, Ordering::Release);
-            down
-        };
-        let mut events = vec![Event::Role(Role::Looking)];
-        events.extend(down.into_iter().map(Event::PeerDown));
-        publish(&self.inner.shared, &events);
+            let mut events = vec![Event::Role(Role::Looking)];
+            events.extend(down.into_iter().map(Event::PeerDown));
+            publish(&self.inner.shared, &events);
+        }
         *running = Some(launch(&self.inner)?);
         Ok(())
     }
@@ -1062,30 +1072,30 @@ fn launch(inner: &Arc<Inner>) -> Result<Running, ZkfleError> {
                 // event queue belongs to the election thread).
                 let (snap, _) =
                     status.wait_until(Duration::from_millis(50), |s| last.as_ref() != Some(s));
-                let mut events = Vec::new();
                 let now: BTreeSet<i64> = qcm.connected_peers().into_iter().collect();
-                {
-                    let mut s = shared.state.lock();
-                    if s.connected_peers != now {
-                        events.extend(
-                            now.difference(&s.connected_peers)
-                                .map(|&p| Event::PeerUp(p)),
-                        );
-                        events.extend(
-                            s.connected_peers
-                                .difference(&now)
-                                .map(|&p| Event::PeerDown(p)),
-                        );
-                        s.connected_peers = now;
-                    }
+                // Events are published under the state lock, so a
+                // subscriber that registers meanwhile sees each change
+                // exactly once (either in its first event or after it).
+                let mut events = Vec::new();
+                let mut s = shared.state.lock();
+                if s.connected_peers != now {
+                    events.extend(
+                        now.difference(&s.connected_peers)
+                            .map(|&p| Event::PeerUp(p)),
+                    );
+                    events.extend(
+                        s.connected_peers
+                            .difference(&now)
+                            .map(|&p| Event::PeerDown(p)),
+                    );
+                    s.connected_peers = now;
                 }
                 if last.as_ref() != Some(&snap) {
                     let role = role_of(&snap);
-                    let before = shared.elections_before.load(Ordering::SeqCst);
-                    let mut s = shared.state.lock();
                     s.current_epoch = snap.current_epoch;
                     s.last_zxid = snap.last_zxid;
-                    s.election_count = before + snap.election_count;
+                    s.election_count =
+                        shared.elections_before.load(Ordering::SeqCst) + snap.election_count;
                     if s.role != role {
                         s.role = role;
                         shared.is_leader.store(role.is_leader(), Ordering::Release);
@@ -1095,6 +1105,7 @@ fn launch(inner: &Arc<Inner>) -> Result<Running, ZkfleError> {
                 }
                 shared.changed.notify_all();
                 publish(&shared, &events);
+                drop(s);
             }
         })
         .map_err(|source| {
