@@ -8,6 +8,7 @@ pub mod cnx;
 pub mod config;
 pub mod election;
 pub mod peer;
+pub mod sim;
 pub mod wire;
 
 pub use api::{Event, LeaderInfo, PeerBuilder, PeerHandle, PeerState, Role, RoleEvent, ZkfleError};
