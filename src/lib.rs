@@ -2,6 +2,7 @@
 //! FastLeaderElection), wire-compatible with Apache ZooKeeper 3.8.
 
 pub mod admin;
+pub mod api;
 pub mod bench;
 pub mod cnx;
 pub mod config;
@@ -9,3 +10,5 @@ pub mod election;
 pub mod peer;
 pub mod sim;
 pub mod wire;
+
+pub use api::{Event, LeaderInfo, PeerBuilder, PeerHandle, PeerState, Role, RoleEvent, ZkfleError};

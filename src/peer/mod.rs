@@ -252,6 +252,13 @@ impl QuorumPeer {
         self.admin.as_ref().map(|a| a.local_addr())
     }
 
+    /// The election connection manager (hook for the embedding API, which
+    /// polls its connected peers; its `peer_events` queue belongs to the
+    /// election thread).
+    pub fn qcm(&self) -> &Qcm {
+        &self.qcm
+    }
+
     /// Stops the role, the election, the connection manager and the admin
     /// server, and joins every thread. Idempotent.
     pub fn shutdown(&mut self) {

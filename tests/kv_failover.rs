@@ -1,0 +1,205 @@
+//! The replicated store under leader failure: a client writes continuously
+//! while the leader is killed (an in-process crash: sockets closed, threads
+//! gone, only fsynced data left) and later restarted, three times. After
+//! that every acknowledged write is on the leader (`GET`) and on every
+//! follower (`LOCAL`). Ports 31200..=31299.
+//!
+//! The store nodes run in this process through the example's own module
+//! (`examples/replicated_kv/kv.rs`), so the test needs no prebuilt example
+//! binary.
+
+#[path = "common/embed.rs"]
+mod embed;
+#[path = "../examples/replicated_kv/kv.rs"]
+mod kv;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use embed::*;
+use kv::{Client, Node};
+use parking_lot::Mutex;
+use zkfle::config::ZkConfig;
+
+const T: Duration = Duration::from_secs(60);
+
+fn start(cfgs: &[PathBuf], sid: i64) -> Node {
+    let cfg = ZkConfig::load(&cfgs[sid as usize - 1], Some(sid)).unwrap();
+    Node::start(cfg).unwrap()
+}
+
+fn leader_index(nodes: &[Option<Node>]) -> Option<usize> {
+    nodes
+        .iter()
+        .position(|n| n.as_ref().is_some_and(|n| n.is_serving_leader()))
+}
+
+/// One acknowledged write.
+#[derive(Debug, Clone)]
+struct Acked {
+    key: String,
+    value: String,
+    at: Instant,
+}
+
+/// Writes `k<i> v<i>` for ever larger `i`, following REDIRECTs, trying
+/// every node when there is no leader; records what was acknowledged.
+fn writer(
+    addrs: Vec<SocketAddr>,
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<Acked>>>,
+) -> (u64, u64) {
+    let mut i = 0u64;
+    let mut unknown = 0u64;
+    let mut target = 0usize;
+    let mut client: Option<Client> = None;
+    while !stop.load(Ordering::SeqCst) {
+        let c = match client.as_mut() {
+            Some(c) => c,
+            None => match Client::connect(addrs[target], Duration::from_secs(5)) {
+                Ok(c) => client.insert(c),
+                Err(_) => {
+                    target = (target + 1) % addrs.len();
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            },
+        };
+        let (key, value) = (format!("k{i}"), format!("v{i}"));
+        match c.request(&format!("SET {key} {value}")) {
+            Ok(a) if a.starts_with("OK 0x") => {
+                acked.lock().push(Acked {
+                    key,
+                    value,
+                    at: Instant::now(),
+                });
+                i += 1;
+            }
+            Ok(a) if a.starts_with("REDIRECT ") => {
+                let to: SocketAddr = a["REDIRECT ".len()..].parse().unwrap();
+                target = addrs.iter().position(|&x| x == to).unwrap();
+                client = None;
+            }
+            Ok(a) => {
+                // No leader yet, or the write's fate is unknown: move on to
+                // a new key, so a maybe-applied write is never reused.
+                if a.starts_with("ERR outcome unknown") {
+                    unknown += 1;
+                    i += 1;
+                } else {
+                    assert!(a.starts_with("ERR "), "unexpected answer {a:?}");
+                }
+                target = (target + 1) % addrs.len();
+                client = None;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(_) => {
+                unknown += 1;
+                i += 1;
+                target = (target + 1) % addrs.len();
+                client = None;
+            }
+        }
+    }
+    (i, unknown)
+}
+
+#[test]
+fn no_acknowledged_write_is_lost_across_repeated_leader_crashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports { base: 31200 };
+    let cfgs = write_store_configs(dir.path(), 3, ports);
+    let mut nodes: Vec<Option<Node>> = (1..=3).map(|sid| Some(start(&cfgs, sid))).collect();
+    eventually("a serving leader", T, || leader_index(&nodes));
+
+    let addrs: Vec<SocketAddr> = (1..=3).map(|s| ports.kv(s)).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::<Acked>::new()));
+    let w = {
+        let (addrs, stop, acked) = (addrs.clone(), stop.clone(), acked.clone());
+        std::thread::spawn(move || writer(addrs, stop, acked))
+    };
+
+    let mut outages = Vec::new();
+    for round in 0..3 {
+        let base = acked.lock().len();
+        eventually("40 more acknowledged writes", T, || {
+            (acked.lock().len() >= base + 40).then_some(())
+        });
+        let li = leader_index(&nodes).expect("a leader before the crash");
+        nodes[li].take().unwrap().kill();
+        // Measured from the moment the crashed node is wholly gone: an
+        // answer it sent while dying is not a new leader's.
+        let killed_at = Instant::now();
+        let new = eventually("a new serving leader", T, || leader_index(&nodes));
+        let elected_ms = killed_at.elapsed().as_millis();
+        let first_ack = eventually("a write acknowledged by the new leader", T, || {
+            acked.lock().iter().find(|a| a.at > killed_at).map(|a| a.at)
+        });
+        let unavailable_ms = (first_ack - killed_at).as_millis();
+        eprintln!(
+            "round {round}: killed leader sid {}, new leader sid {} serving after {elected_ms} ms, \
+             first acknowledged write after {unavailable_ms} ms",
+            li + 1,
+            new + 1
+        );
+        outages.push(unavailable_ms);
+        // The crashed node comes back, recovers its log and catches up.
+        nodes[li] = Some(start(&cfgs, li as i64 + 1));
+        let back = nodes[li].as_ref().unwrap();
+        eventually("the restarted node to synchronize", T, || {
+            back.is_synced_follower().then_some(())
+        });
+    }
+    stop.store(true, Ordering::SeqCst);
+    let (attempted, unknown) = w.join().unwrap();
+    let acked = acked.lock().clone();
+
+    // Everything settles: one leader, two followers with its whole log.
+    let li = eventually("a serving leader at the end", T, || leader_index(&nodes));
+    let leader = nodes[li].as_ref().unwrap();
+    eventually("followers holding the leader's whole log", T, || {
+        let last = leader.last_zxid();
+        nodes
+            .iter()
+            .flatten()
+            .all(|n| n.last_zxid() == last && (n.is_serving_leader() || n.is_synced_follower()))
+            .then_some(())
+    });
+    let mut lost = Vec::new();
+    let mut on_leader = Client::connect(leader.kv_addr(), Duration::from_secs(10)).unwrap();
+    let mut locals: Vec<Client> = nodes
+        .iter()
+        .flatten()
+        .map(|n| Client::connect(n.kv_addr(), Duration::from_secs(10)).unwrap())
+        .collect();
+    for a in &acked {
+        let want = format!("VALUE {}", a.value);
+        let got = on_leader.request(&format!("GET {}", a.key)).unwrap();
+        if got != want {
+            lost.push(format!("GET {} on the leader: {got}", a.key));
+        }
+        for (c, n) in locals.iter_mut().zip(nodes.iter().flatten()) {
+            let got = c.request(&format!("LOCAL {}", a.key)).unwrap();
+            if got != want {
+                lost.push(format!("LOCAL {} on sid {}: {got}", a.key, n.sid()));
+            }
+        }
+    }
+    eprintln!(
+        "failover run: {} writes attempted, {} acknowledged, {} outcome unknown, {} lost; \
+         time without an acknowledging leader per crash (ms): {outages:?}",
+        attempted,
+        acked.len(),
+        unknown,
+        lost.len()
+    );
+    assert!(acked.len() >= 120, "the client kept writing");
+    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+    for n in nodes.into_iter().flatten() {
+        n.kill();
+    }
+}
