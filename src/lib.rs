@@ -2,4 +2,5 @@
 //! FastLeaderElection), wire-compatible with Apache ZooKeeper 3.8.
 
 pub mod config;
+pub mod peer;
 pub mod wire;
