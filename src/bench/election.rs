@@ -1,0 +1,593 @@
+//! `zkfle bench election`: election latency of whole ensembles, zkfle and
+//! Java ZooKeeper measured by the same code in the same run.
+//!
+//! Cold start: all N processes launched back to back; the time from the
+//! first launch until every peer reports `Mode: leader|follower` with
+//! exactly one leader. Failover: SIGKILL of the leader; the time until the
+//! survivors again report exactly one leader and only followers. For both
+//! implementations `Mode:` appears only once the quorum-port session is
+//! synchronised, so the figure includes Zab's discovery and sync.
+//!
+//! Java runs through `shared/tools/zk-ensemble.sh`, whose launch and kill
+//! timestamps (`node<sid>/start_ns`, `killed_ns`) start the clocks, so the
+//! script's own start-up costs are not charged to Java.
+
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Which implementation an ensemble runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Implementation {
+    Zkfle,
+    Java,
+}
+
+impl std::fmt::Display for Implementation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Implementation::Zkfle => "zkfle",
+            Implementation::Java => "java",
+        })
+    }
+}
+
+/// Settings shared by both implementations, so they are measured alike.
+#[derive(Debug, Clone)]
+pub struct ElectionBenchOptions {
+    pub sizes: Vec<usize>,
+    pub trials: usize,
+    pub implementations: Vec<Implementation>,
+    pub cold: bool,
+    pub failover: bool,
+    pub tick_ms: u64,
+    pub init_limit: u32,
+    pub sync_limit: u32,
+    /// Ports: client base+sid, quorum base+100+sid, election base+200+sid.
+    pub zkfle_base_port: u16,
+    /// zk-ensemble.sh's ZK_CLIENT_BASE; quorum +100, election +200.
+    pub java_base_port: u16,
+    pub zk_ensemble: PathBuf,
+    /// The zkfle binary to launch (`zkfle run`).
+    pub zkfle_bin: PathBuf,
+    /// Give up on one trial after this long.
+    pub trial_timeout: Duration,
+}
+
+/// Failures that stop the benchmark.
+#[derive(Debug, thiserror::Error)]
+pub enum ElectionBenchError {
+    #[error("cannot create a working directory: {0}")]
+    WorkDir(std::io::Error),
+    #[error("cannot launch {what}: {source}")]
+    Launch {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("zk-ensemble.sh {cmd} failed: {output}")]
+    Script { cmd: String, output: String },
+    #[error("{implementation} N={n}: {what} did not settle within {secs} s (last seen: {last})")]
+    Timeout {
+        implementation: Implementation,
+        n: usize,
+        what: &'static str,
+        secs: u64,
+        last: String,
+    },
+}
+
+/// One peer's resource use, read from /proc once the ensemble settled.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessStats {
+    pub rss_kb: u64,
+    pub threads: u64,
+    pub cpu_ms: u64,
+}
+
+/// Min/median/max of a series of milliseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Summary {
+    pub min: f64,
+    pub median: f64,
+    pub max: f64,
+    pub samples: usize,
+}
+
+impl Summary {
+    /// `None` for an empty series.
+    pub fn of(values: &[f64]) -> Option<Summary> {
+        if values.is_empty() {
+            return None;
+        }
+        let mut v = values.to_vec();
+        v.sort_by(|a, b| a.total_cmp(b));
+        let median = if v.len() % 2 == 1 {
+            v[v.len() / 2]
+        } else {
+            (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+        };
+        Some(Summary {
+            min: v[0],
+            median,
+            max: v[v.len() - 1],
+            samples: v.len(),
+        })
+    }
+}
+
+/// The figures of one implementation at one ensemble size.
+#[derive(Debug, Clone)]
+pub struct SizeResult {
+    pub implementation: Implementation,
+    pub n: usize,
+    pub cold_ms: Vec<f64>,
+    pub failover_ms: Vec<f64>,
+    /// Per-peer stats of the last trial, after it settled.
+    pub stats: Vec<ProcessStats>,
+}
+
+fn now_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+/// Sends a four-letter word and returns the answer ("" if none).
+pub fn four_letter(addr: SocketAddr, word: &str) -> String {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    if s.write_all(word.as_bytes()).is_err() {
+        return String::new();
+    }
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// The `Mode:` of a `srvr` answer: leader, follower, observer, or None.
+pub fn mode(addr: SocketAddr) -> Option<String> {
+    four_letter(addr, "srvr")
+        .lines()
+        .find_map(|l| l.strip_prefix("Mode: ").map(|m| m.trim().to_string()))
+}
+
+/// Polls until exactly one of `ports` reports leader and all others
+/// follower; returns the time that happened (ns since the epoch).
+fn wait_settled(ports: &[u16], timeout: Duration) -> Result<u128, String> {
+    let deadline = Instant::now() + timeout;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        let modes: Vec<Option<String>> = ports
+            .iter()
+            .map(|p| mode(SocketAddr::from(([127, 0, 0, 1], *p))))
+            .collect();
+        let t = now_ns();
+        let leaders = modes
+            .iter()
+            .filter(|m| m.as_deref() == Some("leader"))
+            .count();
+        let followers = modes
+            .iter()
+            .filter(|m| m.as_deref() == Some("follower"))
+            .count();
+        if leaders == 1 && leaders + followers == ports.len() {
+            return Ok(t);
+        }
+        last = format!("{modes:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Err(last)
+}
+
+fn leader_index(ports: &[u16]) -> Option<usize> {
+    ports
+        .iter()
+        .position(|p| mode(SocketAddr::from(([127, 0, 0, 1], *p))).as_deref() == Some("leader"))
+}
+
+/// Reads RSS, thread count and CPU time of a process from /proc.
+pub fn process_stats(pid: u32) -> Option<ProcessStats> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the whole line.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = f.get(11)?.parse().ok()?;
+    let stime: u64 = f.get(12)?.parse().ok()?;
+    // Linux reports in clock ticks of 100 Hz on every supported platform.
+    Some(ProcessStats {
+        rss_kb: field("VmRSS:")?,
+        threads: field("Threads:")?,
+        cpu_ms: (utime + stime) * 10,
+    })
+}
+
+trait Ensemble {
+    fn client_ports(&self) -> Vec<u16>;
+    /// Launches every peer back to back; returns the first launch time.
+    fn start(&mut self) -> Result<u128, ElectionBenchError>;
+    /// SIGKILLs peer `index`; returns the kill time.
+    fn kill(&mut self, index: usize) -> Result<u128, ElectionBenchError>;
+    fn pids(&self) -> Vec<u32>;
+    fn stop(&mut self);
+}
+
+struct ZkfleEnsemble {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    n: usize,
+    base: u16,
+    children: Vec<Option<Child>>,
+}
+
+impl ZkfleEnsemble {
+    fn new(opts: &ElectionBenchOptions, n: usize) -> Result<Self, ElectionBenchError> {
+        let dir = tempfile::Builder::new()
+            .prefix("zkfle-bench-")
+            .tempdir()
+            .map_err(ElectionBenchError::WorkDir)?;
+        let mut servers = String::new();
+        for sid in 1..=n as u16 {
+            let _ = writeln!(
+                servers,
+                "server.{sid}=127.0.0.1:{}:{}",
+                opts.zkfle_base_port + 100 + sid,
+                opts.zkfle_base_port + 200 + sid
+            );
+        }
+        for sid in 1..=n as u16 {
+            let data = dir.path().join(format!("node{sid}"));
+            std::fs::create_dir_all(&data).map_err(ElectionBenchError::WorkDir)?;
+            std::fs::write(data.join("myid"), format!("{sid}\n"))
+                .map_err(ElectionBenchError::WorkDir)?;
+            let cfg = format!(
+                "tickTime={}\ninitLimit={}\nsyncLimit={}\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n{servers}",
+                opts.tick_ms,
+                opts.init_limit,
+                opts.sync_limit,
+                data.display(),
+                opts.zkfle_base_port + sid
+            );
+            std::fs::write(dir.path().join(format!("zoo{sid}.cfg")), cfg)
+                .map_err(ElectionBenchError::WorkDir)?;
+        }
+        Ok(ZkfleEnsemble {
+            dir,
+            bin: opts.zkfle_bin.clone(),
+            n,
+            base: opts.zkfle_base_port,
+            children: Vec::new(),
+        })
+    }
+
+    fn wipe_data(&self) {
+        for sid in 1..=self.n {
+            let _ = std::fs::remove_dir_all(self.dir.path().join(format!("node{sid}/version-2")));
+        }
+    }
+}
+
+impl Ensemble for ZkfleEnsemble {
+    fn client_ports(&self) -> Vec<u16> {
+        (1..=self.n as u16).map(|s| self.base + s).collect()
+    }
+
+    fn start(&mut self) -> Result<u128, ElectionBenchError> {
+        self.wipe_data();
+        let t0 = now_ns();
+        for sid in 1..=self.n {
+            let log = std::fs::File::create(self.dir.path().join(format!("node{sid}.log")))
+                .map_err(ElectionBenchError::WorkDir)?;
+            let child = Command::new(&self.bin)
+                .arg("run")
+                .arg(self.dir.path().join(format!("zoo{sid}.cfg")))
+                .env("RUST_LOG", "info")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .map_err(|source| ElectionBenchError::Launch {
+                    what: self.bin.display().to_string(),
+                    source,
+                })?;
+            self.children.push(Some(child));
+        }
+        Ok(t0)
+    }
+
+    fn kill(&mut self, index: usize) -> Result<u128, ElectionBenchError> {
+        let t = now_ns();
+        if let Some(Some(c)) = self.children.get_mut(index) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if let Some(slot) = self.children.get_mut(index) {
+            *slot = None;
+        }
+        Ok(t)
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        self.children.iter().flatten().map(|c| c.id()).collect()
+    }
+
+    fn stop(&mut self) {
+        for c in self.children.iter_mut().flatten() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.children.clear();
+    }
+}
+
+impl Drop for ZkfleEnsemble {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct JavaEnsemble {
+    script: PathBuf,
+    dir: tempfile::TempDir,
+    n: usize,
+    base: u16,
+    opts: (u64, u32, u32),
+    started: bool,
+}
+
+impl JavaEnsemble {
+    fn new(opts: &ElectionBenchOptions, n: usize) -> Result<Self, ElectionBenchError> {
+        Ok(JavaEnsemble {
+            script: opts.zk_ensemble.clone(),
+            dir: tempfile::Builder::new()
+                .prefix("zk-bench-")
+                .tempdir()
+                .map_err(ElectionBenchError::WorkDir)?,
+            n,
+            base: opts.java_base_port,
+            opts: (opts.tick_ms, opts.init_limit, opts.sync_limit),
+            started: false,
+        })
+    }
+
+    fn zk_dir(&self) -> PathBuf {
+        self.dir.path().join("zk")
+    }
+
+    fn script(&self, args: &[&str]) -> Result<String, ElectionBenchError> {
+        let out = Command::new("bash")
+            .arg(&self.script)
+            .args(args)
+            .env("ZK_DIR", self.zk_dir())
+            .env("ZK_SIZE", self.n.to_string())
+            .env("ZK_CLIENT_BASE", self.base.to_string())
+            .env("ZK_QUORUM_BASE", (self.base + 100).to_string())
+            .env("ZK_ELECTION_BASE", (self.base + 200).to_string())
+            .env("ZK_TICK", self.opts.0.to_string())
+            .env("ZK_INIT", self.opts.1.to_string())
+            .env("ZK_SYNC", self.opts.2.to_string())
+            .output()
+            .map_err(|source| ElectionBenchError::Launch {
+                what: self.script.display().to_string(),
+                source,
+            })?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if !out.status.success() {
+            return Err(ElectionBenchError::Script {
+                cmd: args.join(" "),
+                output: text,
+            });
+        }
+        Ok(text)
+    }
+
+    fn read_ns(&self, sid: usize, file: &str) -> Option<u128> {
+        std::fs::read_to_string(self.zk_dir().join(format!("node{sid}/{file}")))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+impl Ensemble for JavaEnsemble {
+    fn client_ports(&self) -> Vec<u16> {
+        (1..=self.n as u16).map(|s| self.base + s).collect()
+    }
+
+    fn start(&mut self) -> Result<u128, ElectionBenchError> {
+        self.script(&["start"])?;
+        self.started = true;
+        Ok((1..=self.n)
+            .filter_map(|s| self.read_ns(s, "start_ns"))
+            .min()
+            .unwrap_or_else(now_ns))
+    }
+
+    fn kill(&mut self, index: usize) -> Result<u128, ElectionBenchError> {
+        let sid = index + 1;
+        self.script(&["kill", &sid.to_string()])?;
+        Ok(self.read_ns(sid, "killed_ns").unwrap_or_else(now_ns))
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        (1..=self.n)
+            .filter_map(|s| {
+                std::fs::read_to_string(self.zk_dir().join(format!("node{s}/pid"))).ok()
+            })
+            .filter_map(|p| p.trim().parse().ok())
+            .filter(|p: &u32| Path::new(&format!("/proc/{p}")).exists())
+            .collect()
+    }
+
+    fn stop(&mut self) {
+        if self.started {
+            let _ = self.script(&["stop"]);
+            self.started = false;
+        }
+    }
+}
+
+impl Drop for JavaEnsemble {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn ms_between(t0: u128, t1: u128) -> f64 {
+    t1.saturating_sub(t0) as f64 / 1e6
+}
+
+/// Runs every configured trial; prints one line per trial to stdout.
+pub fn run(opts: &ElectionBenchOptions) -> Result<Vec<SizeResult>, ElectionBenchError> {
+    let mut results = Vec::new();
+    for &n in &opts.sizes {
+        for &imp in &opts.implementations {
+            let mut r = SizeResult {
+                implementation: imp,
+                n,
+                cold_ms: Vec::new(),
+                failover_ms: Vec::new(),
+                stats: Vec::new(),
+            };
+            for trial in 1..=opts.trials {
+                let mut ens: Box<dyn Ensemble> = match imp {
+                    Implementation::Zkfle => Box::new(ZkfleEnsemble::new(opts, n)?),
+                    Implementation::Java => Box::new(JavaEnsemble::new(opts, n)?),
+                };
+                let ports = ens.client_ports();
+                let t0 = ens.start()?;
+                let settled = wait_settled(&ports, opts.trial_timeout).map_err(|last| {
+                    ElectionBenchError::Timeout {
+                        implementation: imp,
+                        n,
+                        what: "cold start",
+                        secs: opts.trial_timeout.as_secs(),
+                        last,
+                    }
+                })?;
+                let cold = ms_between(t0, settled);
+                if opts.cold {
+                    println!("trial impl={imp} n={n} trial={trial} scenario=cold ms={cold:.1}");
+                    r.cold_ms.push(cold);
+                }
+                r.stats = ens.pids().into_iter().filter_map(process_stats).collect();
+                if opts.failover {
+                    let Some(leader) = leader_index(&ports) else {
+                        ens.stop();
+                        continue;
+                    };
+                    let t_kill = ens.kill(leader)?;
+                    let survivors: Vec<u16> = ports
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| *i != leader)
+                        .map(|(_, p)| *p)
+                        .collect();
+                    let settled = wait_settled(&survivors, opts.trial_timeout).map_err(|last| {
+                        ElectionBenchError::Timeout {
+                            implementation: imp,
+                            n,
+                            what: "failover",
+                            secs: opts.trial_timeout.as_secs(),
+                            last,
+                        }
+                    })?;
+                    let ms = ms_between(t_kill, settled);
+                    println!("trial impl={imp} n={n} trial={trial} scenario=failover ms={ms:.1}");
+                    r.failover_ms.push(ms);
+                }
+                ens.stop();
+            }
+            results.push(r);
+        }
+    }
+    Ok(results)
+}
+
+/// The summary table: one line per implementation, size and scenario, then
+/// resource use, then the zkfle/Java ratios where both ran.
+pub fn summary_lines(results: &[SizeResult]) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in results {
+        for (scenario, v) in [("cold", &r.cold_ms), ("failover", &r.failover_ms)] {
+            if let Some(s) = Summary::of(v) {
+                out.push(format!(
+                    "result impl={} n={} scenario={scenario} min_ms={:.1} median_ms={:.1} max_ms={:.1} trials={}",
+                    r.implementation, r.n, s.min, s.median, s.max, s.samples
+                ));
+            }
+        }
+        if !r.stats.is_empty() {
+            let k = r.stats.len() as u64;
+            out.push(format!(
+                "resources impl={} n={} rss_kb_avg={} threads_avg={} cpu_ms_avg={}",
+                r.implementation,
+                r.n,
+                r.stats.iter().map(|s| s.rss_kb).sum::<u64>() / k,
+                r.stats.iter().map(|s| s.threads).sum::<u64>() / k,
+                r.stats.iter().map(|s| s.cpu_ms).sum::<u64>() / k
+            ));
+        }
+    }
+    for z in results
+        .iter()
+        .filter(|r| r.implementation == Implementation::Zkfle)
+    {
+        let Some(j) = results
+            .iter()
+            .find(|r| r.implementation == Implementation::Java && r.n == z.n)
+        else {
+            continue;
+        };
+        for (scenario, zv, jv) in [
+            ("cold", &z.cold_ms, &j.cold_ms),
+            ("failover", &z.failover_ms, &j.failover_ms),
+        ] {
+            if let (Some(zs), Some(js)) = (Summary::of(zv), Summary::of(jv)) {
+                out.push(format!(
+                    "ratio n={} scenario={scenario} java_over_zkfle_median={:.1}",
+                    z.n,
+                    js.median / zs.median.max(0.001)
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_takes_min_median_max() {
+        let s = Summary::of(&[5.0, 1.0, 3.0, 9.0]).expect("non-empty");
+        assert_eq!((s.min, s.median, s.max, s.samples), (1.0, 4.0, 9.0, 4));
+        assert!(Summary::of(&[]).is_none());
+    }
+
+    #[test]
+    fn own_process_stats_are_read() {
+        let s = process_stats(std::process::id()).expect("/proc is readable");
+        assert!(s.rss_kb > 0 && s.threads >= 1);
+    }
+}

@@ -1,0 +1,6 @@
+//! Benchmark tools that users point at any election port, zkfle's or Java
+//! ZooKeeper's (`zkfle bench ...`).
+
+pub mod cli;
+pub mod election;
+pub mod notify;
