@@ -1,0 +1,254 @@
+//! zkfle's Zab learner against real Java ZooKeeper 3.8 (PROTOCOL.md §9.2 I3,
+//! I5, I6 without the election layer): Java sids 1–3 elect a Java leader;
+//! zkfle then follows it as sid 4 (a listed participant that runs no Java)
+//! and observes it as sid 5 (a listed observer). Java's `mntr` must count
+//! both as synced; a SIGSTOPped leader must be left after
+//! `syncLimit × tickTime`. Ports 26100–26399.
+//!
+//! Needs Debian's `zookeeper` package and `../shared/tools/zk-ensemble.sh`;
+//! with `CI` set their absence fails the test, otherwise it is skipped.
+
+#[path = "common/zab.rs"]
+mod zab;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use zab::{wait_for, MemHost};
+use zkfle::config::QuorumVerifier;
+use zkfle::peer::zab::{follow, ZabConfig, ZabExit, ZabHost, ZabPhase};
+
+const CLIENT_BASE: u16 = 26100;
+const QUORUM_BASE: u16 = 26200;
+const ELECTION_BASE: u16 = 26300;
+const TICK_MS: u64 = 200;
+const INIT: u32 = 10;
+const SYNC: u32 = 5;
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/zk-ensemble.sh")
+}
+
+/// True if Java ZooKeeper can run here; fails under CI when it cannot.
+fn java_available() -> bool {
+    let ok = std::path::Path::new("/usr/share/java/zookeeper.jar").exists() && script().exists();
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI: Java ZooKeeper (apt-get install zookeeper) or zk-ensemble.sh missing"
+        );
+        println!("SKIP: Java ZooKeeper 3.8 or ../shared/tools/zk-ensemble.sh not installed");
+    }
+    ok
+}
+
+/// A Java ensemble started by zk-ensemble.sh; stopped on drop (the script
+/// only signals the processes it started, by pid).
+struct Ensemble {
+    _tmp: tempfile::TempDir,
+    env: Vec<(&'static str, String)>,
+}
+
+impl Ensemble {
+    fn start(size: u32, sids: &str, extra_cfg: &str) -> Ensemble {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let env = vec![
+            ("ZK_DIR", tmp.path().join("zk").display().to_string()),
+            ("ZK_CLIENT_BASE", CLIENT_BASE.to_string()),
+            ("ZK_QUORUM_BASE", QUORUM_BASE.to_string()),
+            ("ZK_ELECTION_BASE", ELECTION_BASE.to_string()),
+            ("ZK_SIZE", size.to_string()),
+            ("ZK_SIDS", sids.to_string()),
+            ("ZK_TICK", TICK_MS.to_string()),
+            ("ZK_INIT", INIT.to_string()),
+            ("ZK_SYNC", SYNC.to_string()),
+            ("ZK_HEAP_MB", "256".to_string()),
+            ("ZK_EXTRA_CFG", extra_cfg.to_string()),
+        ];
+        let e = Ensemble { _tmp: tmp, env };
+        let out = e.run(&["start"]);
+        assert!(out.0, "zk-ensemble.sh start failed: {}", out.1);
+        e
+    }
+
+    /// Runs the script; (success, stdout + stderr).
+    fn run(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new("bash")
+            .arg(script())
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .expect("run zk-ensemble.sh");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    fn mntr(&self, sid: i64) -> BTreeMap<String, String> {
+        let (_, text) = self.run(&["mntr", &sid.to_string()]);
+        text.lines()
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect()
+    }
+}
+
+impl Drop for Ensemble {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill", "1", "CONT"]);
+        let _ = self.run(&["kill", "2", "CONT"]);
+        let _ = self.run(&["kill", "3", "CONT"]);
+        let (ok, text) = self.run(&["stop"]);
+        if !ok {
+            eprintln!("zk-ensemble.sh stop: {text}");
+        }
+    }
+}
+
+fn addr(base: u16, sid: i64) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], base + sid as u16))
+}
+
+fn learner_cfg(me: i64, observer: bool) -> ZabConfig {
+    let quorum_addrs = (1..=5).map(|s| (s, vec![addr(QUORUM_BASE, s)])).collect();
+    let mut text = String::new();
+    for s in 1..=4 {
+        text.push_str(&format!(
+            "server.{s}=127.0.0.1:{}:{}:participant\n",
+            QUORUM_BASE + s,
+            ELECTION_BASE + s
+        ));
+    }
+    text.push_str(&format!(
+        "server.5=127.0.0.1:{}:{}:observer\nversion=0",
+        QUORUM_BASE + 5,
+        ELECTION_BASE + 5
+    ));
+    ZabConfig {
+        my_sid: me,
+        tick_time: Duration::from_millis(TICK_MS),
+        init_limit: INIT,
+        sync_limit: SYNC,
+        verifier: QuorumVerifier::majority(1..=4),
+        quorum_listen_addrs: vec![addr(QUORUM_BASE, me)],
+        quorum_addrs,
+        is_observer: observer,
+        config_text: text,
+    }
+}
+
+fn hold_secs() -> u64 {
+    std::env::var("ZKFLE_ZAB_HOLD_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10)
+}
+
+#[test]
+fn zkfle_follower_and_observer_stay_synced_with_a_java_leader() {
+    if !java_available() {
+        return;
+    }
+    let _ = env_logger::builder().is_test(true).try_init();
+    let extra = format!(
+        "server.5=127.0.0.1:{}:{}:observer",
+        QUORUM_BASE + 5,
+        ELECTION_BASE + 5
+    );
+    let ens = Ensemble::start(4, "1 2 3", &extra);
+    let (ok, text) = ens.run(&["wait", "60", "1", "2", "3"]);
+    assert!(ok, "Java sids 1-3 did not elect a leader: {text}");
+    let leader: i64 = text
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("leader="))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no leader= in {text:?}"));
+    println!("Java leader: sid {leader} ({})", text.trim());
+
+    let fhost = Arc::new(MemHost::new());
+    let ohost = Arc::new(MemHost::new());
+    let f = {
+        let (cfg, h) = (learner_cfg(4, false), fhost.clone());
+        std::thread::spawn(move || follow(&cfg, &*h, leader))
+    };
+    let o = {
+        let (cfg, h) = (learner_cfg(5, true), ohost.clone());
+        std::thread::spawn(move || follow(&cfg, &*h, leader))
+    };
+    let started = Instant::now();
+    wait_for(
+        "zkfle sids 4 and 5 in Broadcast with the Java leader",
+        Duration::from_secs(30),
+        || {
+            fhost.phase_now() == Some(ZabPhase::Broadcast)
+                && ohost.phase_now() == Some(ZabPhase::Broadcast)
+        },
+    );
+    println!(
+        "zkfle follower + observer synced {:?} after connecting; follower zxid {:#x} (SNAP sets it, DIFF keeps 0)",
+        started.elapsed(),
+        fhost.last_zxid()
+    );
+    let synced = |m: &BTreeMap<String, String>| {
+        m.get("zk_synced_followers").map(String::as_str) == Some("3")
+            && m.get("zk_synced_observers").map(String::as_str) == Some("1")
+    };
+    wait_for(
+        "Java leader mntr: zk_synced_followers 3, zk_synced_observers 1",
+        Duration::from_secs(10),
+        || synced(&ens.mntr(leader)),
+    );
+
+    // Stay synced, answering pings, for the hold period.
+    let hold = Duration::from_secs(hold_secs());
+    let end = Instant::now() + hold;
+    while Instant::now() < end {
+        assert!(
+            !f.is_finished() && !o.is_finished(),
+            "a zkfle learner left the Java leader during the hold"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let m = ens.mntr(leader);
+    assert!(synced(&m), "after {hold:?}: Java leader mntr {m:?}");
+    for (sid, h) in [(4, &fhost), (5, &ohost)] {
+        let s = h.snapshot();
+        assert_eq!(s.phases.last(), Some(&ZabPhase::Broadcast), "sid {sid}");
+        assert_eq!(
+            (s.accepted_epoch, s.current_epoch),
+            (1, 1),
+            "sid {sid} epochs persisted as Java's"
+        );
+    }
+    println!(
+        "held {hold:?} synced: zk_synced_followers={} zk_synced_observers={}",
+        m["zk_synced_followers"], m["zk_synced_observers"]
+    );
+
+    // Hung Java leader: both learners leave after syncLimit x tickTime.
+    let (ok, text) = ens.run(&["kill", &leader.to_string(), "STOP"]);
+    assert!(ok, "SIGSTOP failed: {text}");
+    let stopped = Instant::now();
+    let fexit = f.join().expect("follower thread");
+    let took_f = stopped.elapsed();
+    let oexit = o.join().expect("observer thread");
+    let took_o = stopped.elapsed();
+    let _ = ens.run(&["kill", &leader.to_string(), "CONT"]);
+    println!(
+        "SIGSTOPped Java leader left by the follower after {took_f:?} ({fexit}), by the observer after {took_o:?} ({oexit}); syncLimit x tickTime = {} ms",
+        TICK_MS * u64::from(SYNC)
+    );
+    for exit in [&fexit, &oexit] {
+        assert!(
+            matches!(exit, ZabExit::LeaderSilent { .. }),
+            "expected LeaderSilent, got {exit}"
+        );
+    }
+}
