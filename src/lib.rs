@@ -2,6 +2,8 @@
 //! FastLeaderElection), wire-compatible with Apache ZooKeeper 3.8.
 
 pub mod bench;
+pub mod cnx;
 pub mod config;
+pub mod election;
 pub mod peer;
 pub mod wire;

@@ -1,0 +1,405 @@
+//! Connection establishment on the QCM's tokio runtime: listeners, inbound
+//! handshakes under a per-connection deadline, the tie-break, and dialling.
+//! Nothing here blocks another connection (PROTOCOL.md §8 R1/R2).
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::{bump, CnxError, LogKind, PeerSlot, Shared, MAX_PENDING_HANDSHAKES};
+use crate::wire::{Handshake, WireError};
+
+/// How long a smaller sid waits for a larger one to call back after the
+/// handshake-and-close prompt before prompting again.
+const CALLBACK_WAIT: Duration = Duration::from_secs(1);
+/// First and largest pause between establishment attempts while something
+/// is queued for an unreachable peer.
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Pause after a failed `accept` (e.g. out of file descriptors).
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// Binds `addr`, retrying 1 s apart; `retry` consecutive failures give up
+/// (`electionPortBindRetry`, 0 = forever; PROTOCOL.md §2.7).
+pub(crate) fn bind_with_retry(
+    addr: SocketAddr,
+    retry: u32,
+) -> Result<std::net::TcpListener, CnxError> {
+    let mut attempts = 0u32;
+    loop {
+        attempts = attempts.saturating_add(1);
+        let err = match std::net::TcpListener::bind(addr) {
+            Ok(l) => match l.set_nonblocking(true) {
+                Ok(()) => return Ok(l),
+                Err(e) => e,
+            },
+            Err(e) => e,
+        };
+        if retry != 0 && attempts >= retry {
+            log::error!("cannot bind election address {addr} after {attempts} attempts: {err}");
+            return Err(CnxError::Bind {
+                addr,
+                attempts,
+                source: err,
+            });
+        }
+        log::warn!(
+            "cannot bind election address {addr} (attempt {attempts}): {err}; retrying in 1 s"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// Starts the accept loop for one bound listener.
+pub(crate) fn spawn_listener(
+    shared: &Arc<Shared>,
+    listener: std::net::TcpListener,
+) -> Result<(), CnxError> {
+    let _guard = shared.handle.enter();
+    let listener = TcpListener::from_std(listener).map_err(CnxError::Runtime)?;
+    shared.handle.spawn(accept_loop(shared.clone(), listener));
+    Ok(())
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, remote)) => {
+                bump(&shared.counters.connections_accepted, 1);
+                let pending = shared.pending_handshakes.fetch_add(1, Ordering::AcqRel);
+                if pending >= MAX_PENDING_HANDSHAKES {
+                    shared.pending_handshakes.fetch_sub(1, Ordering::AcqRel);
+                    bump(&shared.counters.bad_handshakes, 1);
+                    shared.limits.warn(
+                        LogKind::Accept,
+                        format_args!("closing election connection from {remote}: {pending} handshakes already pending"),
+                    );
+                    continue;
+                }
+                let id = shared.new_link_id();
+                tokio::spawn(inbound(shared.clone(), stream, remote, id));
+            }
+            Err(e) => {
+                // An accept error is about this one connection or a passing
+                // resource shortage; the listener lives on (Java's can die,
+                // PROTOCOL.md §8 R3).
+                shared.limits.warn(
+                    LogKind::Accept,
+                    format_args!("election listener accept failed: {e}"),
+                );
+                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+            }
+        }
+    }
+}
+
+/// Decrements the pending-handshake count however the read ends.
+struct Pending<'a>(&'a Shared);
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.0.pending_handshakes.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[derive(Debug)]
+enum HandshakeError {
+    Wire(WireError),
+    Io(std::io::Error),
+    /// The peer closed after this many bytes.
+    Eof(usize),
+}
+
+/// Reads exactly one handshake, never a byte more: the frames that follow
+/// belong to the RecvWorker. Splits anywhere are fine (unlike 3.8, which
+/// needs the address in one segment).
+async fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, HandshakeError> {
+    let mut buf: Vec<u8> = Vec::with_capacity(64);
+    loop {
+        match Handshake::decode(&buf) {
+            Ok((hs, _)) => return Ok(hs),
+            Err(WireError::Incomplete { needed }) => {
+                let mut got = buf.len();
+                buf.resize(got + needed, 0);
+                while got < buf.len() {
+                    let n = stream
+                        .read(&mut buf[got..])
+                        .await
+                        .map_err(HandshakeError::Io)?;
+                    if n == 0 {
+                        return Err(HandshakeError::Eof(got));
+                    }
+                    got += n;
+                }
+            }
+            Err(e) => return Err(HandshakeError::Wire(e)),
+        }
+    }
+}
+
+async fn inbound(shared: Arc<Shared>, mut stream: TcpStream, remote: SocketAddr, id: u64) {
+    let _ = stream.set_nodelay(true);
+    let result = {
+        let _pending = Pending(&shared);
+        tokio::time::timeout(shared.cfg.handshake_timeout, read_handshake(&mut stream)).await
+    };
+    let hs = match result {
+        Ok(Ok(hs)) => hs,
+        Ok(Err(HandshakeError::Eof(0))) => {
+            // Port scanners and health checks: not worth a warning.
+            log::debug!("election connection from {remote} closed before a handshake");
+            return;
+        }
+        Ok(Err(e)) => {
+            bump(&shared.counters.bad_handshakes, 1);
+            let what = match e {
+                HandshakeError::Wire(e) => e.to_string(),
+                HandshakeError::Io(e) => e.to_string(),
+                HandshakeError::Eof(n) => format!("closed after {n} handshake bytes"),
+            };
+            shared.limits.warn(
+                LogKind::Handshake,
+                format_args!("closing election connection from {remote}: bad handshake: {what}"),
+            );
+            return;
+        }
+        Err(_) => {
+            bump(&shared.counters.bad_handshakes, 1);
+            shared.limits.warn(
+                LogKind::Handshake,
+                format_args!(
+                    "closing election connection from {remote}: no handshake within {:?}",
+                    shared.cfg.handshake_timeout
+                ),
+            );
+            return;
+        }
+    };
+    on_handshake(&shared, hs, stream, remote, id);
+}
+
+/// The acceptor's side of the tie-break (PROTOCOL.md §2.4, §2.5, §8).
+fn on_handshake(
+    shared: &Arc<Shared>,
+    hs: Handshake,
+    stream: TcpStream,
+    remote: SocketAddr,
+    id: u64,
+) {
+    let sid = hs.sid;
+    let me = shared.my_sid();
+    // Advertised addresses are only ever logged: we dial configured ones.
+    let advertised = hs
+        .addresses
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join("|");
+    log::debug!(
+        "election handshake from {remote}: sid {sid}, {:?}, advertises [{advertised}]",
+        hs.format
+    );
+    if sid == me {
+        // 3.8 leaves such a socket open and unread forever (R5).
+        bump(&shared.counters.own_sid_rejected, 1);
+        shared.limits.warn(
+            LogKind::Rejected,
+            format_args!("closing election connection from {remote}: it claims our own sid {sid}"),
+        );
+        return;
+    }
+    match shared.slot(sid) {
+        Some(slot) if slot.configured => {
+            if sid < me {
+                // Only connections dialled by the larger sid survive. A
+                // smaller sid dials only after losing its side of the link,
+                // so ours is stale: dial back at the configured address and
+                // let the new link replace it (R13).
+                drop(stream);
+                bump(&shared.counters.dial_backs, 1);
+                log::debug!("sid {sid} dialled in from {remote}; dialling it back at its configured address");
+                connect(shared, &slot, true);
+                return;
+            }
+            let from_configured_host = slot.is_configured_host(remote.ip());
+            if !from_configured_host {
+                if slot.is_up() {
+                    bump(&shared.counters.impostors_rejected, 1);
+                    shared.limits.warn(
+                        LogKind::Rejected,
+                        format_args!(
+                            "closing election connection from {remote} claiming sid {sid}: not its configured host and sid {sid} has a live link"
+                        ),
+                    );
+                    return;
+                }
+                log::warn!("sid {sid} connected from {remote}, not its configured host (advertises [{advertised}]); accepted as it has no live link");
+            }
+            hand_over(shared, sid, id, stream, remote);
+        }
+        _ => {
+            if sid < me {
+                // 3.8 dials such a sid back at whatever it advertised (R4).
+                bump(&shared.counters.unknown_low_sid_rejected, 1);
+                shared.limits.warn(
+                    LogKind::Rejected,
+                    format_args!(
+                        "closing election connection from {remote}: sid {sid} is in no configuration (advertises [{advertised}]; not dialled)"
+                    ),
+                );
+                return;
+            }
+            hand_over(shared, sid, id, stream, remote);
+        }
+    }
+}
+
+/// Moves an established tokio socket to the blocking worker threads.
+fn hand_over(
+    shared: &Arc<Shared>,
+    sid: i64,
+    id: u64,
+    stream: TcpStream,
+    remote: SocketAddr,
+) -> bool {
+    let std_stream = match stream.into_std() {
+        Ok(s) => s,
+        Err(e) => {
+            log::warn!("cannot hand over election connection to sid {sid}: {e}");
+            return false;
+        }
+    };
+    if let Err(e) = std_stream.set_nonblocking(false) {
+        log::warn!("cannot hand over election connection to sid {sid}: {e}");
+        return false;
+    }
+    shared.install_link(sid, id, std_stream, remote)
+}
+
+/// Starts a dial loop for a configured sid unless one is running. `force`
+/// dials a smaller sid even though a link is live (it dialled us, so its
+/// side of our link is gone).
+pub(crate) fn connect(shared: &Arc<Shared>, slot: &Arc<PeerSlot>, force: bool) {
+    if !slot.configured || shared.is_shutting_down() {
+        return;
+    }
+    if force {
+        slot.redial.store(true, Ordering::Release);
+    }
+    if slot.connecting.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    shared.handle.spawn(dial_loop(shared.clone(), slot.clone()));
+}
+
+async fn dial_loop(shared: Arc<Shared>, slot: Arc<PeerSlot>) {
+    let higher = slot.sid > shared.my_sid();
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        if shared.is_shutting_down() {
+            break;
+        }
+        let redial = !higher && slot.redial.swap(false, Ordering::AcqRel);
+        if slot.is_up() && !redial {
+            break;
+        }
+        let reached = dial_once(&shared, &slot, higher).await;
+        if higher && reached {
+            let deadline = Instant::now() + CALLBACK_WAIT;
+            while !slot.is_up() && Instant::now() < deadline && !shared.is_shutting_down() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        if slot.is_up() && !slot.redial.load(Ordering::Acquire) {
+            break;
+        }
+        // Keep trying only while there is something to deliver; otherwise
+        // the election layer's next send or connect_all starts again.
+        if slot.queue.len() == 0 && !slot.redial.load(Ordering::Acquire) {
+            break;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+    slot.connecting.store(false, Ordering::Release);
+    // A send that raced with the decision to stop saw `connecting` set and
+    // started nothing: look again.
+    if !shared.is_shutting_down()
+        && !slot.is_up()
+        && (slot.queue.len() > 0 || slot.redial.load(Ordering::Acquire))
+    {
+        connect(&shared, &slot, false);
+    }
+}
+
+/// One pass over the sid's configured addresses. For a smaller sid the first
+/// connection that takes our handshake becomes the link. For a larger sid
+/// the handshake is written and the socket closed at once: it keeps only
+/// connections it dialled and calls back (PROTOCOL.md §2.4). Returns true if
+/// a connection was made.
+async fn dial_once(shared: &Arc<Shared>, slot: &Arc<PeerSlot>, higher: bool) -> bool {
+    let sid = slot.sid;
+    let timeout = shared.cfg.cnx_timeout;
+    for addr in &slot.addrs {
+        let mut stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                bump(&shared.counters.dial_failures, 1);
+                shared.limits.warn(
+                    LogKind::Dial,
+                    format_args!("cannot open election connection to sid {sid} at {addr}: {e}"),
+                );
+                continue;
+            }
+            Err(_) => {
+                bump(&shared.counters.dial_failures, 1);
+                shared.limits.warn(
+                    LogKind::Dial,
+                    format_args!(
+                        "election connection to sid {sid} at {addr} timed out after {timeout:?}"
+                    ),
+                );
+                continue;
+            }
+        };
+        let id = shared.new_link_id();
+        let _ = stream.set_nodelay(true);
+        if higher && slot.is_up() {
+            // It called back while we were connecting: a handshake now would
+            // make it tear down the link it just built (R13).
+            return true;
+        }
+        // One write, as 3.8 flushes it once (PROTOCOL.md §2.2).
+        match tokio::time::timeout(timeout, stream.write_all(&shared.handshake)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                bump(&shared.counters.dial_failures, 1);
+                shared.limits.warn(
+                    LogKind::Dial,
+                    format_args!("writing handshake to sid {sid} at {addr} failed: {e}"),
+                );
+                continue;
+            }
+            Err(_) => {
+                bump(&shared.counters.dial_failures, 1);
+                shared.limits.warn(
+                    LogKind::Dial,
+                    format_args!("writing handshake to sid {sid} at {addr} timed out"),
+                );
+                continue;
+            }
+        }
+        bump(&shared.counters.connections_dialled, 1);
+        if higher {
+            log::debug!("prompted sid {sid} at {addr} to call back");
+            return true;
+        }
+        let remote = stream.peer_addr().unwrap_or(*addr);
+        return hand_over(shared, sid, id, stream, remote);
+    }
+    false
+}

@@ -1,0 +1,1113 @@
+//! Fast Leader Election as a sans-IO state machine (PROTOCOL.md §4.3–§4.4).
+//!
+//! [`Fle`] owns no socket, thread, clock or randomness. The runtime feeds it
+//! notifications, link changes and "it is now T", and executes the returned
+//! [`Output`]: notifications to send, peers to dial, the next deadline, and
+//! at most one [`Decision`]. Given the same inputs it produces the same
+//! outputs, which is what lets a seeded simulation replay any schedule.
+//!
+//! # ZooKeeper 3.8 names and ours
+//!
+//! | ZooKeeper (`FastLeaderElection`, `QuorumPeer`) | here |
+//! |---|---|
+//! | `lookForLeader()` | [`Fle::start_election`] opens the loop; [`Fle::on_notification`] and [`Fle::on_timer`] are its iterations; a returned [`Decision`] is its return value |
+//! | `recvqueue.poll(notTimeout)` | no queue: each notification is one loop iteration at its arrival time; the poll timeout is the deadline in [`Output::timer`] |
+//! | `WorkerReceiver` (replies to non-voters, to lower-round and to LOOKING askers) | the first half of [`Fle::on_notification`], applied in every state |
+//! | `logicalclock` | [`Fle::logical_clock`] |
+//! | `proposedLeader`, `proposedZxid`, `proposedEpoch` / `getVote()` | [`Fle::proposal`] |
+//! | `getInitId()`, `getInitLastLoggedZxid()`, `getPeerEpoch()` | the round's initial vote, from [`Fle::start_election`]'s arguments ([`Vote::observer`] for non-voters) |
+//! | `updateProposal()` + `sendNotifications()` | `broadcast` (sends to every other voter, and records my own vote directly instead of through loopback) |
+//! | `recvset` | `recv`: a [`VoteSet`] of this round's votes |
+//! | `outofelection` | `ooe`: a [`VoteSet`] of FOLLOWING/LEADING votes of any round |
+//! | `totalOrderPredicate()` | [`total_order`] |
+//! | `getVoteTracker(..).hasAllQuorums()` | [`VoteSet::has_quorum`] |
+//! | `checkLeader()` | [`leader_ok`] |
+//! | `validVoter()` | `QuorumVerifier::is_voter` |
+//! | `finalizeWait` (200 ms) | [`FleConfig::finalize_wait`] |
+//! | `minNotificationInterval`, `maxNotificationInterval`, `notTimeout` | [`FleConfig::min_notification_interval`], [`FleConfig::max_notification_interval`], `not_timeout` |
+//! | `manager.haveDelivered()` → `sendNotifications()` else `connectAll()` | per-peer resend or dial on poll timeout (PROTOCOL.md §8 R12), driven by [`Fle::set_link`] |
+//! | `setPeerState()` / `learningState()` | [`Decision::state`], [`Fle::state`] |
+//! | `leaveInstance()` (clears `recvqueue`) | deciding drops notifications buffered before [`Fle::start_election`] |
+//! | `QuorumPeer.getCurrentVote()` | [`Fle::current_vote`] (last decision, or the startup vote) |
+//! | `QuorumPeer.updateElectionVote(newEpoch)` | [`Fle::set_established_epoch`] |
+//!
+//! # Deliberate differences from ZooKeeper
+//!
+//! * Own vote: counted directly when broadcast, not via a loopback message.
+//!   In virtual time the loopback arrives at the same instant, so timing is
+//!   unchanged.
+//! * Strangers: a candidate that is not a voter weighs 0 in [`total_order`],
+//!   so during the finalize wait a vote for a stranger never sends us back
+//!   to the loop (ZooKeeper's majority verifier gives strangers weight 1
+//!   there, then ignores the vote in the loop).
+//! * Poll timeout (R12): resend per peer instead of "all or nothing".
+//! * `fast_decide` (on by default) ends the finalize wait early in two
+//!   provably safe cases, see [`FleConfig::fast_decide`]. With it off the
+//!   timers are ZooKeeper's exactly: the poll deadline restarts at every
+//!   notification from a voter and doubles after every empty poll; the
+//!   finalize deadline restarts at every notification that is not better.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::QuorumVerifier;
+use crate::wire::{Notification, ServerState};
+
+use super::tally::{leader_ok, TallyVote, VoteSet};
+use super::vote::{total_order, Vote};
+
+/// Upper bound on notifications buffered between [`Fle::leave_role`] (or
+/// [`Fle::new`]) and [`Fle::start_election`]; the oldest are dropped first,
+/// like QCM's receive queue (PROTOCOL.md §3.6).
+const BACKLOG_CAP: usize = 1024;
+
+/// Election settings. [`FleConfig::new`] gives ZooKeeper 3.8's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleConfig {
+    /// This server's sid.
+    pub my_sid: i64,
+    /// The voting configuration. If `my_sid` is not a voter this server is
+    /// an observer: it proposes [`Vote::observer`], is never counted, and
+    /// learns the leader from out-of-election votes.
+    pub verifier: QuorumVerifier,
+    /// How long to keep draining notifications once a quorum agrees with
+    /// the proposal (ZooKeeper's `finalizeWait`, 200 ms).
+    pub finalize_wait: Duration,
+    /// First poll timeout of an election (`fastleader.minNotificationInterval`,
+    /// 200 ms).
+    pub min_notification_interval: Duration,
+    /// Cap of the doubling poll timeout (`fastleader.maxNotificationInterval`,
+    /// 60 s).
+    pub max_notification_interval: Duration,
+    /// Decide before `finalize_wait` expires when no better vote can arrive
+    /// from any voter this server can hear. Two cases (both need a quorum
+    /// agreeing with my proposal, which is what starts the finalize wait):
+    ///
+    /// (a) Every voter's vote of this round is in and every one of them is a
+    /// LOOKING vote equal to my proposal. Proposals only ever move up the
+    /// total order, and each voter's proposal is at least its own initial
+    /// vote, so no voter's initial vote beats mine; a better vote would have
+    /// to come from a voter, so none can come in this round.
+    ///
+    /// (b) Every recorded vote of this round equals my proposal and every
+    /// voter not yet heard in this round has a link in state
+    /// [`LinkState::Down`] (no link, last dial failed or was refused). The
+    /// heard voters' initial votes are at most my proposal, as in (a); the
+    /// only candidates that could still beat it are the Down voters', and
+    /// they cannot reach me. This is the failover case: the old leader is
+    /// dead, its port refuses, and the survivors agree. A voter that is Up
+    /// or Connecting but silent, or a heard voter that still disagrees,
+    /// keeps the normal wait, so a voter I can hear is never overruled.
+    ///
+    /// What (b) cannot see: a voter that is Down for me but reachable by
+    /// another voter X may feed X a better vote that is still in flight to
+    /// me. ZooKeeper has the same race whenever that message takes longer
+    /// than `finalize_wait`, and the same recovery: the elected server does
+    /// not get a synced quorum within initLimit and everyone looks again.
+    ///
+    /// With `false`, the finalize wait is ZooKeeper's exactly (for interop
+    /// and timing comparisons).
+    pub fast_decide: bool,
+}
+
+impl FleConfig {
+    /// ZooKeeper 3.8 defaults (200 ms finalize wait, 200 ms → 60 s poll
+    /// backoff) with `fast_decide` on.
+    pub fn new(my_sid: i64, verifier: QuorumVerifier) -> Self {
+        FleConfig {
+            my_sid,
+            verifier,
+            finalize_wait: Duration::from_millis(200),
+            min_notification_interval: Duration::from_millis(200),
+            max_notification_interval: Duration::from_millis(60_000),
+            fast_decide: true,
+        }
+    }
+}
+
+/// What the runtime knows about the election link to one peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// A connection exists.
+    Up,
+    /// No connection yet; a dial is in progress.
+    Connecting,
+    /// No link and the last dial failed or was refused.
+    Down,
+}
+
+/// One notification to send to one peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Send {
+    /// Destination sid (never this server's own).
+    pub to: i64,
+    /// What to send. `version` is 0, which is what any receiver decodes
+    /// from zkfle's default 40-byte layout.
+    pub notification: Notification,
+}
+
+/// The end of an election: the vote decided on and the role it implies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// The leader and its zxid/peer epoch as the deciding notification(s)
+    /// carried them.
+    pub vote: Vote,
+    /// `Leading`, `Following` or `Observing`.
+    pub state: ServerState,
+    /// The round of the decision (ZooKeeper's electionEpoch of the end
+    /// vote); also this server's logical clock afterwards.
+    pub election_epoch: i64,
+}
+
+/// What the runtime must do after one call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Output {
+    /// Notifications to send, in order.
+    pub sends: Vec<Send>,
+    /// Peers to dial (they have no link and something to catch up on).
+    pub dial: Vec<i64>,
+    /// The machine's only deadline after this call, as an absolute time:
+    /// call [`Fle::on_timer`] at or after it. It replaces any earlier
+    /// deadline; `None` means no timer is needed (not in an election).
+    pub timer: Option<Duration>,
+    /// Set when this call ended the election.
+    pub decision: Option<Decision>,
+}
+
+/// How the last election ended (for logs, metrics and tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecidedBy {
+    /// A quorum agreed and `finalize_wait` passed without a better vote.
+    FinalizeWait,
+    /// `fast_decide` rule (a): every voter's vote of the round is in and
+    /// equal to the proposal.
+    AllVotersAgree,
+    /// `fast_decide` rule (b): every heard vote agrees and every unheard
+    /// voter's link is Down.
+    RestDown,
+    /// FOLLOWING/LEADING votes of my own round formed a quorum.
+    SameRoundSettled,
+    /// FOLLOWING/LEADING votes of any round formed a quorum (joining a
+    /// settled ensemble).
+    OutOfElection,
+}
+
+/// Where the election loop is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Not in `lookForLeader`: before the first election, between
+    /// [`Fle::leave_role`] and [`Fle::start_election`], or in a role.
+    Idle,
+    /// In the loop, waiting for notifications until `deadline`.
+    Polling { deadline: Duration },
+    /// A quorum agrees with the proposal; decide at `deadline` unless a
+    /// better vote arrives first.
+    Finalizing { deadline: Duration },
+}
+
+/// Immutable parts, shared between clones so that a simulator can fork a
+/// machine cheaply.
+#[derive(Debug)]
+struct Shared {
+    cfg: FleConfig,
+    /// Voters other than me, ascending: broadcast targets.
+    others: Vec<i64>,
+    /// All voters, ascending.
+    voters: Vec<i64>,
+    participant: bool,
+}
+
+/// ZooKeeper's FastLeaderElection for one server, as a state machine.
+#[derive(Debug, Clone)]
+pub struct Fle {
+    shared: Arc<Shared>,
+    state: ServerState,
+    phase: Phase,
+    logical_clock: i64,
+    proposal: Vote,
+    /// This round's initial vote (getInitId & co).
+    initial: Vote,
+    /// Last decision (or the startup vote) and its round.
+    current_vote: Vote,
+    current_round: i64,
+    /// True once a decision exists; until then `current_vote` is refreshed
+    /// from each `start_election` (the startup vote).
+    decided_once: bool,
+    not_timeout: Duration,
+    recv: VoteSet,
+    ooe: VoteSet,
+    links: BTreeMap<i64, (LinkState, bool)>,
+    /// Notifications that arrived while LOOKING but outside the loop.
+    backlog: VecDeque<(i64, Notification)>,
+    decided_by: Option<DecidedBy>,
+}
+
+impl Fle {
+    /// A machine that is LOOKING but not yet in an election; its current
+    /// vote is the startup vote `(my sid, 0, 0)` until
+    /// [`Fle::start_election`] supplies the real zxid and epoch.
+    pub fn new(cfg: FleConfig) -> Fle {
+        let voters = cfg.verifier.voters();
+        let participant = cfg.verifier.is_voter(cfg.my_sid);
+        let others = voters
+            .iter()
+            .copied()
+            .filter(|&s| s != cfg.my_sid)
+            .collect();
+        let min = cfg.min_notification_interval;
+        let my_sid = cfg.my_sid;
+        let startup = Vote::new(my_sid, 0, 0);
+        Fle {
+            shared: Arc::new(Shared {
+                cfg,
+                others,
+                voters,
+                participant,
+            }),
+            state: ServerState::Looking,
+            phase: Phase::Idle,
+            logical_clock: 0,
+            proposal: startup,
+            initial: startup,
+            current_vote: startup,
+            current_round: -1,
+            decided_once: false,
+            not_timeout: min,
+            recv: VoteSet::new(),
+            ooe: VoteSet::new(),
+            links: BTreeMap::new(),
+            backlog: VecDeque::new(),
+            decided_by: None,
+        }
+    }
+
+    /// The configuration this machine runs with.
+    pub fn config(&self) -> &FleConfig {
+        &self.shared.cfg
+    }
+
+    /// Starts a round (ZooKeeper: entering `lookForLeader`): logical clock
+    /// plus one, proposal := initial vote `(my sid, last_zxid, current_epoch)`
+    /// (an observer's is [`Vote::observer`]), broadcast to every other voter.
+    /// Notifications buffered since [`Fle::leave_role`] are then processed.
+    ///
+    /// `last_zxid` of an empty database is 0; -1 means "untrusted empty
+    /// database" and makes this server ignore LOOKING votes (ZooKeeper
+    /// 3.6+), so callers should never pass it by accident.
+    pub fn start_election(&mut self, now: Duration, last_zxid: i64, current_epoch: i64) -> Output {
+        let mut out = Output::default();
+        let my_sid = self.shared.cfg.my_sid;
+        if !self.decided_once {
+            // QuorumPeer's startup vote uses the real sid even for observers.
+            self.current_vote = Vote::new(my_sid, last_zxid, current_epoch);
+        }
+        self.state = ServerState::Looking;
+        self.logical_clock += 1;
+        self.initial = if self.shared.participant {
+            Vote::new(my_sid, last_zxid, current_epoch)
+        } else {
+            Vote::observer()
+        };
+        self.proposal = self.initial;
+        self.recv.clear();
+        self.ooe.clear();
+        self.not_timeout = self.shared.cfg.min_notification_interval;
+        self.phase = Phase::Polling {
+            deadline: now + self.not_timeout,
+        };
+        log::debug!(
+            "sid {}: LOOKING, round {:#x}, proposing {}",
+            my_sid,
+            self.logical_clock,
+            self.proposal
+        );
+        self.broadcast(&mut out);
+        // My own vote was just counted: in ZooKeeper its loopback copy is
+        // processed like any notification, quorum check included (a
+        // one-voter ensemble decides on it).
+        self.check_looking_quorum(now, &mut out);
+        let backlog = std::mem::take(&mut self.backlog);
+        for (from, n) in backlog {
+            if self.phase == Phase::Idle {
+                break;
+            }
+            self.loop_step(now, from, &n, &mut out);
+        }
+        out.timer = self.deadline();
+        out
+    }
+
+    /// Handles one well-formed notification from `from` (the sid of the
+    /// connection's handshake): the receiver rules of PROTOCOL.md §4.3 in
+    /// every state, then, while in an election, one iteration of the loop.
+    pub fn on_notification(&mut self, now: Duration, from: i64, n: &Notification) -> Output {
+        let mut out = Output::default();
+        let my_sid = self.shared.cfg.my_sid;
+        if from == my_sid {
+            // Own votes never travel; a peer claiming my sid is an impostor
+            // the connection layer should already have closed.
+            log::debug!("sid {my_sid}: ignoring a notification claiming my own sid");
+            out.timer = self.deadline();
+            return out;
+        }
+        if !self.shared.cfg.verifier.is_voter(from) {
+            // Rule 1: non-voters (observers, strangers) get my current vote
+            // at once and never enter the tally.
+            out.sends.push(Send {
+                to: from,
+                notification: self.notification(self.state, self.current_vote, self.logical_clock),
+            });
+            out.timer = self.deadline();
+            return out;
+        }
+        if self.state == ServerState::Looking {
+            // Rule 2: a LOOKING asker behind my round learns my proposal.
+            if n.state == ServerState::Looking && n.election_epoch < self.logical_clock {
+                out.sends.push(Send {
+                    to: from,
+                    notification: self.notification(
+                        ServerState::Looking,
+                        self.proposal,
+                        self.logical_clock,
+                    ),
+                });
+            }
+            if self.phase == Phase::Idle {
+                if self.backlog.len() == BACKLOG_CAP {
+                    self.backlog.pop_front();
+                }
+                self.backlog.push_back((from, *n));
+            } else {
+                self.loop_step(now, from, n, &mut out);
+            }
+        } else if n.state == ServerState::Looking {
+            // Rule 3: settled servers answer LOOKING askers with the
+            // decision (round of the decision, epoch as established).
+            out.sends.push(Send {
+                to: from,
+                notification: self.notification(self.state, self.current_vote, self.current_round),
+            });
+        }
+        out.timer = self.deadline();
+        out
+    }
+
+    /// Time has reached `now`: on poll timeout, resend the proposal to each
+    /// voter whose link is Up with nothing pending (or whose link state is
+    /// unknown) and dial each voter whose link is Down, then double the
+    /// timeout; on finalize expiry, decide. Early calls change nothing.
+    pub fn on_timer(&mut self, now: Duration) -> Output {
+        let mut out = Output::default();
+        match self.phase {
+            Phase::Idle => {}
+            Phase::Polling { deadline } => {
+                if now >= deadline {
+                    let n =
+                        self.notification(ServerState::Looking, self.proposal, self.logical_clock);
+                    for &v in &self.shared.others {
+                        match self.links.get(&v) {
+                            // Unknown: the runtime never reported this link, so
+                            // sending is the only way to get it established.
+                            None | Some((LinkState::Up, false)) => out.sends.push(Send {
+                                to: v,
+                                notification: n,
+                            }),
+                            Some((LinkState::Down, _)) => out.dial.push(v),
+                            // Pending sends will deliver the newest vote; a
+                            // running dial will (QCM resends on connect).
+                            Some((LinkState::Up, true)) | Some((LinkState::Connecting, _)) => {}
+                        }
+                    }
+                    let doubled = self.not_timeout.saturating_mul(2);
+                    self.not_timeout = doubled.min(self.shared.cfg.max_notification_interval);
+                    self.phase = Phase::Polling {
+                        deadline: now + self.not_timeout,
+                    };
+                    log::debug!(
+                        "sid {}: poll timeout, round {:#x}, next in {:?}",
+                        self.shared.cfg.my_sid,
+                        self.logical_clock,
+                        self.not_timeout
+                    );
+                }
+            }
+            Phase::Finalizing { deadline } => {
+                if now >= deadline {
+                    self.decide(
+                        self.proposal,
+                        self.logical_clock,
+                        DecidedBy::FinalizeWait,
+                        &mut out,
+                    );
+                }
+            }
+        }
+        out.timer = self.deadline();
+        out
+    }
+
+    /// Records what the runtime knows about the link to `sid`:
+    /// `send_pending` says whether notifications are queued for it. Used by
+    /// the poll-timeout resend and by `fast_decide` rule (b). Takes effect
+    /// at the next call; use [`Fle::on_link`] to let it end a finalize wait
+    /// at once.
+    pub fn set_link(&mut self, sid: i64, state: LinkState, send_pending: bool) {
+        if sid != self.shared.cfg.my_sid {
+            self.links.insert(sid, (state, send_pending));
+        }
+    }
+
+    /// [`Fle::set_link`], then re-check `fast_decide` rule (b): a voter going
+    /// Down may be the last thing a finalize wait was waiting for.
+    pub fn on_link(
+        &mut self,
+        now: Duration,
+        sid: i64,
+        state: LinkState,
+        send_pending: bool,
+    ) -> Output {
+        self.set_link(sid, state, send_pending);
+        let mut out = Output::default();
+        let _ = now;
+        if matches!(self.phase, Phase::Finalizing { .. }) {
+            if let Some(how) = self.fast_ready() {
+                self.decide(self.proposal, self.logical_clock, how, &mut out);
+            }
+        }
+        out.timer = self.deadline();
+        out
+    }
+
+    /// The link state last reported for `sid`, if any.
+    pub fn link(&self, sid: i64) -> Option<LinkState> {
+        self.links.get(&sid).map(|(s, _)| *s)
+    }
+
+    /// Zab established `epoch` with the decided leader: from now on replies
+    /// to LOOKING askers carry it as peerEpoch (ZooKeeper's
+    /// `updateElectionVote`; the zxid stays the decision's).
+    pub fn set_established_epoch(&mut self, epoch: i64) {
+        self.current_vote.peer_epoch = epoch;
+    }
+
+    /// The role ended (leader lost, quorum lost, sync failed): this server
+    /// is LOOKING again, keeps answering with its last decision, and buffers
+    /// notifications until [`Fle::start_election`].
+    pub fn leave_role(&mut self) {
+        self.state = ServerState::Looking;
+        self.phase = Phase::Idle;
+    }
+
+    /// The server state: LOOKING until a decision, then the decided role.
+    pub fn state(&self) -> ServerState {
+        self.state
+    }
+
+    /// The election round (`logicalclock`).
+    pub fn logical_clock(&self) -> i64 {
+        self.logical_clock
+    }
+
+    /// The vote this server currently proposes (meaningful while LOOKING).
+    pub fn proposal(&self) -> Vote {
+        self.proposal
+    }
+
+    /// The last decision (with the established epoch, once set), or the
+    /// startup vote before any decision.
+    pub fn current_vote(&self) -> Vote {
+        self.current_vote
+    }
+
+    /// The round of [`Fle::current_vote`] (-1 for the startup vote).
+    pub fn current_vote_round(&self) -> i64 {
+        self.current_round
+    }
+
+    /// True while inside an election loop (polling or finalizing).
+    pub fn is_electing(&self) -> bool {
+        self.phase != Phase::Idle
+    }
+
+    /// True while a quorum agrees and the finalize wait runs.
+    pub fn is_finalizing(&self) -> bool {
+        matches!(self.phase, Phase::Finalizing { .. })
+    }
+
+    /// The pending deadline, if any (same as the last [`Output::timer`]).
+    pub fn deadline(&self) -> Option<Duration> {
+        match self.phase {
+            Phase::Idle => None,
+            Phase::Polling { deadline } | Phase::Finalizing { deadline } => Some(deadline),
+        }
+    }
+
+    /// How the last decision was reached (`None` before the first).
+    pub fn decided_by(&self) -> Option<DecidedBy> {
+        self.decided_by
+    }
+
+    /// This round's recorded votes (ZooKeeper's `recvset`).
+    pub fn received_votes(&self) -> &VoteSet {
+        &self.recv
+    }
+
+    /// Out-of-election votes seen in this election (`outofelection`).
+    pub fn out_of_election_votes(&self) -> &VoteSet {
+        &self.ooe
+    }
+
+    fn notification(&self, state: ServerState, v: Vote, round: i64) -> Notification {
+        Notification {
+            state,
+            leader: v.leader,
+            zxid: v.zxid,
+            election_epoch: round,
+            peer_epoch: v.peer_epoch,
+            version: 0,
+        }
+    }
+
+    /// sendNotifications(): the proposal to every other voter; my own vote
+    /// is counted here rather than looped back.
+    fn broadcast(&mut self, out: &mut Output) {
+        let n = self.notification(ServerState::Looking, self.proposal, self.logical_clock);
+        for &v in &self.shared.others {
+            out.sends.push(Send {
+                to: v,
+                notification: n,
+            });
+        }
+        if self.shared.participant {
+            self.recv.insert(
+                self.shared.cfg.my_sid,
+                TallyVote::looking(self.proposal, self.logical_clock),
+            );
+        }
+    }
+
+    /// One iteration of the loop for a notification from voter `from`.
+    fn loop_step(&mut self, now: Duration, from: i64, n: &Notification, out: &mut Output) {
+        let verifier = &self.shared.cfg.verifier;
+        let vote = Vote::new(n.leader, n.zxid, n.peer_epoch);
+        match self.phase {
+            Phase::Idle => {}
+            Phase::Finalizing { .. } => {
+                if total_order(&vote, &self.proposal, verifier) {
+                    // ZooKeeper requeues it and goes back to the loop,
+                    // whatever the notification's round or state.
+                    log::debug!(
+                        "sid {}: better vote {} from {} during finalize",
+                        self.shared.cfg.my_sid,
+                        vote,
+                        from
+                    );
+                    self.phase = Phase::Polling {
+                        deadline: now + self.not_timeout,
+                    };
+                    self.loop_step(now, from, n, out);
+                } else {
+                    if self.shared.cfg.fast_decide
+                        && n.state == ServerState::Looking
+                        && n.election_epoch == self.logical_clock
+                        && verifier.is_voter(n.leader)
+                        && n.zxid != -1
+                        && self.initial.zxid != -1
+                    {
+                        // ZooKeeper drops it; recording it only makes the
+                        // tally fresher and lets rule (a)/(b) see it.
+                        self.recv
+                            .insert(from, TallyVote::looking(vote, n.election_epoch));
+                    }
+                    self.phase = Phase::Finalizing {
+                        deadline: now + self.shared.cfg.finalize_wait,
+                    };
+                    if let Some(how) = self.fast_ready() {
+                        self.decide(self.proposal, self.logical_clock, how, out);
+                    }
+                }
+            }
+            Phase::Polling { .. } => {
+                // Any notification from a voter restarts the poll.
+                self.phase = Phase::Polling {
+                    deadline: now + self.not_timeout,
+                };
+                if !verifier.is_voter(n.leader) {
+                    log::debug!(
+                        "sid {}: ignoring vote for non-voter {} from {}",
+                        self.shared.cfg.my_sid,
+                        n.leader,
+                        from
+                    );
+                    return;
+                }
+                match n.state {
+                    ServerState::Looking => self.on_looking(now, from, n, vote, out),
+                    ServerState::Observing => {}
+                    ServerState::Following | ServerState::Leading => {
+                        self.on_settled(from, n, vote, out)
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_looking(
+        &mut self,
+        now: Duration,
+        from: i64,
+        n: &Notification,
+        vote: Vote,
+        out: &mut Output,
+    ) {
+        if self.initial.zxid == -1 || n.zxid == -1 {
+            // ZooKeeper 3.6+: an untrusted empty database takes no part.
+            return;
+        }
+        let verifier = &self.shared.cfg.verifier;
+        if n.election_epoch > self.logical_clock {
+            self.logical_clock = n.election_epoch;
+            self.recv.clear();
+            self.proposal = if total_order(&vote, &self.initial, verifier) {
+                vote
+            } else {
+                self.initial
+            };
+            self.broadcast(out);
+        } else if n.election_epoch < self.logical_clock {
+            return;
+        } else if total_order(&vote, &self.proposal, verifier) {
+            self.proposal = vote;
+            self.broadcast(out);
+        }
+        self.recv
+            .insert(from, TallyVote::looking(vote, n.election_epoch));
+        self.check_looking_quorum(now, out);
+    }
+
+    /// Enters the finalize wait if a quorum agrees with the proposal.
+    fn check_looking_quorum(&mut self, now: Duration, out: &mut Output) {
+        if !matches!(self.phase, Phase::Polling { .. }) {
+            return;
+        }
+        let target = TallyVote::looking(self.proposal, self.logical_clock);
+        if self.recv.has_quorum(&target, &self.shared.cfg.verifier) {
+            self.phase = Phase::Finalizing {
+                deadline: now + self.shared.cfg.finalize_wait,
+            };
+            log::debug!(
+                "sid {}: quorum on {} in round {:#x}, finalizing",
+                self.shared.cfg.my_sid,
+                self.proposal,
+                self.logical_clock
+            );
+            if let Some(how) = self.fast_ready() {
+                self.decide(self.proposal, self.logical_clock, how, out);
+            }
+        }
+    }
+
+    fn on_settled(&mut self, from: i64, n: &Notification, vote: Vote, out: &mut Output) {
+        let verifier = &self.shared.cfg.verifier;
+        let my_sid = self.shared.cfg.my_sid;
+        let target = TallyVote {
+            vote,
+            election_epoch: n.election_epoch,
+            state: n.state,
+            version: n.version,
+        };
+        if n.election_epoch == self.logical_clock {
+            // Same round: ZooKeeper records it with version 0.
+            self.recv.insert(
+                from,
+                TallyVote {
+                    version: 0,
+                    ..target
+                },
+            );
+            if self.recv.has_quorum(&target, verifier)
+                && leader_ok(
+                    &self.recv,
+                    n.leader,
+                    n.election_epoch,
+                    my_sid,
+                    self.logical_clock,
+                )
+            {
+                self.decide(vote, n.election_epoch, DecidedBy::SameRoundSettled, out);
+                return;
+            }
+        }
+        self.ooe.insert(from, target);
+        if self.ooe.has_quorum(&target, verifier)
+            && leader_ok(
+                &self.ooe,
+                n.leader,
+                n.election_epoch,
+                my_sid,
+                self.logical_clock,
+            )
+        {
+            // Joining a settled ensemble: adopt its round.
+            self.logical_clock = n.election_epoch;
+            self.decide(vote, n.election_epoch, DecidedBy::OutOfElection, out);
+        }
+    }
+
+    /// `fast_decide` rules (a) and (b); see [`FleConfig::fast_decide`].
+    /// Only meaningful while finalizing (a quorum already agrees).
+    fn fast_ready(&self) -> Option<DecidedBy> {
+        if !self.shared.cfg.fast_decide {
+            return None;
+        }
+        let target = TallyVote::looking(self.proposal, self.logical_clock);
+        let all_heard_agree = self
+            .recv
+            .iter()
+            .all(|(_, v)| v.state == ServerState::Looking && *v == target);
+        if !all_heard_agree {
+            return None;
+        }
+        let mut all_heard = true;
+        for &v in &self.shared.voters {
+            if self.recv.contains(v) {
+                continue;
+            }
+            if !matches!(self.links.get(&v), Some((LinkState::Down, _))) {
+                return None;
+            }
+            all_heard = false;
+        }
+        Some(if all_heard {
+            DecidedBy::AllVotersAgree
+        } else {
+            DecidedBy::RestDown
+        })
+    }
+
+    /// leaveInstance(): take the role, forget buffered notifications.
+    fn decide(&mut self, vote: Vote, round: i64, how: DecidedBy, out: &mut Output) {
+        let my_sid = self.shared.cfg.my_sid;
+        self.state = if vote.leader == my_sid {
+            ServerState::Leading
+        } else if self.shared.participant {
+            ServerState::Following
+        } else {
+            ServerState::Observing
+        };
+        self.current_vote = vote;
+        self.current_round = round;
+        self.decided_once = true;
+        self.decided_by = Some(how);
+        self.phase = Phase::Idle;
+        self.backlog.clear();
+        log::debug!(
+            "sid {}: {} {} in round {:#x} ({:?})",
+            my_sid,
+            self.state,
+            vote,
+            round,
+            how
+        );
+        out.decision = Some(Decision {
+            vote,
+            state: self.state,
+            election_epoch: round,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::election::testkit::{ms, notif};
+    use ServerState::{Following, Leading, Looking, Observing};
+
+    fn cfg(me: i64, voters: &[i64], fast: bool) -> FleConfig {
+        let mut c = FleConfig::new(me, QuorumVerifier::majority(voters.iter().copied()));
+        c.fast_decide = fast;
+        c
+    }
+
+    fn sends_to(out: &Output, to: i64) -> Vec<Notification> {
+        out.sends
+            .iter()
+            .filter(|s| s.to == to)
+            .map(|s| s.notification)
+            .collect()
+    }
+
+    #[test]
+    fn start_broadcasts_to_other_voters_only() {
+        let mut f = Fle::new(cfg(2, &[1, 2, 3], false));
+        let out = f.start_election(ms(0), 0x5, 1);
+        let targets: Vec<i64> = out.sends.iter().map(|s| s.to).collect();
+        assert_eq!(targets, vec![1, 3], "never to self, never to non-voters");
+        assert_eq!(out.sends[0].notification, notif(Looking, 2, 0x5, 1, 1));
+        assert_eq!(out.timer, Some(ms(200)));
+        assert_eq!(f.logical_clock(), 1);
+        assert_eq!(f.current_vote(), Vote::new(2, 0x5, 1), "startup vote");
+    }
+
+    #[test]
+    fn non_voter_asker_gets_current_vote_in_every_state() {
+        let mut f = Fle::new(cfg(3, &[1, 2, 3], false));
+        f.start_election(ms(0), 0, 0);
+        // LOOKING: current vote is the startup vote, round = my logicalclock.
+        let out = f.on_notification(ms(1), 100, &notif(Looking, 100, 0, 1, 0));
+        assert_eq!(sends_to(&out, 100), vec![notif(Looking, 3, 0, 1, 0)]);
+        assert!(f.received_votes().get(100).is_none(), "never tallied");
+        // Observers asking get the same treatment, whatever their state.
+        let out = f.on_notification(ms(2), 7, &notif(Observing, 3, 0, 9, 0));
+        assert_eq!(sends_to(&out, 7), vec![notif(Looking, 3, 0, 1, 0)]);
+    }
+
+    #[test]
+    fn lower_round_looking_asker_gets_my_proposal_in_my_round() {
+        let mut f = Fle::new(cfg(1, &[1, 2, 3], false));
+        f.start_election(ms(0), 0, 0);
+        // Jump to round 5 on 3's vote: proposal becomes 3's vote.
+        f.on_notification(ms(1), 3, &notif(Looking, 3, 0, 5, 0));
+        assert_eq!(f.logical_clock(), 5);
+        let out = f.on_notification(ms(2), 2, &notif(Looking, 2, 0, 4, 0));
+        assert_eq!(sends_to(&out, 2), vec![notif(Looking, 3, 0, 5, 0)]);
+        // Same round: no reply (the broadcast already covered it).
+        let out = f.on_notification(ms(3), 2, &notif(Looking, 2, 0, 5, 0));
+        assert!(sends_to(&out, 2).is_empty());
+    }
+
+    #[test]
+    fn settled_server_replies() {
+        let mut f = Fle::new(cfg(2, &[1, 2, 3], false));
+        f.start_election(ms(0), 0, 0);
+        f.on_notification(ms(1), 3, &notif(Looking, 3, 0, 1, 0));
+        assert!(f.is_finalizing());
+        let out = f.on_timer(ms(201));
+        assert_eq!(
+            out.decision,
+            Some(Decision {
+                vote: Vote::new(3, 0, 0),
+                state: Following,
+                election_epoch: 1
+            })
+        );
+        assert_eq!(out.timer, None);
+        // Before sync: the decided vote's epoch.
+        let out = f.on_notification(ms(300), 1, &notif(Looking, 1, 0, 2, 1));
+        assert_eq!(sends_to(&out, 1), vec![notif(Following, 3, 0, 1, 0)]);
+        f.set_established_epoch(1);
+        let out = f.on_notification(ms(301), 1, &notif(Looking, 1, 0, 2, 1));
+        assert_eq!(sends_to(&out, 1), vec![notif(Following, 3, 0, 1, 1)]);
+        // Settled askers get nothing.
+        let out = f.on_notification(ms(302), 1, &notif(Following, 3, 0, 1, 1));
+        assert!(out.sends.is_empty());
+        // After the role ends the current vote stays the last decision.
+        f.leave_role();
+        assert_eq!(f.state(), Looking);
+        let out = f.on_notification(ms(303), 100, &notif(Looking, 100, 0, 1, 0));
+        assert_eq!(sends_to(&out, 100), vec![notif(Looking, 3, 0, 1, 1)]);
+    }
+
+    #[test]
+    fn poll_timeout_doubles_to_the_cap_and_resends_per_peer() {
+        let mut c = cfg(1, &[1, 2, 3, 4, 5], false);
+        c.max_notification_interval = ms(1000);
+        let mut f = Fle::new(c);
+        let out = f.start_election(ms(0), 0, 0);
+        assert_eq!(out.timer, Some(ms(200)));
+        f.set_link(2, LinkState::Up, false);
+        f.set_link(3, LinkState::Up, true);
+        f.set_link(4, LinkState::Connecting, false);
+        f.set_link(5, LinkState::Down, false);
+        // Early timer: nothing happens.
+        let out = f.on_timer(ms(199));
+        assert!(out.sends.is_empty() && out.dial.is_empty());
+        assert_eq!(out.timer, Some(ms(200)));
+        let mut t = ms(200);
+        for expect_next in [400, 800, 1000, 1000] {
+            let out = f.on_timer(t);
+            let to: Vec<i64> = out.sends.iter().map(|s| s.to).collect();
+            assert_eq!(to, vec![2], "Up and idle only");
+            assert_eq!(out.dial, vec![5], "Down peers are dialled");
+            assert_eq!(out.timer, Some(t + ms(expect_next)));
+            t += ms(expect_next);
+        }
+    }
+
+    #[test]
+    fn poll_deadline_restarts_on_each_voter_notification() {
+        let mut f = Fle::new(cfg(1, &[1, 2, 3], false));
+        f.start_election(ms(0), 0, 0);
+        // A lower-round vote is ignored by the loop but still restarts the
+        // poll, as ZooKeeper's poll() returns it.
+        let out = f.on_notification(ms(150), 2, &notif(Looking, 2, 0, 0, 0));
+        assert_eq!(out.timer, Some(ms(350)));
+        // A stranger's does not reach the loop.
+        let out = f.on_notification(ms(160), 100, &notif(Looking, 100, 0, 1, 0));
+        assert_eq!(out.timer, Some(ms(350)));
+    }
+
+    #[test]
+    fn finalize_wait_restarts_on_each_not_better_vote_and_better_returns_to_loop() {
+        let mut f = Fle::new(cfg(1, &[1, 2, 3, 4, 5], false));
+        f.start_election(ms(0), 0, 0);
+        f.on_notification(ms(1), 4, &notif(Looking, 4, 0, 1, 0));
+        assert!(!f.is_finalizing(), "2 of 5");
+        let out = f.on_notification(ms(3), 3, &notif(Looking, 4, 0, 1, 0));
+        assert!(f.is_finalizing());
+        assert_eq!(out.timer, Some(ms(203)));
+        let out = f.on_notification(ms(100), 2, &notif(Looking, 2, 0, 1, 0));
+        assert_eq!(out.timer, Some(ms(300)), "not better: wait restarts");
+        assert!(f.on_timer(ms(299)).decision.is_none());
+        // A better vote, even from an older round, reopens the loop.
+        let out = f.on_notification(ms(150), 5, &notif(Looking, 5, 0, 0, 0));
+        assert!(!f.is_finalizing());
+        assert!(out.decision.is_none());
+        assert_eq!(
+            f.proposal(),
+            Vote::new(4, 0, 0),
+            "old round ignored in the loop"
+        );
+    }
+
+    #[test]
+    fn finalize_expiry_decides_exactly_after_the_wait() {
+        let mut f = Fle::new(cfg(1, &[1, 2, 3], false));
+        f.start_election(ms(0), 0, 0);
+        f.on_notification(ms(10), 3, &notif(Looking, 3, 0, 1, 0));
+        assert!(f.on_timer(ms(209)).decision.is_none());
+        let d = f.on_timer(ms(210)).decision.expect("decides at +200 ms");
+        assert_eq!(d.vote.leader, 3);
+        assert_eq!(d.state, Following);
+        assert_eq!(f.decided_by(), Some(DecidedBy::FinalizeWait));
+    }
+
+    #[test]
+    fn fast_rule_a_all_voters_agree() {
+        let mut f = Fle::new(cfg(1, &[1, 2, 3], true));
+        f.start_election(ms(0), 0, 0);
+        f.on_notification(ms(1), 3, &notif(Looking, 3, 0, 1, 0));
+        assert!(f.is_finalizing(), "2 unheard, link unknown: wait");
+        let out = f.on_notification(ms(2), 2, &notif(Looking, 3, 0, 1, 0));
+        assert_eq!(out.decision.map(|d| d.vote.leader), Some(3));
+        assert_eq!(f.decided_by(), Some(DecidedBy::AllVotersAgree));
+    }
+
+    #[test]
+    fn fast_rule_a_needs_every_vote_to_agree() {
+        let mut f = Fle::new(cfg(1, &[1, 2, 3], true));
+        f.start_election(ms(0), 0, 0);
+        f.on_notification(ms(1), 3, &notif(Looking, 3, 0, 1, 0));
+        // 2 still votes for itself: heard but disagreeing.
+        let out = f.on_notification(ms(2), 2, &notif(Looking, 2, 0, 1, 0));
+        assert!(out.decision.is_none());
+        assert!(f.is_finalizing());
+        let out = f.on_notification(ms(3), 2, &notif(Looking, 3, 0, 1, 0));
+        assert!(out.decision.is_some(), "2 caught up");
+    }
+
+    #[test]
+    fn fast_rule_b_only_when_every_unheard_voter_is_down() {
+        for (link, decides) in [
+            (None, false),
+            (Some(LinkState::Up), false),
+            (Some(LinkState::Connecting), false),
+            (Some(LinkState::Down), true),
+        ] {
+            let mut f = Fle::new(cfg(1, &[1, 2, 3], true));
+            if let Some(l) = link {
+                f.set_link(2, l, false);
+            }
+            f.start_election(ms(0), 0, 0);
+            let out = f.on_notification(ms(1), 3, &notif(Looking, 3, 0, 1, 0));
+            assert_eq!(out.decision.is_some(), decides, "link {link:?}");
+            if decides {
+                assert_eq!(f.decided_by(), Some(DecidedBy::RestDown));
+            }
+        }
+    }
+
+    #[test]
+    fn fast_rule_b_via_on_link_and_back_off_when_peer_returns() {
+        let mut f = Fle::new(cfg(1, &[1, 2, 3], true));
+        f.start_election(ms(0), 0, 0);
+        f.on_notification(ms(1), 3, &notif(Looking, 3, 0, 1, 0));
+        assert!(f.is_finalizing());
+        let out = f.on_link(ms(5), 2, LinkState::Down, false);
+        assert_eq!(out.decision.map(|d| d.state), Some(Following));
+        // With fast_decide off the same link news changes nothing.
+        let mut g = Fle::new(cfg(1, &[1, 2, 3], false));
+        g.start_election(ms(0), 0, 0);
+        g.on_notification(ms(1), 3, &notif(Looking, 3, 0, 1, 0));
+        assert!(g
+            .on_link(ms(5), 2, LinkState::Down, false)
+            .decision
+            .is_none());
+        assert!(g.on_timer(ms(201)).decision.is_some());
+    }
+
+    #[test]
+    fn zxid_minus_one_rule() {
+        // My own -1: LOOKING votes ignored.
+        let mut f = Fle::new(cfg(1, &[1, 2, 3], false));
+        f.start_election(ms(0), -1, 0);
+        f.on_notification(ms(1), 3, &notif(Looking, 3, 0, 1, 0));
+        assert_eq!(f.proposal(), Vote::new(1, -1, 0));
+        assert!(f.received_votes().get(3).is_none());
+        // A -1 vote from a peer: ignored.
+        let mut f = Fle::new(cfg(1, &[1, 2, 3], false));
+        f.start_election(ms(0), 0, 0);
+        f.on_notification(ms(1), 3, &notif(Looking, 3, -1, 1, 0));
+        assert_eq!(f.proposal(), Vote::new(1, 0, 0));
+        assert!(f.received_votes().get(3).is_none());
+    }
+
+    #[test]
+    fn votes_for_non_voters_and_observing_senders_are_ignored() {
+        let mut f = Fle::new(cfg(1, &[1, 2, 3], false));
+        f.start_election(ms(0), 0, 0);
+        f.on_notification(ms(1), 3, &notif(Looking, 9, 0, 1, 5));
+        f.on_notification(ms(2), 2, &notif(Observing, 3, 0, 1, 0));
+        assert_eq!(f.proposal(), Vote::new(1, 0, 0));
+        assert_eq!(f.received_votes().len(), 1, "only my own vote");
+    }
+
+    #[test]
+    fn backlog_before_start_is_processed_and_cleared_on_decision() {
+        let mut f = Fle::new(cfg(1, &[1, 2, 3], false));
+        // Not yet electing: buffered, not lost.
+        let out = f.on_notification(ms(0), 3, &notif(Looking, 3, 0, 1, 0));
+        assert!(out.sends.is_empty() && out.timer.is_none());
+        let out = f.start_election(ms(1), 0, 0);
+        assert!(f.is_finalizing(), "3's buffered vote counted");
+        assert!(out.sends.iter().any(|s| s.notification.leader == 3));
+    }
+
+    #[test]
+    fn one_voter_ensemble_decides_on_its_own_vote() {
+        let mut f = Fle::new(cfg(1, &[1], true));
+        let out = f.start_election(ms(0), 0, 0);
+        assert!(out.sends.is_empty());
+        assert_eq!(out.decision.map(|d| d.state), Some(Leading));
+        let mut g = Fle::new(cfg(1, &[1], false));
+        g.start_election(ms(0), 0, 0);
+        assert_eq!(g.on_timer(ms(200)).decision.map(|d| d.state), Some(Leading));
+    }
+
+    #[test]
+    fn observer_proposes_min_and_never_counts_itself() {
+        let mut f = Fle::new(cfg(4, &[1, 2, 3], true));
+        let out = f.start_election(ms(0), 0x10, 1);
+        assert_eq!(out.sends.len(), 3);
+        assert_eq!(
+            out.sends[0].notification,
+            notif(Looking, i64::MIN, i64::MIN, 1, i64::MIN)
+        );
+        assert!(f.received_votes().is_empty());
+        // Out-of-election votes make it OBSERVING.
+        f.on_notification(ms(1), 1, &notif(Following, 3, 0, 1, 1));
+        let out = f.on_notification(ms(2), 3, &notif(Leading, 3, 0, 1, 1));
+        assert_eq!(out.decision.map(|d| d.state), Some(Observing));
+    }
+}
