@@ -25,6 +25,13 @@ use zkfle::peer::zab::{follow, ZabConfig, ZabExit, ZabHost, ZabPhase};
 const CLIENT_BASE: u16 = 26100;
 const QUORUM_BASE: u16 = 26200;
 const ELECTION_BASE: u16 = 26300;
+/// Ports of the second scenario (zkfle leading Java followers).
+const L_CLIENT_BASE: u16 = 26400;
+const L_QUORUM_BASE: u16 = 26500;
+const L_ELECTION_BASE: u16 = 26600;
+
+/// The JVMs of two scenarios at once would starve this 2-core machine.
+static JAVA: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
 const TICK_MS: u64 = 200;
 const INIT: u32 = 10;
 const SYNC: u32 = 5;
@@ -55,12 +62,21 @@ struct Ensemble {
 
 impl Ensemble {
     fn start(size: u32, sids: &str, extra_cfg: &str) -> Ensemble {
+        Self::start_on(
+            size,
+            sids,
+            extra_cfg,
+            [CLIENT_BASE, QUORUM_BASE, ELECTION_BASE],
+        )
+    }
+
+    fn start_on(size: u32, sids: &str, extra_cfg: &str, bases: [u16; 3]) -> Ensemble {
         let tmp = tempfile::tempdir().expect("temp dir");
         let env = vec![
             ("ZK_DIR", tmp.path().join("zk").display().to_string()),
-            ("ZK_CLIENT_BASE", CLIENT_BASE.to_string()),
-            ("ZK_QUORUM_BASE", QUORUM_BASE.to_string()),
-            ("ZK_ELECTION_BASE", ELECTION_BASE.to_string()),
+            ("ZK_CLIENT_BASE", bases[0].to_string()),
+            ("ZK_QUORUM_BASE", bases[1].to_string()),
+            ("ZK_ELECTION_BASE", bases[2].to_string()),
             ("ZK_SIZE", size.to_string()),
             ("ZK_SIDS", sids.to_string()),
             ("ZK_TICK", TICK_MS.to_string()),
@@ -89,6 +105,17 @@ impl Ensemble {
             String::from_utf8_lossy(&out.stderr)
         );
         (out.status.success(), text)
+    }
+
+    fn dir(&self) -> PathBuf {
+        PathBuf::from(&self.env[0].1)
+    }
+
+    fn srvr_mode(&self, sid: i64) -> Option<String> {
+        let (_, text) = self.run(&["srvr", &sid.to_string()]);
+        text.lines()
+            .find_map(|l| l.strip_prefix("Mode: "))
+            .map(|m| m.trim().to_string())
     }
 
     fn mntr(&self, sid: i64) -> BTreeMap<String, String> {
@@ -156,6 +183,7 @@ fn zkfle_follower_and_observer_stay_synced_with_a_java_leader() {
     if !java_available() {
         return;
     }
+    let _serial = JAVA.lock();
     let _ = env_logger::builder().is_test(true).try_init();
     let extra = format!(
         "server.5=127.0.0.1:{}:{}:observer",
@@ -251,4 +279,141 @@ fn zkfle_follower_and_observer_stay_synced_with_a_java_leader() {
             "expected LeaderSilent, got {exit}"
         );
     }
+}
+
+/// Plays sid 3's part of Fast Leader Election: dials `sid`'s election port
+/// (only connections from the larger sid survive, PROTOCOL.md §2.4), sends a
+/// V1 handshake and a LOOKING vote for itself. A fresh Java peer adopts the
+/// larger sid and follows it. Returns the connection (kept open).
+fn vote_for_sid_3(sid: i64) -> std::net::TcpStream {
+    use std::io::Write;
+    use zkfle::wire::{Handshake, HandshakeFormat, Notification, PeerAddress, ServerState};
+    let target = addr(L_ELECTION_BASE, sid);
+    let end = Instant::now() + Duration::from_secs(60);
+    let mut s = loop {
+        match std::net::TcpStream::connect(target) {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(
+                    Instant::now() < end,
+                    "Java sid {sid} election port never opened: {e}"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    };
+    let mut out = Vec::new();
+    Handshake {
+        format: HandshakeFormat::V1,
+        sid: 3,
+        addresses: vec![PeerAddress {
+            host: "127.0.0.1".into(),
+            port: L_ELECTION_BASE + 3,
+        }],
+    }
+    .encode(&mut out);
+    let vote = Notification {
+        state: ServerState::Looking,
+        leader: 3,
+        zxid: 0,
+        election_epoch: 1,
+        peer_epoch: 0,
+        version: 0,
+    };
+    out.extend_from_slice(&vote.encode_frame_40());
+    s.write_all(&out).expect("send handshake and vote");
+    s
+}
+
+#[test]
+fn java_followers_sync_with_a_zkfle_leader_and_reelect_when_it_leaves() {
+    if !java_available() {
+        return;
+    }
+    let _serial = JAVA.lock();
+    let _ = env_logger::builder().is_test(true).try_init();
+    let ens = Ensemble::start_on(
+        3,
+        "1 2",
+        "",
+        [L_CLIENT_BASE, L_QUORUM_BASE, L_ELECTION_BASE],
+    );
+
+    // The zkfle leader listens first; Java learners arrive whenever their
+    // JVMs have booted and decided, so give discovery a long initLimit.
+    let sids = [1i64, 2, 3];
+    let mut text = String::new();
+    for s in sids {
+        text.push_str(&format!(
+            "server.{s}=127.0.0.1:{}:{}:participant\n",
+            L_QUORUM_BASE + s as u16,
+            L_ELECTION_BASE + s as u16
+        ));
+    }
+    text.push_str("version=0");
+    let cfg = ZabConfig {
+        my_sid: 3,
+        tick_time: Duration::from_millis(TICK_MS),
+        init_limit: 300,
+        sync_limit: SYNC,
+        verifier: QuorumVerifier::majority(sids),
+        quorum_listen_addrs: vec![addr(L_QUORUM_BASE, 3)],
+        quorum_addrs: sids
+            .iter()
+            .map(|&s| (s, vec![addr(L_QUORUM_BASE, s)]))
+            .collect(),
+        is_observer: false,
+        config_text: text,
+    };
+    let host = Arc::new(MemHost::new());
+    let l = {
+        let h = host.clone();
+        std::thread::spawn(move || zkfle::peer::zab::lead(&cfg, &*h))
+    };
+    let votes: Vec<_> = [1, 2].into_iter().map(vote_for_sid_3).collect();
+
+    wait_for("zkfle leader in Broadcast", Duration::from_secs(60), || {
+        host.phase_now() == Some(ZabPhase::Broadcast)
+    });
+    wait_for(
+        "Java sids 1 and 2 report Mode: follower",
+        Duration::from_secs(30),
+        || (1..=2).all(|s| ens.srvr_mode(s).as_deref() == Some("follower")),
+    );
+    let s = host.snapshot();
+    assert_eq!(
+        (s.accepted_epoch, s.current_epoch, s.last_zxid),
+        (1, 1, 1 << 32)
+    );
+    for sid in 1..=2 {
+        let v2 = ens.dir().join(format!("node{sid}/data/version-2"));
+        for f in ["acceptedEpoch", "currentEpoch"] {
+            let t = std::fs::read_to_string(v2.join(f)).unwrap_or_default();
+            assert_eq!(t, "1", "Java sid {sid} {f} after syncing with zkfle");
+        }
+    }
+    // Pings keep them: still followers after several syncLimits.
+    let end = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < end {
+        assert!(!l.is_finished(), "zkfle leader lost its Java followers");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    for sid in 1..=2 {
+        assert_eq!(ens.srvr_mode(sid).as_deref(), Some("follower"), "sid {sid}");
+    }
+    println!("Java sids 1, 2 followed the zkfle leader (empty DIFF) and stayed 5 s");
+
+    // The zkfle leader goes away (its sockets close): Java elects anew.
+    drop(votes);
+    host.request_stop();
+    let left = Instant::now();
+    let exit = l.join().expect("leader thread");
+    assert!(matches!(exit, ZabExit::Shutdown), "{exit}");
+    let (ok, out) = ens.run(&["wait", "30", "1", "2"]);
+    assert!(ok, "Java sids 1, 2 did not re-elect: {out}");
+    println!(
+        "after the zkfle leader left, Java re-elected: {} ({:?} since leaving)",
+        out.trim(),
+        left.elapsed()
+    );
 }
