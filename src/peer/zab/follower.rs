@@ -2,7 +2,7 @@
 //! OBSERVERINFO, epoch agreement, accept whatever sync the leader chose,
 //! then answer pings until the leader dies, hangs or closes.
 
-use super::conn::{is_disconnect, Conn, Fill};
+use super::conn::{is_disconnect, Conn, Fill, POLL};
 use super::packet::{
     config_version, epoch_of, kind, zxid_of_epoch, LearnerInfo, QuorumPacket, PROTOCOL_VERSION,
 };
@@ -32,6 +32,38 @@ pub fn follow(cfg: &ZabConfig, host: &dyn ZabHost, leader_sid: i64) -> ZabExit {
     };
     log::warn!("{role}: leaving the role for leader sid {leader_sid}: {exit}");
     exit
+}
+
+/// `connect_timeout` on a helper thread, so a black-holed leader address
+/// cannot hold off a shutdown request for the whole initLimit (the helper
+/// ends by itself when its timeout expires). `Err(None)` = stopping.
+fn connect_polling(
+    addr: std::net::SocketAddr,
+    timeout: Duration,
+    host: &dyn ZabHost,
+) -> Result<TcpStream, Option<std::io::Error>> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let spawned = std::thread::Builder::new()
+        .name("zab-connect".into())
+        .spawn(move || {
+            let _ = tx.send(TcpStream::connect_timeout(&addr, timeout));
+        });
+    if let Err(e) = spawned {
+        return Err(Some(e));
+    }
+    loop {
+        match rx.recv_timeout(POLL) {
+            Ok(r) => return r.map_err(Some),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                if host.stopping() {
+                    return Err(None);
+                }
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                return Err(Some(std::io::Error::other("connect thread ended")))
+            }
+        }
+    }
 }
 
 struct Learner<'a> {
@@ -73,7 +105,7 @@ impl<'a> Learner<'a> {
             }
             // Multi-address leaders: cycle through their addresses.
             let addr = addrs[attempt as usize % addrs.len()];
-            match TcpStream::connect_timeout(&addr, left) {
+            match connect_polling(addr, left, host) {
                 Ok(s) => match Conn::new(s, cfg.sync_timeout()) {
                     Ok(conn) => {
                         log::info!("connected to leader sid {sid} at {addr}");
@@ -87,14 +119,21 @@ impl<'a> Learner<'a> {
                     }
                     Err(e) => last_err = e.to_string(),
                 },
-                Err(e) => {
+                Err(None) => return Err(ZabExit::Shutdown),
+                Err(Some(e)) => {
                     log::debug!("connect to leader sid {sid} at {addr} failed: {e}");
                     last_err = format!("{addr}: {e}");
                 }
             }
             if attempt + 1 < CONNECT_ATTEMPTS {
-                let pause = CONNECT_RETRY_DELAY.min(budget.saturating_sub(start.elapsed()));
-                std::thread::sleep(pause);
+                let resume = Instant::now()
+                    + CONNECT_RETRY_DELAY.min(budget.saturating_sub(start.elapsed()));
+                while Instant::now() < resume {
+                    if host.stopping() {
+                        return Err(ZabExit::Shutdown);
+                    }
+                    std::thread::sleep(POLL.min(resume.saturating_duration_since(Instant::now())));
+                }
             }
         }
         Err(ZabExit::ConnectFailed {

@@ -35,6 +35,10 @@ struct Slot {
     /// None while the handler waits on the leader's stages (bounded by the
     /// stage timeouts, not by this learner).
     deadline: Option<Instant>,
+    /// A second handle on the socket, so stepping down can close it even
+    /// while the handler is blocked writing to a learner that stopped
+    /// reading.
+    socket: Option<TcpStream>,
 }
 
 struct State {
@@ -98,7 +102,15 @@ pub fn lead(cfg: &ZabConfig, host: &dyn ZabHost) -> ZabExit {
                 log::warn!("cannot start a learner handler thread: {e}");
             }
         });
-        shared.st.lock().closing = true;
+        {
+            let mut st = shared.st.lock();
+            st.closing = true;
+            for slot in st.learners.values() {
+                if let Some(sock) = &slot.socket {
+                    let _ = sock.shutdown(std::net::Shutdown::Both);
+                }
+            }
+        }
         shared.cv.notify_all();
         exit
     });
@@ -161,6 +173,7 @@ fn drive(
                                 sid: None,
                                 participant: false,
                                 deadline: Some(Instant::now() + cfg.init_timeout()),
+                                socket: stream.try_clone().ok(),
                             },
                         );
                         spawn(next_id, stream);
