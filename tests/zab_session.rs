@@ -463,3 +463,102 @@ fn snapshot_stream_of_an_empty_java_tree_is_walked_to_its_signature() {
     bad[last] ^= 0x20;
     assert!(SnapshotSkipper::new().feed(&bad).is_err());
 }
+
+fn followerinfo(sid: i64, accepted_epoch: i64, config_version: i64) -> Vec<u8> {
+    let mut data = Vec::new();
+    data.extend_from_slice(&sid.to_be_bytes());
+    data.extend_from_slice(&0x10000i32.to_be_bytes());
+    data.extend_from_slice(&config_version.to_be_bytes());
+    QuorumPacket::new(kind::FOLLOWERINFO, accepted_epoch << 32, Some(data)).encode()
+}
+
+/// Hostile or mistaken learners are closed one by one; none of them stops
+/// the leader from establishing with a good learner afterwards.
+#[test]
+fn bad_learners_are_closed_and_the_leader_lives_on() {
+    let base = 26080;
+    let host = Arc::new(MemHost::new());
+    let l = spawn_lead(ensemble_cfg(3, &[1, 2, 3], base, 100), host.clone());
+    let leader = quorum_addr(base, 3);
+    let huge_buffer = {
+        let mut b = vec![0, 0, 0, 11, 0, 0, 0, 0, 0, 0, 0, 0];
+        b.extend_from_slice(&0x7fff_ffffi32.to_be_bytes());
+        b
+    };
+    let cases: [(&str, Vec<u8>); 6] = [
+        ("unknown sid 9", followerinfo(9, 0, 0)),
+        ("the leader's own sid", followerinfo(3, 0, 0)),
+        ("a later config version", followerinfo(1, 0, 5)),
+        (
+            "a PING instead of FOLLOWERINFO",
+            vector("zab-ping-reply.hex"),
+        ),
+        ("a 0x7fffffff buffer length", huge_buffer),
+        (
+            "an HTTP request",
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        ),
+    ];
+    for (what, bytes) in cases {
+        let mut c = connect_retry(leader);
+        c.send(&bytes);
+        assert_eq!(c.read(LONG), Seen::Closed, "learner sending {what}");
+    }
+    // A silent connection does not hold anything up either.
+    let _silent = connect_retry(leader);
+    let mut good = connect_retry(leader);
+    good.send(&vector("zab-followerinfo.hex"));
+    assert_eq!(good.expect_raw("LEADERINFO"), vector("zab-leaderinfo.hex"));
+    good.send(&vector("zab-ackepoch.hex"));
+    assert_eq!(good.expect_raw("DIFF"), vector("zab-diff-insync.hex"));
+    match good.read(LONG) {
+        Seen::Packet(_, p) => assert_eq!((p.kind, p.zxid), (kind::NEWLEADER, 1 << 32)),
+        other => panic!("expected NEWLEADER, saw {other:?}"),
+    }
+    good.send(&vector("zab-ack-newleader.hex"));
+    assert_eq!(good.expect_raw("UPTODATE"), vector("zab-uptodate.hex"));
+    wait_for("leader in Broadcast", LONG, || in_broadcast(&host));
+    host.request_stop();
+    assert!(matches!(join(l), ZabExit::Shutdown));
+    assert_eq!(
+        good.read(LONG),
+        Seen::Closed,
+        "stepping down closes learners"
+    );
+}
+
+/// A leader that sends garbage or the wrong packet ends the follower's
+/// role with a protocol error instead of a hang or a panic.
+#[test]
+fn follower_leaves_a_leader_that_breaks_the_protocol() {
+    let base = 26090;
+    let listener = std::net::TcpListener::bind(quorum_addr(base, 2)).expect("bind");
+    let bad_leaders: [(&str, Vec<u8>); 3] = [
+        ("UPTODATE instead of LEADERINFO", vector("zab-uptodate.hex")),
+        ("a negative buffer length", {
+            let mut b = vec![0, 0, 0, 17, 0, 0, 0, 1, 0, 0, 0, 0];
+            b.extend_from_slice(&(-7i32).to_be_bytes());
+            b
+        }),
+        ("a SNAP stream without its signature", {
+            let mut v = vector("zab-leaderinfo.hex");
+            let snap = vector("zab-snap-empty-tree.hex");
+            v.extend_from_slice(&snap[..snap.len() - 10]);
+            v.extend_from_slice(b"BenWasHerX");
+            v
+        }),
+    ];
+    for (what, bytes) in bad_leaders {
+        let host = Arc::new(MemHost::new());
+        let f = spawn_follow(ensemble_cfg(1, &[1, 2, 3], base, 100), host, 2);
+        let (s, _) = listener.accept().expect("accept");
+        let mut leader = Scripted::new(s);
+        leader.expect_raw("FOLLOWERINFO");
+        leader.send(&bytes);
+        let exit = join(f);
+        assert!(
+            matches!(exit, ZabExit::Protocol(_)),
+            "leader sending {what}: {exit}"
+        );
+    }
+}
