@@ -289,6 +289,23 @@ fn drive(
     }
 }
 
+/// True if a learner's `(currentEpoch, last zxid)` is ahead of the
+/// leader's starting point, so an empty DIFF would hide transactions the
+/// learner has: such a learner is refused (Java: "Follower is ahead of the
+/// leader").
+///
+/// One refinement over Java: a zxid whose counter is 0 (`epoch << 32`) names
+/// no transaction, only an epoch's start. A leader's zxid becomes
+/// `newEpoch << 32` when it establishes while its DIFF-synced followers stay
+/// at their old zxid, so without this rule a former leader that lost its
+/// quorum (partition, SIGSTOP) but lived on would be refused by its
+/// successor after every election, forever, in an ensemble without writes.
+fn learner_ahead(learner: (i64, i64), leader: (i64, i64)) -> bool {
+    let (l_epoch, l_zxid) = learner;
+    let (epoch, zxid) = leader;
+    l_epoch > epoch || (l_epoch == epoch && l_zxid > zxid && (l_zxid & 0xffff_ffff) != 0)
+}
+
 /// Where one learner's handshake is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Hs {
@@ -580,7 +597,7 @@ impl<'a> LearnerHandler<'a> {
             .ok_or_else(|| Dropped::Refused("ACKEPOCH without a 4-byte epoch".into()))?;
         let theirs = (i64::from(epoch), p.zxid);
         let mut st = self.shared.st.lock();
-        if theirs > st.summary {
+        if learner_ahead(theirs, st.summary) {
             return Err(Dropped::Refused(format!(
                 "learner is ahead of the leader: (currentEpoch {}, zxid {:#x}) > ({}, {:#x})",
                 theirs.0, theirs.1, st.summary.0, st.summary.1
@@ -594,5 +611,25 @@ impl<'a> LearnerHandler<'a> {
         self.shared.cv.notify_all();
         self.enter(Hs::AwaitEpochQuorum);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::learner_ahead;
+
+    #[test]
+    fn ahead_means_newer_epoch_or_real_transactions() {
+        assert!(learner_ahead((2, 0), (1, 5 << 32)), "newer currentEpoch");
+        assert!(learner_ahead((1, (1 << 32) | 3), (1, 1 << 32)), "more txns");
+        assert!(
+            !learner_ahead((1, 1 << 32), (1, 0)),
+            "an epoch start is no txn"
+        );
+        assert!(!learner_ahead((1, 0), (1, 0)), "equal");
+        assert!(
+            !learner_ahead((-1, 7 << 32), (1, 0)),
+            "ACKEPOCH -1 never ahead"
+        );
     }
 }
