@@ -597,7 +597,10 @@ impl<'a> LearnerHandler<'a> {
             .ok_or_else(|| Dropped::Refused("ACKEPOCH without a 4-byte epoch".into()))?;
         let theirs = (i64::from(epoch), p.zxid);
         let mut st = self.shared.st.lock();
-        if learner_ahead(theirs, st.summary) {
+        // As in 3.8, only learners of the founding quorum are checked: once
+        // the epoch is acknowledged the leader's state is the reference
+        // (Java returns early from waitForEpochAck after the election).
+        if st.stage <= Stage::EpochAcks && learner_ahead(theirs, st.summary) {
             return Err(Dropped::Refused(format!(
                 "learner is ahead of the leader: (currentEpoch {}, zxid {:#x}) > ({}, {:#x})",
                 theirs.0, theirs.1, st.summary.0, st.summary.1
