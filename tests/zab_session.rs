@@ -142,8 +142,11 @@ fn leader_steps_down_without_followers_and_next_epoch_is_2() {
         other => panic!("expected QuorumLost, got {other}"),
     }
 
-    // Round 2 without sid 3 (it led epoch 1, so its zxid is 1 << 32 while
-    // the followers' stayed 0, as in Java): sids 1 and 2 establish epoch 2.
+    // Round 2: sid 2 leads, and the former leader sid 3 is its founding
+    // partner. Sid 3's (currentEpoch 1, zxid 1 << 32) is "ahead" of sid 2's
+    // (1, 0) only by an epoch start, which names no transaction (a leader's
+    // zxid becomes newEpoch << 32, its DIFF-synced followers' does not): it
+    // is taken in, where a 3.8 leader would refuse it. Sid 1 joins late.
     let again = |h: &Arc<MemHost>| {
         let s = h.snapshot();
         Arc::new(MemHost::with_epochs(
@@ -153,32 +156,26 @@ fn leader_steps_down_without_followers_and_next_epoch_is_2() {
         ))
     };
     let (h1, h2, h3) = (again(&hosts[0]), again(&hosts[1]), again(&hosts[2]));
+    assert_eq!(h3.last_zxid(), 1 << 32);
     let base = 26025;
     let l = spawn_lead(ensemble_cfg(2, &sids, base, 100), h2.clone());
-    let f = spawn_follow(ensemble_cfg(1, &sids, base, 100), h1.clone(), 2);
-    wait_for("sids 1 and 2 in Broadcast", LONG, || {
-        in_broadcast(&h1) && in_broadcast(&h2)
+    let f3 = spawn_follow(ensemble_cfg(3, &sids, base, 100), h3.clone(), 2);
+    wait_for("sids 2 and 3 in Broadcast", LONG, || {
+        in_broadcast(&h2) && in_broadcast(&h3)
     });
-    for (sid, h) in [(1, &h1), (2, &h2)] {
+    let f1 = spawn_follow(ensemble_cfg(1, &sids, base, 100), h1.clone(), 2);
+    wait_for("late sid 1 in Broadcast", LONG, || in_broadcast(&h1));
+    for (sid, h) in [(1, &h1), (2, &h2), (3, &h3)] {
         let s = h.snapshot();
         assert_eq!((s.accepted_epoch, s.current_epoch), (2, 2), "sid {sid}");
     }
     assert_eq!(h2.last_zxid(), 2 << 32);
-    // The old leader's (currentEpoch 1, zxid 1 << 32) is "ahead" of the new
-    // leader's starting point (1, 0) only by an epoch start, which names no
-    // transaction: it is taken in (a 3.8 leader would refuse it forever).
-    let f3 = spawn_follow(ensemble_cfg(3, &sids, base, 100), h3.clone(), 2);
-    wait_for("former leader sid 3 in Broadcast", LONG, || {
-        in_broadcast(&h3)
-    });
-    let s = h3.snapshot();
-    assert_eq!((s.accepted_epoch, s.current_epoch), (2, 2), "sid 3");
-    h3.request_stop();
-    join(f3);
-    h1.request_stop();
-    h2.request_stop();
-    join(f);
-    join(l);
+    for h in [&h1, &h2, &h3] {
+        h.request_stop();
+    }
+    for h in [f1, f3, l] {
+        join(h);
+    }
 }
 
 /// A scripted leader replaying a Java 3.8.0 leader's bytes (recording B of
