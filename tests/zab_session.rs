@@ -555,3 +555,46 @@ fn follower_leaves_a_leader_that_breaks_the_protocol() {
         );
     }
 }
+
+/// Observers (OBSERVERINFO) go through the same path but never count: a
+/// leader with only an observer neither establishes nor stays.
+#[test]
+fn observers_sync_but_never_count_toward_the_quorum() {
+    let base = 26700;
+    let voters = [1, 2, 3];
+    let cfg_for = |me: i64| {
+        let mut c = ensemble_cfg(me, &[1, 2, 3, 4], base, 100);
+        c.verifier = zkfle::config::QuorumVerifier::majority(voters);
+        c.is_observer = me == 4;
+        c
+    };
+    let (lh, oh, fh) = (
+        Arc::new(MemHost::new()),
+        Arc::new(MemHost::new()),
+        Arc::new(MemHost::new()),
+    );
+    let l = spawn_lead(cfg_for(3), lh.clone());
+    let o = spawn_follow(cfg_for(4), oh.clone(), 3);
+    wait_for("observer waiting in discovery", LONG, || {
+        oh.phase_now() == Some(ZabPhase::Discovery)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(lh.accepted_epoch(), 0, "an observer does not fix the epoch");
+    assert_eq!(lh.phase_now(), Some(ZabPhase::Discovery));
+    let f = spawn_follow(cfg_for(1), fh.clone(), 3);
+    wait_for("leader, follower and observer in Broadcast", LONG, || {
+        in_broadcast(&lh) && in_broadcast(&oh) && in_broadcast(&fh)
+    });
+    // Without the follower, leader + observer is no quorum of {1, 2, 3}.
+    fh.request_stop();
+    join(f);
+    match join(l) {
+        ZabExit::QuorumLost { synced } => assert_eq!(synced, [3]),
+        other => panic!("expected QuorumLost, got {other}"),
+    }
+    let exit = join(o);
+    assert!(
+        matches!(exit, ZabExit::LeaderSocketClosed),
+        "observer: {exit}"
+    );
+}
