@@ -1,6 +1,6 @@
 //! In-process Zab sessions (PROTOCOL.md §6): zkfle leaders and learners on
 //! loopback, and scripted peers replaying the bytes recorded from Java
-//! ZooKeeper 3.8.0 (`shared/vectors/zab-*.hex`). Ports 26000–26999.
+//! ZooKeeper 3.8.0 (`shared/vectors/zab-*.hex`). Ports 26010–26099, 26700–26709.
 
 #[path = "common/zab.rs"]
 mod zab;
