@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
+/// The handshake generation a QCM sends (re-exported from [`crate::wire`]).
 pub use crate::wire::HandshakeFormat;
 use crate::wire::{Handshake, Notification, PeerAddress, NOTIFICATION_LEN};
 
@@ -192,8 +193,11 @@ pub enum CnxError {
     /// An election address could not be bound after `bind_retry` attempts.
     #[error("cannot bind election address {addr} after {attempts} attempts: {source}")]
     Bind {
+        /// The election address that could not be bound.
         addr: SocketAddr,
+        /// How many binds were tried (1 s apart).
         attempts: u32,
+        /// The last bind error.
         #[source]
         source: std::io::Error,
     },
@@ -643,17 +647,25 @@ impl Shared {
 }
 
 fn encode_handshake(cfg: &QcmConfig) -> Vec<u8> {
-    let mut addrs: Vec<PeerAddress> = cfg
-        .advertised_addrs
-        .iter()
-        .chain(cfg.listen_addrs.iter())
-        .filter(|a| !a.ip().is_unspecified())
-        .map(|a| PeerAddress {
-            host: a.ip().to_string(),
-            port: a.port(),
-        })
-        .collect();
-    addrs.dedup();
+    let usable = |list: &[SocketAddr]| -> Vec<PeerAddress> {
+        let mut v: Vec<PeerAddress> = Vec::new();
+        for a in list.iter().filter(|a| !a.ip().is_unspecified()) {
+            let p = PeerAddress {
+                host: a.ip().to_string(),
+                port: a.port(),
+            };
+            if !v.contains(&p) {
+                v.push(p);
+            }
+        }
+        v
+    };
+    // Never the wildcard (PROTOCOL.md §2.2); the listen addresses stand in
+    // only when nothing usable was configured to advertise.
+    let mut addrs = usable(&cfg.advertised_addrs);
+    if addrs.is_empty() {
+        addrs = usable(&cfg.listen_addrs);
+    }
     let format = if addrs.is_empty() {
         // No reachable address to advertise: 3.4's bare sid is the only
         // handshake that needs none, and every version accepts it.
@@ -924,5 +936,64 @@ fn shutdown_owner(owner: &Owner) {
         for h in handles {
             let _ = h.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(listen: &str, advertised: &[&str], format: HandshakeFormat) -> QcmConfig {
+        let mut c = QcmConfig::new(7, vec![listen.parse().unwrap()], BTreeMap::new());
+        c.advertised_addrs = advertised.iter().map(|a| a.parse().unwrap()).collect();
+        c.handshake_format = format;
+        c
+    }
+
+    #[test]
+    fn v1_handshake_carries_the_first_advertised_address() {
+        let c = cfg(
+            "0.0.0.0:3888",
+            &["10.0.0.2:3888", "10.0.0.3:3888"],
+            HandshakeFormat::V1,
+        );
+        let (h, used) = Handshake::decode(&encode_handshake(&c)).unwrap();
+        assert_eq!(used, encode_handshake(&c).len());
+        assert_eq!((h.format, h.sid), (HandshakeFormat::V1, 7));
+        assert_eq!(h.addresses.len(), 1);
+        assert_eq!(h.addresses[0].to_string(), "10.0.0.2:3888");
+    }
+
+    #[test]
+    fn v2_handshake_carries_every_address_never_the_wildcard() {
+        let c = cfg(
+            "0.0.0.0:3888",
+            &["10.0.0.2:3888", "0.0.0.0:3888", "[::1]:3889"],
+            HandshakeFormat::V2,
+        );
+        let (h, _) = Handshake::decode(&encode_handshake(&c)).unwrap();
+        assert_eq!(h.format, HandshakeFormat::V2);
+        let addrs: Vec<String> = h.addresses.iter().map(|a| a.to_string()).collect();
+        assert_eq!(addrs, vec!["10.0.0.2:3888", "[::1]:3889"]);
+    }
+
+    #[test]
+    fn nothing_reachable_to_advertise_falls_back_to_the_bare_sid() {
+        let c = cfg("0.0.0.0:3888", &["0.0.0.0:3888"], HandshakeFormat::V1);
+        assert_eq!(encode_handshake(&c), 7i64.to_be_bytes().to_vec());
+    }
+
+    #[test]
+    fn zookeeper_queues_are_one_and_one_hundred() {
+        let c = QcmConfig::new(1, vec![], BTreeMap::new()).zookeeper_queues();
+        assert_eq!((c.send_queue_capacity, c.recv_queue_capacity), (1, 100));
+        let d = QcmConfig::new(1, vec![], BTreeMap::new());
+        assert!(d.send_queue_capacity >= 64, "a window-64 burst fits");
+    }
+
+    #[test]
+    fn no_listen_address_is_an_error() {
+        let c = QcmConfig::new(1, vec![], BTreeMap::new());
+        assert!(matches!(Qcm::start(c), Err(CnxError::NoListenAddress)));
     }
 }

@@ -6,7 +6,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 
-use crossbeam_channel::{select, Receiver};
+use crossbeam_channel::{Receiver, Select};
 
 use super::{bump, LogKind, PeerSlot, Shared};
 use crate::wire::frame::split_frame;
@@ -25,6 +25,11 @@ fn append_frame(buf: &mut Vec<u8>, body: &[u8; NOTIFICATION_LEN]) {
 /// Writes everything queued for the peer, batch by batch, each batch in one
 /// `write` call. Exits when the link is closed or a write fails, closing the
 /// link (the RecvWorker then stops too).
+///
+/// Messages are taken off the queue only while holding the slot's link lock
+/// and only if this worker's link is still the current one: a worker whose
+/// link was just replaced must not take messages meant for its successor
+/// and write them into a dead socket.
 pub(crate) fn send_worker(
     shared: Arc<Shared>,
     slot: Arc<PeerSlot>,
@@ -40,40 +45,58 @@ pub(crate) fn send_worker(
     // queued (PROTOCOL.md §3.6): a message that was being written when the
     // old connection died is not lost, and a peer that restarted learns our
     // vote without waiting for our next one.
-    if queue.is_empty() {
-        let last = *slot.last_sent.lock();
-        if let Some(last) = last {
-            append_frame(&mut buf, &last);
-            if let Err(e) = stream.write_all(&buf) {
-                shared.close_link(&slot, id, &format!("write failed: {e}"));
-                return;
-            }
-            bump(&shared.counters.notifications_sent, 1);
+    let resend = {
+        let link = slot.link.lock();
+        if link.as_ref().map(|l| l.id) != Some(id) {
+            return;
         }
+        if queue.is_empty() {
+            *slot.last_sent.lock()
+        } else {
+            None
+        }
+    };
+    if let Some(last) = resend {
+        append_frame(&mut buf, &last);
+        if let Err(e) = stream.write_all(&buf) {
+            shared.close_link(&slot, id, &format!("write failed: {e}"));
+            return;
+        }
+        bump(&shared.counters.notifications_sent, 1);
     }
 
+    let mut sel = Select::new();
+    sel.recv(&queue);
+    sel.recv(&stop);
     let why = loop {
-        let first = select! {
-            recv(queue) -> m => match m {
-                Ok(m) => m,
-                Err(_) => break "send queue closed".to_string(),
-            },
-            recv(stop) -> _ => break "link closed".to_string(),
-        };
+        // Wait without taking anything: the queue has something, or the
+        // link was closed (its stop sender dropped).
+        sel.ready();
         buf.clear();
-        append_frame(&mut buf, &first);
-        let mut last = first;
-        let mut count = 1u64;
-        // Drain what is queued now into the same write: under load one
-        // syscall carries many notifications.
-        while let Ok(m) = queue.try_recv() {
-            append_frame(&mut buf, &m);
-            last = m;
-            count += 1;
+        let count = {
+            let link = slot.link.lock();
+            if link.as_ref().map(|l| l.id) != Some(id) {
+                break "link closed".to_string();
+            }
+            // Drain what is queued now into one write: under load one
+            // syscall carries many notifications.
+            let mut count = 0u64;
+            let mut last = None;
+            while let Ok(m) = queue.try_recv() {
+                append_frame(&mut buf, &m);
+                last = Some(m);
+                count += 1;
+            }
+            // Recorded before writing: if the write fails, this is what
+            // the next connection re-sends.
+            if last.is_some() {
+                *slot.last_sent.lock() = last;
+            }
+            count
+        };
+        if count == 0 {
+            continue;
         }
-        // Recorded before writing: if the write fails, this is what a new
-        // connection re-sends.
-        *slot.last_sent.lock() = Some(last);
         if let Err(e) = stream.write_all(&buf) {
             break format!("write failed: {e}");
         }
@@ -125,6 +148,12 @@ pub(crate) fn recv_worker(
                     break 'outer format!("bad frame: {e}");
                 }
             }
+        }
+        if start == end && buf.len() > RECV_BUF {
+            // A maximal frame passed: give the memory back.
+            buf.truncate(RECV_BUF);
+            buf.shrink_to_fit();
+            (start, end) = (0, 0);
         }
         match stream.read(&mut buf[end..]) {
             Ok(0) => break "closed by peer".to_string(),

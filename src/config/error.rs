@@ -6,7 +6,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
@@ -71,6 +71,18 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
+    /// The file the error is about (the dynamic config file for its own
+    /// lines, `zoo.cfg` otherwise, the myid file for myid problems).
+    pub fn path(&self) -> &Path {
+        match self {
+            ConfigError::Read { path, .. }
+            | ConfigError::Entry { path, .. }
+            | ConfigError::File { path, .. } => path,
+            ConfigError::MyId { myid, .. } => myid,
+            ConfigError::NotListed { config, .. } => config,
+        }
+    }
+
     /// The 1-based line at fault, if the error is about one line.
     pub fn line(&self) -> Option<usize> {
         match self {
@@ -319,9 +331,31 @@ pub enum Problem {
     /// Only observers configured.
     #[error("observers without participants is an invalid configuration")]
     ObserversOnly,
-    /// A key ZooKeeper only reads in static files with quorum lines inline.
-    #[error("dynamicConfigFile is not supported by zkfle: put the server.N (group./weight.) lines into this file")]
-    DynamicConfigUnsupported,
+    /// A `server.`/`group.`/`weight.` line in `zoo.cfg` while
+    /// `dynamicConfigFile` is set (ZooKeeper rejects the mix).
+    #[error("must be in the dynamic config file {} when dynamicConfigFile is set", file.display())]
+    QuorumKeyOutsideDynamicFile {
+        /// The dynamic file named by `dynamicConfigFile`.
+        file: PathBuf,
+    },
+    /// The file named by `dynamicConfigFile` cannot be read.
+    #[error("cannot read {}: {reason}", file.display())]
+    DynamicFileUnreadable {
+        /// The dynamic file.
+        file: PathBuf,
+        /// What the OS said.
+        reason: String,
+    },
+    /// A dynamic config file holds something other than `server.`,
+    /// `group.`, `weight.` lines.
+    #[error("not allowed in a dynamic config file (only server.N, group.N and weight.N lines)")]
+    NotADynamicKey,
+    /// A dynamic config file has a `version` line; ZooKeeper takes the
+    /// version from the file name instead.
+    #[error(
+        "a dynamic config file must not contain version; the version is the file name's suffix"
+    )]
+    VersionInDynamicFile,
 }
 
 /// What is wrong with the `myid` file.

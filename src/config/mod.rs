@@ -1,6 +1,28 @@
 //! `zoo.cfg` and `myid`, read the way ZooKeeper 3.8 reads them, and the
 //! quorum verifiers built from them.
 //!
+//! Lexing follows JDK 17's `Properties.load` (ISO-8859-1, comments,
+//! continuations, escapes); keys, defaults and checks follow 3.8.0's
+//! `QuorumPeerConfig`. Configurations 3.8.0 accepts give the same members
+//! and the same committed-config text, except where zkfle is stricter so a
+//! mistake fails at startup with its line and key:
+//!
+//! * ports must be 1..65535 (ZooKeeper accepts 0);
+//! * host names must resolve now (ZooKeeper keeps unresolved addresses);
+//! * this server's id must have a `server.N` line;
+//! * a sid, group id or weight id configured twice is an error (ZooKeeper
+//!   keeps one of them);
+//! * negative sids and weights, two servers on one address, group members
+//!   that are unknown or observers (a `NullPointerException` in 3.8.0), and
+//!   all-zero-weight groups are errors;
+//! * `initLimit`, `syncLimit`, `tickTime`, `cnxTimeout` and the
+//!   notification intervals must be > 0; bad values of keys ZooKeeper
+//!   reads as system properties are errors, not silently the default.
+//!
+//! One leniency: `|` multi-address lines are accepted when zoo.cfg says
+//! `multiAddress.enabled=true` (3.8.0 also needs the JVM property
+//! `-Dzookeeper.multiAddress.enabled=true`).
+//!
 //! ```no_run
 //! # use std::path::Path;
 //! let cfg = zkfle::config::ZkConfig::load(Path::new("conf/zoo1.cfg"), Some(1))?;
@@ -55,6 +77,29 @@ pub struct ServerSpec {
     /// The host of the `;[host:]port` client address as written
     /// (`0.0.0.0` when the line gives only a port), as ZooKeeper echoes it.
     pub client_host: Option<String>,
+}
+
+impl ServerSpec {
+    /// A single-address server with no client address, its host text the
+    /// IP (for tests and embedders that build configurations in code).
+    pub fn new(
+        sid: i64,
+        quorum_addr: SocketAddr,
+        election_addr: SocketAddr,
+        learner_type: LearnerType,
+    ) -> ServerSpec {
+        let host = quorum_addr.ip().to_string();
+        ServerSpec {
+            sid,
+            quorum_addrs: vec![quorum_addr],
+            election_addrs: vec![election_addr],
+            learner_type,
+            client_addr: None,
+            host_text: host.clone(),
+            hosts: vec![host],
+            client_host: None,
+        }
+    }
 }
 
 /// A parsed `zoo.cfg` plus the server's own id.
@@ -119,16 +164,17 @@ impl ZkConfig {
     /// this server's id comes from `dataDir/myid` (first line, an integer).
     /// Host names are resolved with the [`SystemResolver`].
     pub fn load(path: &Path, my_sid: Option<i64>) -> Result<ZkConfig, ConfigError> {
-        let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+        let bytes = read_capped(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
         Self::parse(&decode_text(bytes), path, my_sid)
     }
 
-    /// Like [`ZkConfig::load`], from text already read (`path` names the
-    /// file in errors; `dataDir/myid` is still read from disk when
-    /// `my_sid` is `None`).
+    /// Like [`ZkConfig::load`], from text already decoded (`path` names
+    /// the file in errors; `dataDir/myid` and a `dynamicConfigFile` are
+    /// still read from disk; `load` decodes files as ISO-8859-1, as Java
+    /// does).
     pub fn parse(text: &str, path: &Path, my_sid: Option<i64>) -> Result<ZkConfig, ConfigError> {
         Self::parse_with_resolver(text, path, my_sid, &SystemResolver)
     }
@@ -186,12 +232,31 @@ impl ZkConfig {
     }
 }
 
-/// `Properties.load(InputStream)` reads ISO-8859-1; zkfle takes UTF-8 when
-/// the file is valid UTF-8 (any ASCII file reads the same either way) and
-/// falls back to Latin-1 byte-per-char otherwise, so no file is unreadable.
-fn decode_text(bytes: Vec<u8>) -> String {
-    match String::from_utf8(bytes) {
-        Ok(s) => s,
-        Err(e) => e.into_bytes().into_iter().map(char::from).collect(),
+/// Largest configuration file read (far beyond any real `zoo.cfg`); it
+/// keeps a mistaken path such as `/dev/zero` from exhausting memory.
+const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// Reads a configuration file, failing beyond [`MAX_CONFIG_BYTES`].
+fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {MAX_CONFIG_BYTES} bytes"),
+        ));
     }
+    Ok(bytes)
+}
+
+/// `Properties.load(InputStream)` decodes ISO-8859-1, one char per byte,
+/// and so does zkfle: ASCII files read the same either way, and a UTF-8
+/// `dataDir` such as `/tmp/café` turns into the same (mojibake) path Java
+/// uses (the JVM writes the decoded chars back as UTF-8, as Rust does), so
+/// a server switched between Java and zkfle keeps its files.
+fn decode_text(bytes: Vec<u8>) -> String {
+    bytes.into_iter().map(char::from).collect()
 }

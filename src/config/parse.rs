@@ -62,7 +62,6 @@ const KNOWN_UNUSED: &[&str] = &[
     "learner.asyncSending",
     "learner.closeSocketAsync",
     "leader.closeSocketAsync",
-    "initialConfig",
 ];
 
 /// Prefixes of ZooKeeper key families zkfle accepts without using them;
@@ -159,7 +158,7 @@ fn parse_learner_type(text: &str) -> Result<LearnerType, Problem> {
 
 /// Splits a `server.N` value into its parts (3.4 and 3.8 syntax,
 /// multi-address, IPv6 brackets).
-fn parse_server_value(value: &str) -> Result<ServerText, Problem> {
+fn parse_server_value(value: &str, multi_address_enabled: bool) -> Result<ServerText, Problem> {
     let format = || Problem::ServerFormat {
         value: value.into(),
     };
@@ -185,7 +184,11 @@ fn parse_server_value(value: &str) -> Result<ServerText, Problem> {
     };
     let mut addrs = Vec::new();
     let mut learner_type = None;
-    for addr in java_split(halves[0], '|') {
+    let pieces = java_split(halves[0], '|');
+    if pieces.len() > 1 && !multi_address_enabled {
+        return Err(Problem::MultiAddressDisabled);
+    }
+    for addr in pieces {
         let parts = host_and_ports(addr)?;
         if parts.len() < 3 || parts.len() > 4 || parts[0].is_empty() {
             return Err(format());
@@ -416,6 +419,9 @@ pub(crate) fn parse_config(
         peer_type: None,
         config_version: 0,
     };
+    // Declared before the entry lists that borrow from it.
+    let dyn_raw: Vec<RawEntry>;
+    let mut dynamic_file: Option<(usize, PathBuf)> = None;
     let mut server_entries: Vec<&RawEntry> = Vec::new();
     let mut group_entries: Vec<&RawEntry> = Vec::new();
     let mut weight_entries: Vec<&RawEntry> = Vec::new();
@@ -499,7 +505,12 @@ pub(crate) fn parse_config(
                     })
                 })?;
             }
-            "dynamicConfigFile" => return Err(err(Problem::DynamicConfigUnsupported)),
+            "dynamicConfigFile" => {
+                if value.is_empty() {
+                    return Err(err(Problem::EmptyValue));
+                }
+                dynamic_file = Some((line, PathBuf::from(value)));
+            }
             _ if key.starts_with("server.") => server_entries.push(e),
             _ if key.starts_with("group") => group_entries.push(e),
             _ if key.starts_with("weight") => weight_entries.push(e),
@@ -525,12 +536,79 @@ pub(crate) fn parse_config(
         }
     }
 
+    // --- dynamicConfigFile: the quorum lines live in another file ---
+    // (ZooKeeper moves them there when reconfig is enabled; a server
+    // switched from Java to zkfle keeps reading the same files.)
+    let quorum_src: PathBuf = match &dynamic_file {
+        None => path.to_path_buf(),
+        Some((line, file)) => {
+            let inline = server_entries
+                .iter()
+                .chain(&group_entries)
+                .chain(&weight_entries)
+                .min_by_key(|e| e.line);
+            if let Some(e) = inline {
+                return Err(entry_err(
+                    e.line,
+                    &e.key,
+                    Problem::QuorumKeyOutsideDynamicFile { file: file.clone() },
+                ));
+            }
+            let dyn_err = |line: usize, key: &str, problem| ConfigError::Entry {
+                path: file.clone(),
+                line,
+                key: key.to_string(),
+                problem,
+            };
+            let bytes = super::read_capped(file).map_err(|e| {
+                entry_err(
+                    *line,
+                    "dynamicConfigFile",
+                    Problem::DynamicFileUnreadable {
+                        file: file.clone(),
+                        reason: e.to_string(),
+                    },
+                )
+            })?;
+            let text = super::decode_text(bytes);
+            dyn_raw = parse_properties(&text)
+                .map_err(|e| dyn_err(e.line, &e.key, Problem::MalformedUnicodeEscape))?;
+            for e in &dyn_raw {
+                if e.key.starts_with("server.") {
+                    server_entries.push(e);
+                } else if e.key.starts_with("group") {
+                    group_entries.push(e);
+                } else if e.key.starts_with("weight") {
+                    weight_entries.push(e);
+                } else if e.key == "version" {
+                    return Err(dyn_err(e.line, &e.key, Problem::VersionInDynamicFile));
+                } else {
+                    return Err(dyn_err(e.line, &e.key, Problem::NotADynamicKey));
+                }
+            }
+            // `zoo.cfg.dynamic.100000000` is version 0x100000000; a name
+            // without a hex suffix is version 0.
+            s.config_version = file
+                .to_string_lossy()
+                .rsplit_once('.')
+                .and_then(|(_, v)| i64::from_str_radix(v, 16).ok())
+                .unwrap_or(0);
+            file.clone()
+        }
+    };
+    let qerr = |line: usize, key: &str, problem: Problem| ConfigError::Entry {
+        path: quorum_src.clone(),
+        line,
+        key: key.to_string(),
+        problem,
+    };
+
     // --- server.N lines ---
     let mut servers: Vec<ServerSpec> = Vec::new();
     let mut server_lines: BTreeMap<i64, usize> = BTreeMap::new();
     let mut used_addrs: HashMap<SocketAddr, i64> = HashMap::new();
     for e in &server_entries {
-        let err = |p| entry_err(e.line, &e.key, p);
+        let err = |p| qerr(e.line, &e.key, p);
         let sid = key_id(&e.key).map_err(err)?;
         if sid < 0 {
             return Err(err(Problem::NegativeSid { sid }));
@@ -542,10 +620,7 @@ pub(crate) fn parse_config(
                 first_line,
             }));
         }
-        let st = parse_server_value(&e.value).map_err(err)?;
-        if st.addrs.len() > 1 && !s.multi_address_enabled {
-            return Err(err(Problem::MultiAddressDisabled));
-        }
+        let st = parse_server_value(&e.value, s.multi_address_enabled).map_err(err)?;
         let mut quorum_addrs = Vec::new();
         let mut election_addrs = Vec::new();
         let mut hosts = Vec::new();
@@ -616,7 +691,7 @@ pub(crate) fn parse_config(
         let mut group_lines: BTreeMap<i64, usize> = BTreeMap::new();
         let mut group_of: BTreeMap<i64, i64> = BTreeMap::new();
         for e in &group_entries {
-            let err = |p| entry_err(e.line, &e.key, p);
+            let err = |p| qerr(e.line, &e.key, p);
             if !e.key.starts_with("group.") {
                 return Err(err(Problem::BadId {
                     text: e.key.clone(),
@@ -653,7 +728,7 @@ pub(crate) fn parse_config(
         let mut weights: BTreeMap<i64, u64> = BTreeMap::new();
         let mut weight_lines: BTreeMap<i64, usize> = BTreeMap::new();
         for e in &weight_entries {
-            let err = |p| entry_err(e.line, &e.key, p);
+            let err = |p| qerr(e.line, &e.key, p);
             if !e.key.starts_with("weight.") {
                 return Err(err(Problem::BadId {
                     text: e.key.clone(),
@@ -689,7 +764,7 @@ pub(crate) fn parse_config(
         for &sid in &participants {
             if !group_of.contains_key(&sid) {
                 let line = server_lines.get(&sid).copied().unwrap_or(0);
-                return Err(entry_err(
+                return Err(qerr(
                     line,
                     &format!("server.{sid}"),
                     Problem::NotInGroup { sid },
@@ -804,7 +879,7 @@ pub(crate) fn parse_config(
                 static_addr != line_addr
             };
             if clash {
-                return Err(entry_err(
+                return Err(qerr(
                     my_line,
                     &format!("server.{my_sid}"),
                     Problem::ClientAddressMismatch {
@@ -939,18 +1014,21 @@ mod tests {
 
     #[test]
     fn server_value_shapes() {
-        let st = parse_server_value("h:1:2").unwrap();
+        let st = parse_server_value("h:1:2", false).unwrap();
         assert_eq!(st.addrs, vec![("h".to_string(), 1, 2)]);
         assert_eq!(st.learner_type, None);
         assert!(st.client.is_none());
-        let st = parse_server_value("h:1:2:OBSERVER;2181").unwrap();
+        let st = parse_server_value("h:1:2:OBSERVER;2181", false).unwrap();
         assert_eq!(st.learner_type, Some(LearnerType::Observer));
         assert_eq!(st.client, Some(("0.0.0.0".to_string(), 2181)));
-        let st = parse_server_value("a:1:2|b:3:4;[::1]:2181").unwrap();
+        let st = parse_server_value("a:1:2|b:3:4;[::1]:2181", true).unwrap();
         assert_eq!(st.addrs.len(), 2);
         assert_eq!(st.client, Some(("::1".to_string(), 2181)));
         // A trailing ';' (empty client part) is dropped, as Java's split does.
-        assert!(parse_server_value("h:1:2;").unwrap().client.is_none());
+        assert!(parse_server_value("h:1:2;", false)
+            .unwrap()
+            .client
+            .is_none());
         for bad in [
             "",
             "h:1",
@@ -960,14 +1038,18 @@ mod tests {
             "h:1:2;a:b:c",
             ":1:2",
         ] {
-            assert!(parse_server_value(bad).is_err(), "{bad:?} accepted");
+            assert!(parse_server_value(bad, true).is_err(), "{bad:?} accepted");
         }
         assert_eq!(
-            parse_server_value("h:1:2:participant|h2:3:4:observer").unwrap_err(),
+            parse_server_value("h:1:2:participant|h2:3:4:observer", true).unwrap_err(),
             Problem::MixedPeerTypes
         );
         assert_eq!(
-            parse_server_value("h:5:5").unwrap_err(),
+            parse_server_value("a:1:2|b:3:4", false).unwrap_err(),
+            Problem::MultiAddressDisabled
+        );
+        assert_eq!(
+            parse_server_value("h:5:5", false).unwrap_err(),
             Problem::SamePorts { port: 5 }
         );
     }

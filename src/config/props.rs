@@ -84,6 +84,7 @@ pub fn parse_properties(text: &str) -> Result<Vec<RawEntry>, LexError> {
         }
         let mut logical = String::new();
         let mut cur = first;
+        let mut fresh = false;
         loop {
             let trailing = cur.chars().rev().take_while(|&c| c == '\\').count();
             i += 1;
@@ -92,7 +93,16 @@ pub fn parse_properties(text: &str) -> Result<Vec<RawEntry>, LexError> {
                 // last one and splice in the next line, minus its indent.
                 logical.push_str(&cur[..cur.len() - 1]);
                 match lines.get(i) {
+                    // Nothing gathered yet: the JDK's reader is "still on a
+                    // new logical line", so blank and comment lines are
+                    // skipped as at any line start.
+                    Some(_) if logical.is_empty() => {
+                        fresh = true;
+                        break;
+                    }
                     Some(next) => cur = next.trim_start_matches(is_prop_ws),
+                    // At end of input the JDK still yields the (possibly
+                    // empty) line.
                     None => break,
                 }
             } else {
@@ -100,7 +110,9 @@ pub fn parse_properties(text: &str) -> Result<Vec<RawEntry>, LexError> {
                 break;
             }
         }
-        entries.push(split_entry(&logical, start_line)?);
+        if !fresh {
+            entries.push(split_entry(&logical, start_line)?);
+        }
     }
     Ok(entries)
 }
@@ -251,6 +263,15 @@ mod tests {
     #[test]
     fn continuation_line_starting_with_hash_is_not_a_comment() {
         assert_eq!(kv("a=1,\\\n  #2\n"), vec![one(1, "a", "1,#2")]);
+    }
+
+    #[test]
+    fn empty_continuation_starts_a_fresh_line() {
+        // JDK 9+ Properties: a line that is only a backslash continues into
+        // nothing, so a following comment or blank line is still skipped.
+        assert_eq!(kv("\\\n#x\na=1\n"), vec![one(3, "a", "1")]);
+        assert_eq!(kv("  \\\n\n b=2"), vec![one(3, "b", "2")]);
+        assert_eq!(kv("\\\n!x=1\n"), vec![]);
     }
 
     #[test]

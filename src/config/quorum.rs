@@ -8,7 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QuorumVerifier {
     /// More than half of the voting members.
-    Majority { voters: BTreeSet<i64> },
+    Majority {
+        /// The participants' sids.
+        voters: BTreeSet<i64>,
+    },
     /// `group.G=a:b:c` and `weight.S=w` lines: a set is a quorum when more
     /// than half of the non-zero-weight groups each hold more than half of
     /// their group's weight.

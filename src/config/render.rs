@@ -3,16 +3,39 @@
 //! §6.3), and the `conf` four-letter word's answer.
 
 use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use super::{LearnerType, QuorumVerifier, ServerSpec, ZkConfig};
 
+/// The host text Java's `InetSocketAddress.getHostString` gives for a
+/// host as written: names stay as written, IP literals come back in
+/// `InetAddress.getHostAddress` form. For IPv6 that is eight uncompressed
+/// lowercase groups (`::1` → `0:0:0:0:0:0:0:1`, checked against 3.8.0),
+/// and an IPv4-mapped literal is an IPv4 address to Java.
+fn java_host_string(host: &str) -> String {
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => v4.to_string(),
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => v6
+                .segments()
+                .iter()
+                .map(|g| format!("{g:x}"))
+                .collect::<Vec<_>>()
+                .join(":"),
+        },
+        Err(_) => host.to_string(),
+    }
+}
+
 /// ZooKeeper writes IPv6 hosts in brackets so `host:port` stays readable.
 fn delimited(host: &str) -> String {
+    let host = java_host_string(host);
     if host.contains(':') {
         format!("[{host}]")
     } else {
-        host.to_string()
+        host
     }
 }
 
@@ -180,4 +203,19 @@ pub(super) fn conf_text(cfg: &ZkConfig) -> String {
     out.push_str("membership: \n");
     out.push_str(&config_text(cfg));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_strings_follow_java() {
+        assert_eq!(delimited("::1"), "[0:0:0:0:0:0:0:1]");
+        assert_eq!(delimited("fe80::a:1"), "[fe80:0:0:0:0:0:a:1]");
+        assert_eq!(delimited("::ffff:10.0.0.1"), "10.0.0.1");
+        assert_eq!(delimited("127.0.0.1"), "127.0.0.1");
+        assert_eq!(delimited("zk1.example"), "zk1.example");
+        assert_eq!(delimited("0.0.0.0"), "0.0.0.0");
+    }
 }

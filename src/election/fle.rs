@@ -100,6 +100,11 @@ pub struct FleConfig {
     /// or Connecting but silent, or a heard voter that still disagrees,
     /// keeps the normal wait, so a voter I can hear is never overruled.
     ///
+    /// Requiring every heard vote to agree is a margin rather than a
+    /// necessity (a LOOKING vote recorded this round never beats the
+    /// proposal, which has already absorbed it); it keeps the rule from
+    /// firing while a voter is still catching up.
+    ///
     /// What (b) cannot see: a voter that is Down for me but reachable by
     /// another voter X may feed X a better vote that is still in flight to
     /// me. ZooKeeper has the same race whenever that message takes longer
@@ -303,7 +308,9 @@ impl Fle {
             self.current_vote = Vote::new(my_sid, last_zxid, current_epoch);
         }
         self.state = ServerState::Looking;
-        self.logical_clock += 1;
+        // A hostile peer can push the round to i64::MAX; wrap like Java's
+        // AtomicLong instead of panicking.
+        self.logical_clock = self.logical_clock.wrapping_add(1);
         self.initial = if self.shared.participant {
             Vote::new(my_sid, last_zxid, current_epoch)
         } else {

@@ -82,6 +82,15 @@ pub enum Event {
     Delivered(Envelope),
     /// A node's timer fired.
     Timer { sid: i64 },
+    /// A scheduled link report was given to `sid`.
+    Link {
+        sid: i64,
+        peer: i64,
+        state: LinkState,
+    },
+    /// The Zab model checked `sid`'s role; `keeps` false means it looks
+    /// again.
+    RoleCheck { sid: i64, keeps: bool },
 }
 
 /// One simulated server.
@@ -98,6 +107,8 @@ pub struct Node {
     /// Every decision, with its virtual time.
     pub decisions: Vec<(Duration, Decision)>,
     timer: Option<Duration>,
+    /// When the crude Zab model checks this node's role.
+    role_check: Option<Duration>,
 }
 
 /// N [`Fle`]s on a virtual network.
@@ -112,6 +123,11 @@ pub struct Cluster {
     pub jitter: Duration,
     /// Randomness for jitter (and for callers' own choices).
     pub rng: SplitMix64,
+    /// A crude stand-in for Zab's initLimit: this long after deciding, a
+    /// leader without a quorum of voters FOLLOWING it gives up and looks
+    /// again, and a follower whose leader is not LEADING looks again. `None`
+    /// (the default) leaves roles alone, as FLE alone does.
+    pub zab_timeout: Option<Duration>,
     /// Every message sent, in order (drops and sends to down nodes
     /// included).
     pub sent: Vec<Envelope>,
@@ -121,6 +137,10 @@ pub struct Cluster {
     in_flight: BTreeMap<(Duration, u64), Envelope>,
     /// Per directed link, the latest scheduled delivery (TCP keeps order).
     link_tail: BTreeMap<(i64, i64), Duration>,
+    /// Scheduled link-state reports: (time, seq) → (sid, peer, state).
+    link_events: BTreeMap<(Duration, u64), (i64, i64, LinkState)>,
+    /// Last notification each node sent to each peer.
+    last_sent: BTreeMap<(i64, i64), Notification>,
     seq: u64,
 }
 
@@ -139,6 +159,7 @@ impl Cluster {
                         current_epoch: 0,
                         decisions: Vec::new(),
                         timer: None,
+                        role_check: None,
                     },
                 )
             })
@@ -149,11 +170,14 @@ impl Cluster {
             latency: Duration::from_millis(1),
             jitter: Duration::ZERO,
             rng: SplitMix64::new(0),
+            zab_timeout: None,
             sent: Vec::new(),
             dials: Vec::new(),
             filter: None,
             in_flight: BTreeMap::new(),
             link_tail: BTreeMap::new(),
+            link_events: BTreeMap::new(),
+            last_sent: BTreeMap::new(),
             seq: 0,
         }
     }
@@ -205,10 +229,12 @@ impl Cluster {
         }
     }
 
-    /// Brings `sid` up (links Up both ways with every live node) and starts
-    /// an election on it.
+    /// Brings `sid` up (links Up both ways with every live node) if it is
+    /// down, and starts an election on it.
     pub fn start(&mut self, sid: i64) {
-        self.bring_up(sid);
+        if !self.nodes[&sid].up {
+            self.bring_up(sid);
+        }
         let now = self.now;
         let (z, e) = {
             let n = &self.nodes[&sid];
@@ -218,12 +244,27 @@ impl Cluster {
         self.apply(sid, out);
     }
 
-    /// Starts every node, in sid order, at the current time.
+    /// Brings every node up, then starts them in sid order at the current
+    /// time (so that no first broadcast is lost to a node not yet up).
     pub fn start_all(&mut self) {
         let sids: Vec<i64> = self.nodes.keys().copied().collect();
+        for &s in &sids {
+            if !self.nodes[&s].up {
+                self.bring_up(s);
+            }
+        }
         for s in sids {
             self.start(s);
         }
+    }
+
+    /// At time `at`, `sid`'s machine learns that its link to `peer` is in
+    /// `state` (via [`Fle::on_link`]). When the link comes Up, the last
+    /// notification `sid` sent to `peer` is sent again, as QCM does on a new
+    /// connection (PROTOCOL.md §3.6).
+    pub fn schedule_link(&mut self, at: Duration, sid: i64, peer: i64, state: LinkState) {
+        self.seq += 1;
+        self.link_events.insert((at, self.seq), (sid, peer, state));
     }
 
     /// Role ended on `sid` (e.g. its leader died): LOOKING again, new round.
@@ -348,7 +389,10 @@ impl Cluster {
     fn apply(&mut self, sid: i64, out: Output) {
         let now = self.now;
         if let Some(d) = out.decision {
-            self.node_mut(sid).decisions.push((now, d));
+            let zab = self.zab_timeout;
+            let node = self.node_mut(sid);
+            node.decisions.push((now, d));
+            node.role_check = zab.map(|z| now + z);
         }
         self.node_mut(sid).timer = out.timer;
         for to in out.dial {
@@ -367,6 +411,7 @@ impl Cluster {
                 None => Fate::Deliver,
             };
             self.sent.push(env);
+            self.last_sent.insert((sid, s.to), s.notification);
             let extra = match fate {
                 Fate::Drop => continue,
                 Fate::Deliver => Duration::ZERO,
@@ -391,20 +436,48 @@ impl Cluster {
             .filter(|n| n.up)
             .filter_map(|n| n.timer)
             .min();
-        match (msg, timer) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let link = self.link_events.keys().next().map(|(t, _)| *t);
+        let role = self
+            .nodes
+            .values()
+            .filter(|n| n.up)
+            .filter_map(|n| n.role_check)
+            .min();
+        [msg, timer, link, role].into_iter().flatten().min()
     }
 
-    /// Runs the next event (messages before timers at the same instant,
-    /// timers in sid order). `None` when nothing is left to do.
+    /// Runs the next event (link reports, then messages, then timers in sid
+    /// order at the same instant). `None` when nothing is left to do.
     pub fn step(&mut self) -> Option<Event> {
         let t = self.next_event_time()?;
         if t > self.now {
             self.now = t;
         }
         let now = self.now;
+        if let Some((&key, _)) = self.link_events.iter().next() {
+            if key.0 <= now {
+                let (sid, peer, state) = self.link_events.remove(&key)?;
+                if self.nodes.get(&sid).is_some_and(|n| n.up) {
+                    let out = self.node_mut(sid).fle.on_link(now, peer, state, false);
+                    self.apply(sid, out);
+                    if state == LinkState::Up {
+                        if let Some(n) = self.last_sent.get(&(sid, peer)).copied() {
+                            let env = Envelope {
+                                from: sid,
+                                to: peer,
+                                sent_at: now,
+                                notification: n,
+                            };
+                            self.sent.push(env);
+                            if self.nodes.get(&peer).is_some_and(|n| n.up) {
+                                self.schedule(env, Duration::ZERO);
+                            }
+                        }
+                    }
+                }
+                return Some(Event::Link { sid, peer, state });
+            }
+        }
         if let Some((&key, _)) = self.in_flight.iter().next() {
             if key.0 <= now {
                 let env = self.in_flight.remove(&key)?;
@@ -419,14 +492,67 @@ impl Cluster {
                 return Some(Event::Delivered(env));
             }
         }
-        let sid = self
+        if let Some(sid) = self
             .nodes
             .iter()
             .find(|(_, n)| n.up && n.timer.is_some_and(|d| d <= now))
+            .map(|(s, _)| *s)
+        {
+            let out = self.node_mut(sid).fle.on_timer(now);
+            self.apply(sid, out);
+            return Some(Event::Timer { sid });
+        }
+        let sid = self
+            .nodes
+            .iter()
+            .find(|(_, n)| n.up && n.role_check.is_some_and(|d| d <= now))
             .map(|(s, _)| *s)?;
-        let out = self.node_mut(sid).fle.on_timer(now);
-        self.apply(sid, out);
-        Some(Event::Timer { sid })
+        self.node_mut(sid).role_check = None;
+        let keeps = self.role_holds(sid);
+        if !keeps {
+            self.reelect(sid);
+        }
+        Some(Event::RoleCheck { sid, keeps })
+    }
+
+    /// True if every live node has decided and its role would survive the
+    /// Zab check (one leader with a quorum following it).
+    pub fn settled_with_quorum(&self) -> bool {
+        self.all_up_decided()
+            && self
+                .nodes
+                .iter()
+                .filter(|(_, n)| n.up)
+                .all(|(s, _)| self.role_holds(*s))
+    }
+
+    /// The crude Zab check behind [`Cluster::zab_timeout`].
+    fn role_holds(&self, sid: i64) -> bool {
+        let node = &self.nodes[&sid];
+        let Some(d) = self.decision(sid) else {
+            return true;
+        };
+        let leader = d.vote.leader;
+        let lead_ok = |l: i64| {
+            let Some(ln) = self.nodes.get(&l) else {
+                return false;
+            };
+            if !ln.up || ln.fle.state() != ServerState::Leading {
+                return false;
+            }
+            let q = &ln.fle.config().verifier;
+            let followers = self.nodes.iter().filter(|(s, n)| {
+                **s == l
+                    || (n.up
+                        && n.fle.state() == ServerState::Following
+                        && self.decision(**s).is_some_and(|d| d.vote.leader == l))
+            });
+            q.contains_quorum(followers.map(|(s, _)| *s))
+        };
+        match node.fle.state() {
+            ServerState::Looking => true,
+            _ => lead_ok(leader),
+        }
     }
 
     /// Steps until `cond` holds (true) or virtual time would pass `limit`

@@ -6,10 +6,12 @@
 pub mod frame;
 pub mod handshake;
 pub mod notification;
+pub mod zab;
 
-pub use frame::{decode_frame_length, encode_frame, MAX_FRAME_LEN};
+pub use frame::{decode_frame_length, encode_frame, split_frame, MAX_FRAME_LEN};
 pub use handshake::{Handshake, HandshakeFormat, PeerAddress, MAX_ADDR_LEN};
-pub use notification::{Notification, ServerState, NOTIFICATION_LEN};
+pub use notification::{Layout, Notification, ServerState, NOTIFICATION_LEN};
+pub use zab::QuorumPacket;
 
 /// Every way bytes from a peer can be wrong. The connection layer maps each
 /// variant to "close the connection" or "drop this message" (see
@@ -46,9 +48,15 @@ pub enum WireError {
     /// null marker -1) or above ZooKeeper's jute.maxbuffer bound.
     #[error("jute length {0} out of range")]
     BadJuteLength(i32),
-    /// A quorum packet whose payload does not match its type's layout.
+    /// A quorum packet whose payload does not match its type's layout. The
+    /// packet's extent was still known, so the stream stays in step.
     #[error("malformed quorum packet: {0}")]
     MalformedPacket(&'static str),
+    /// A SNAP stream that breaks its layout (negative count, null or
+    /// relative path, missing signature): where it ends is unknown, so the
+    /// quorum session cannot go on.
+    #[error("malformed snapshot stream: {0}")]
+    MalformedSnapshot(&'static str),
 }
 
 impl WireError {
@@ -63,6 +71,7 @@ impl WireError {
                 | WireError::BadAddressLength(_)
                 | WireError::BadAddress { .. }
                 | WireError::BadJuteLength(_)
+                | WireError::MalformedSnapshot(_)
         )
     }
 }
