@@ -10,8 +10,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use zab::{ensemble_cfg, quorum_addr, vector, wait_for, MemHost, Scripted, Seen};
-use zkfle::peer::zab::packet::{kind, QuorumPacket};
 use zkfle::peer::zab::{follow, lead, ZabConfig, ZabExit, ZabHost, ZabPhase};
+use zkfle::wire::zab::{self as wz, QuorumPacket};
 
 const LONG: Duration = Duration::from_secs(15);
 const ALL_PHASES: [ZabPhase; 3] = [
@@ -230,9 +230,13 @@ fn follower_speaks_java_bytes_takes_snap_and_detects_silent_leader() {
         );
     }
     // A proposal is ACKed with its zxid.
-    leader.send(&QuorumPacket::new(kind::PROPOSAL, (1 << 32) | 1, Some(vec![1, 2])).encode());
+    leader.send(&enc(&QuorumPacket::new(
+        wz::PROPOSAL,
+        (1 << 32) | 1,
+        Some(vec![1, 2]),
+    )));
     match leader.read(LONG) {
-        Seen::Packet(_, p) => assert_eq!((p.kind, p.zxid), (kind::ACK, (1 << 32) | 1)),
+        Seen::Packet(_, p) => assert_eq!((p.packet_type, p.zxid), (wz::ACK, (1 << 32) | 1)),
         other => panic!("expected ACK of the proposal, saw {other:?}"),
     }
     // Hung leader: socket open, nothing sent.
@@ -293,7 +297,7 @@ fn leader_bytes_match_vectors_and_java_learner_is_accepted() {
     // Null data (what crashes a Java leader) is taken as "no sessions".
     learner.send(&vector("zab-ping-reply-null-data.hex"));
     // A REQUEST is ignored: zkfle serves no clients.
-    learner.send(&QuorumPacket::new(kind::REQUEST, 0, Some(vec![0; 16])).encode());
+    learner.send(&enc(&QuorumPacket::new(wz::REQUEST, 0, Some(vec![0; 16]))));
     assert_eq!(learner.expect_raw("PING"), vector("zab-ping-leader.hex"));
     learner.send(&vector("zab-ping-reply.hex"));
 
@@ -361,7 +365,7 @@ fn stale_leader_epoch_is_rejected_and_learner_ahead_is_refused() {
     let (s, _) = listener.accept().expect("accept");
     let mut leader = Scripted::new(s);
     match leader.read(LONG) {
-        Seen::Packet(_, p) => assert_eq!((p.kind, p.zxid), (kind::FOLLOWERINFO, 2 << 32)),
+        Seen::Packet(_, p) => assert_eq!((p.packet_type, p.zxid), (wz::FOLLOWERINFO, 2 << 32)),
         other => panic!("expected FOLLOWERINFO, saw {other:?}"),
     }
     leader.send(&vector("zab-leaderinfo.hex"));
@@ -385,11 +389,11 @@ fn stale_leader_epoch_is_rejected_and_learner_ahead_is_refused() {
     let mut learner = connect_retry(quorum_addr(base, 3));
     learner.send(&vector("zab-followerinfo.hex"));
     match learner.read(LONG) {
-        Seen::Packet(_, p) => assert_eq!(p.kind, kind::LEADERINFO),
+        Seen::Packet(_, p) => assert_eq!(p.packet_type, wz::LEADERINFO),
         other => panic!("expected LEADERINFO, saw {other:?}"),
     }
-    let ahead = QuorumPacket::new(kind::ACKEPOCH, 5 << 32, Some(5i32.to_be_bytes().to_vec()));
-    learner.send(&ahead.encode());
+    let ahead = QuorumPacket::new(wz::ACKEPOCH, 5 << 32, Some(5i32.to_be_bytes().to_vec()));
+    learner.send(&enc(&ahead));
     assert_eq!(learner.read(LONG), Seen::Closed, "learner ahead is refused");
     lhost.request_stop();
     assert!(matches!(join(l), ZabExit::Shutdown));
@@ -432,7 +436,7 @@ fn snapshot_stream_of_an_empty_java_tree_is_walked_to_its_signature() {
     use zkfle::peer::zab::snap::SnapshotSkipper;
     let v = vector("zab-snap-empty-tree.hex");
     let (p, n) = QuorumPacket::decode(&v).expect("SNAP packet");
-    assert_eq!((p.kind, p.zxid, n), (kind::SNAP, 1 << 32, 20));
+    assert_eq!((p.packet_type, p.zxid, n), (wz::SNAP, 1 << 32, 20));
     let stream = &v[n..];
     // Whole, then in every chunk size: same result, exactly 547 bytes.
     for chunk in [stream.len(), 1, 2, 3, 7, 64] {
@@ -462,7 +466,11 @@ fn followerinfo(sid: i64, accepted_epoch: i64, config_version: i64) -> Vec<u8> {
     data.extend_from_slice(&sid.to_be_bytes());
     data.extend_from_slice(&0x10000i32.to_be_bytes());
     data.extend_from_slice(&config_version.to_be_bytes());
-    QuorumPacket::new(kind::FOLLOWERINFO, accepted_epoch << 32, Some(data)).encode()
+    enc(&QuorumPacket::new(
+        wz::FOLLOWERINFO,
+        accepted_epoch << 32,
+        Some(data),
+    ))
 }
 
 /// Hostile or mistaken learners are closed one by one; none of them stops
@@ -505,7 +513,7 @@ fn bad_learners_are_closed_and_the_leader_lives_on() {
     good.send(&vector("zab-ackepoch.hex"));
     assert_eq!(good.expect_raw("DIFF"), vector("zab-diff-insync.hex"));
     match good.read(LONG) {
-        Seen::Packet(_, p) => assert_eq!((p.kind, p.zxid), (kind::NEWLEADER, 1 << 32)),
+        Seen::Packet(_, p) => assert_eq!((p.packet_type, p.zxid), (wz::NEWLEADER, 1 << 32)),
         other => panic!("expected NEWLEADER, saw {other:?}"),
     }
     good.send(&vector("zab-ack-newleader.hex"));
@@ -597,4 +605,10 @@ fn observers_sync_but_never_count_toward_the_quorum() {
         matches!(exit, ZabExit::LeaderSocketClosed),
         "observer: {exit}"
     );
+}
+
+fn enc(p: &QuorumPacket) -> Vec<u8> {
+    let mut out = Vec::new();
+    p.encode(&mut out);
+    out
 }

@@ -166,7 +166,7 @@ pub struct Scripted {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Seen {
     /// One packet: its exact bytes and decoded form.
-    Packet(Vec<u8>, zkfle::peer::zab::packet::QuorumPacket),
+    Packet(Vec<u8>, zkfle::wire::zab::QuorumPacket),
     /// The other side closed the connection.
     Closed,
     /// Nothing complete within the timeout.
@@ -201,7 +201,7 @@ impl Scripted {
 
     pub fn read(&mut self, timeout: Duration) -> Seen {
         use std::io::Read;
-        use zkfle::peer::zab::packet::QuorumPacket;
+        use zkfle::wire::zab::QuorumPacket;
         let end = Instant::now() + timeout;
         loop {
             if let Ok((p, n)) = QuorumPacket::decode(&self.buf) {

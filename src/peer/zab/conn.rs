@@ -3,8 +3,8 @@
 //! losing a partly received packet (a read timeout in the middle of a packet
 //! leaves the bytes in our buffer, not in limbo).
 
-use super::packet::QuorumPacket;
 use super::snap::SnapshotSkipper;
+use crate::wire::zab::QuorumPacket;
 use crate::wire::WireError;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -49,7 +49,9 @@ impl Conn {
 
     /// Writes one packet whole.
     pub(crate) fn send(&mut self, p: &QuorumPacket) -> io::Result<()> {
-        self.stream.write_all(&p.encode())
+        let mut out = Vec::with_capacity(64);
+        p.encode(&mut out);
+        self.stream.write_all(&out)
     }
 
     /// Reads whatever arrives within [`POLL`].

@@ -3,11 +3,12 @@
 //! then answer pings until the leader dies, hangs or closes.
 
 use super::conn::{is_disconnect, Conn, Fill, POLL};
-use super::packet::{
-    config_version, epoch_of, kind, zxid_of_epoch, LearnerInfo, QuorumPacket, PROTOCOL_VERSION,
-};
 use super::snap::SnapshotSkipper;
+use super::{config_version, type_name};
 use super::{ZabConfig, ZabExit, ZabHost, ZabPhase};
+use crate::wire::zab::{
+    self, epoch_of_zxid as epoch_of, zxid_of_epoch, LearnerInfo, QuorumPacket, PROTOCOL_VERSION,
+};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -203,12 +204,12 @@ impl<'a> Learner<'a> {
         let info = LearnerInfo {
             sid: self.cfg.my_sid,
             protocol_version: PROTOCOL_VERSION,
-            config_version: config_version(&self.cfg.config_text),
+            config_version: Some(config_version(&self.cfg.config_text)),
         };
         let info_kind = if self.cfg.is_observer {
-            kind::OBSERVERINFO
+            zab::OBSERVERINFO
         } else {
-            kind::FOLLOWERINFO
+            zab::FOLLOWERINFO
         };
         self.send(QuorumPacket::new(
             info_kind,
@@ -217,7 +218,7 @@ impl<'a> Learner<'a> {
         ))?;
 
         // Discovery: LEADERINFO → ACKEPOCH.
-        let li = self.expect(kind::LEADERINFO)?;
+        let li = self.expect(zab::LEADERINFO)?;
         let new_epoch = epoch_of(li.zxid);
         let ack_data = if new_epoch > accepted {
             let current = self.host.current_epoch();
@@ -239,10 +240,10 @@ impl<'a> Learner<'a> {
         };
         log::info!(
             "leader proposed epoch {new_epoch} (protocol {:#x}); sending ACKEPOCH",
-            li.data_i32().unwrap_or(0)
+            super::data_i32(&li).unwrap_or(0)
         );
         self.send(QuorumPacket::new(
-            kind::ACKEPOCH,
+            zab::ACKEPOCH,
             self.host.last_zxid(),
             Some(ack_data.to_be_bytes().to_vec()),
         ))?;
@@ -251,13 +252,13 @@ impl<'a> Learner<'a> {
         self.host.phase(ZabPhase::Synchronization);
         let new_leader_zxid = loop {
             let p = self.packet()?;
-            match p.kind {
-                kind::DIFF => log::info!("sync: DIFF at zxid {:#x}", p.zxid),
-                kind::TRUNC => {
+            match p.packet_type {
+                zab::DIFF => log::info!("sync: DIFF at zxid {:#x}", p.zxid),
+                zab::TRUNC => {
                     log::info!("sync: TRUNC to zxid {:#x}", p.zxid);
                     self.host.set_last_zxid(p.zxid);
                 }
-                kind::SNAP => {
+                zab::SNAP => {
                     let snap = self.skip_snapshot()?;
                     log::info!(
                         "sync: SNAP at zxid {:#x} ({} bytes, {} znodes, {} sessions; not stored)",
@@ -269,16 +270,16 @@ impl<'a> Learner<'a> {
                     self.host.set_last_zxid(p.zxid);
                 }
                 // History carried by a DIFF: zkfle keeps none of it.
-                kind::PROPOSAL | kind::COMMIT | kind::INFORM | kind::PING => {
-                    if p.kind == kind::PING {
+                zab::PROPOSAL | zab::COMMIT | zab::INFORM | zab::PING => {
+                    if p.packet_type == zab::PING {
                         self.ping_reply(&p)?;
                     }
                 }
-                kind::NEWLEADER => break p.zxid,
+                zab::NEWLEADER => break p.zxid,
                 other => {
                     return Err(ZabExit::Protocol(format!(
                         "unexpected {} during synchronization",
-                        kind::name(other)
+                        type_name(other)
                     )))
                 }
             }
@@ -291,21 +292,21 @@ impl<'a> Learner<'a> {
                 what: "currentEpoch",
                 error,
             })?;
-        self.send(QuorumPacket::new(kind::ACK, new_leader_zxid, None))?;
+        self.send(QuorumPacket::new(zab::ACK, new_leader_zxid, None))?;
         // The leader is up: from here on it owes us a packet each syncLimit.
         self.read_timeout = self.cfg.sync_timeout();
         log::info!("NEWLEADER {new_leader_zxid:#x} ACKed; currentEpoch {new_epoch}");
 
         loop {
             let p = self.packet()?;
-            match p.kind {
-                kind::UPTODATE => break,
-                kind::PROPOSAL => self.ack_proposal(&p)?,
-                kind::PING => self.ping_reply(&p)?,
-                _ => log::debug!("ignoring {} before UPTODATE", kind::name(p.kind)),
+            match p.packet_type {
+                zab::UPTODATE => break,
+                zab::PROPOSAL => self.ack_proposal(&p)?,
+                zab::PING => self.ping_reply(&p)?,
+                _ => log::debug!("ignoring {} before UPTODATE", type_name(p.packet_type)),
             }
         }
-        self.send(QuorumPacket::new(kind::ACK, zxid_of_epoch(new_epoch), None))?;
+        self.send(QuorumPacket::new(zab::ACK, zxid_of_epoch(new_epoch), None))?;
         self.host.phase(ZabPhase::Broadcast);
         log::info!(
             "{} - broadcast: synced with the leader in epoch {new_epoch}",
@@ -318,17 +319,17 @@ impl<'a> Learner<'a> {
 
         loop {
             let p = self.packet()?;
-            match p.kind {
-                kind::PING => self.ping_reply(&p)?,
-                kind::PROPOSAL => self.ack_proposal(&p)?,
-                kind::COMMIT | kind::INFORM | kind::SYNC | kind::COMMITANDACTIVATE => {
+            match p.packet_type {
+                zab::PING => self.ping_reply(&p)?,
+                zab::PROPOSAL => self.ack_proposal(&p)?,
+                zab::COMMIT | zab::INFORM | zab::SYNC | zab::COMMITANDACTIVATE => {
                     log::debug!(
                         "ignoring {} {:#x} (no data tree)",
-                        kind::name(p.kind),
+                        type_name(p.packet_type),
                         p.zxid
                     )
                 }
-                other => log::debug!("ignoring {} from the leader", kind::name(other)),
+                other => log::debug!("ignoring {} from the leader", type_name(other)),
             }
         }
     }
@@ -342,11 +343,11 @@ impl<'a> Learner<'a> {
 
     fn expect(&mut self, want: i32) -> Result<QuorumPacket, ZabExit> {
         let p = self.packet()?;
-        if p.kind != want {
+        if p.packet_type != want {
             return Err(ZabExit::Protocol(format!(
                 "expected {}, got {}",
-                kind::name(want),
-                kind::name(p.kind)
+                type_name(want),
+                type_name(p.packet_type)
             )));
         }
         Ok(p)
@@ -355,7 +356,7 @@ impl<'a> Learner<'a> {
     /// An empty (never null) buffer: a 3.8 leader's learner handler dies on
     /// a null PING reply and drops the learner (PROTOCOL.md §6.5).
     fn ping_reply(&mut self, p: &QuorumPacket) -> Result<(), ZabExit> {
-        self.send(QuorumPacket::new(kind::PING, p.zxid, Some(Vec::new())))
+        self.send(QuorumPacket::new(zab::PING, p.zxid, Some(Vec::new())))
     }
 
     fn ack_proposal(&mut self, p: &QuorumPacket) -> Result<(), ZabExit> {
@@ -363,7 +364,7 @@ impl<'a> Learner<'a> {
         if self.cfg.is_observer {
             return Ok(());
         }
-        self.send(QuorumPacket::new(kind::ACK, p.zxid, None))
+        self.send(QuorumPacket::new(zab::ACK, p.zxid, None))
     }
 
     fn skip_snapshot(&mut self) -> Result<SnapshotSkipper, ZabExit> {

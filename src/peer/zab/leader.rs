@@ -4,8 +4,9 @@
 //! forwards pings, so a slow or silent learner only ever delays itself.
 
 use super::conn::{Conn, Fill};
-use super::packet::{config_version, epoch_of, kind, zxid_of_epoch, LearnerInfo, QuorumPacket};
+use super::{config_version, type_name};
 use super::{ZabConfig, ZabExit, ZabHost, ZabPhase};
+use crate::wire::zab::{self, epoch_of_zxid as epoch_of, zxid_of_epoch, LearnerInfo, QuorumPacket};
 use parking_lot::{Condvar, Mutex};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -450,17 +451,17 @@ impl<'a> LearnerHandler<'a> {
         match self.hs {
             Hs::AwaitEpoch if stage >= Stage::EpochAcks => {
                 self.new_epoch = new_epoch;
-                let data = super::packet::PROTOCOL_VERSION.to_be_bytes().to_vec();
-                self.send(kind::LEADERINFO, zxid_of_epoch(new_epoch), Some(data))?;
+                let data = zab::PROTOCOL_VERSION.to_be_bytes().to_vec();
+                self.send(zab::LEADERINFO, zxid_of_epoch(new_epoch), Some(data))?;
                 self.enter(Hs::AwaitAckEpoch);
             }
             Hs::AwaitEpochQuorum if stage >= Stage::NewLeaderAcks => {
                 // zkfle keeps no history: the learner is always "in sync",
                 // so an empty DIFF at its own zxid; never TRUNC (a Java
                 // learner that cannot truncate exits) nor SNAP.
-                self.send(kind::DIFF, self.learner_zxid, None)?;
+                self.send(zab::DIFF, self.learner_zxid, None)?;
                 let text = self.cfg.config_text.as_bytes().to_vec();
-                self.send(kind::NEWLEADER, zxid_of_epoch(self.new_epoch), Some(text))?;
+                self.send(zab::NEWLEADER, zxid_of_epoch(self.new_epoch), Some(text))?;
                 log::info!(
                     "learner sid {}: empty DIFF at {:#x}, NEWLEADER sent",
                     self.sid,
@@ -469,14 +470,14 @@ impl<'a> LearnerHandler<'a> {
                 self.enter(Hs::AwaitNewLeaderAck);
             }
             Hs::AwaitEstablished if stage >= Stage::Broadcast => {
-                self.send(kind::UPTODATE, -1, None)?;
+                self.send(zab::UPTODATE, -1, None)?;
                 self.ping_gen = ping_gen;
                 self.enter(Hs::Broadcast);
                 log::info!("learner sid {}: UPTODATE sent, synced", self.sid);
             }
             Hs::Broadcast if ping_gen != self.ping_gen => {
                 self.ping_gen = ping_gen;
-                self.send(kind::PING, zxid_of_epoch(self.new_epoch), None)?;
+                self.send(zab::PING, zxid_of_epoch(self.new_epoch), None)?;
             }
             Hs::AwaitEpoch | Hs::AwaitEpochQuorum | Hs::AwaitEstablished => {
                 // Not reading: sleep on the leader's progress instead.
@@ -501,10 +502,10 @@ impl<'a> LearnerHandler<'a> {
     }
 
     fn on_packet(&mut self, p: QuorumPacket) -> Result<(), Dropped> {
-        match (self.hs, p.kind) {
-            (Hs::AwaitInfo, kind::FOLLOWERINFO | kind::OBSERVERINFO) => self.on_info(p),
-            (Hs::AwaitAckEpoch, kind::ACKEPOCH) => self.on_ack_epoch(p),
-            (Hs::AwaitNewLeaderAck, kind::ACK) => {
+        match (self.hs, p.packet_type) {
+            (Hs::AwaitInfo, zab::FOLLOWERINFO | zab::OBSERVERINFO) => self.on_info(p),
+            (Hs::AwaitAckEpoch, zab::ACKEPOCH) => self.on_ack_epoch(p),
+            (Hs::AwaitNewLeaderAck, zab::ACK) => {
                 if p.zxid != zxid_of_epoch(self.new_epoch) {
                     // Java logs and ignores an ACK from another epoch.
                     log::warn!(
@@ -523,20 +524,20 @@ impl<'a> LearnerHandler<'a> {
                 self.enter(Hs::AwaitEstablished);
                 Ok(())
             }
-            (Hs::Broadcast, kind::PING | kind::ACK) => Ok(()),
-            (Hs::Broadcast, kind::REQUEST) => {
+            (Hs::Broadcast, zab::PING | zab::ACK) => Ok(()),
+            (Hs::Broadcast, zab::REQUEST) => {
                 // zkfle serves no client API: sessions and writes forwarded
                 // by a Java follower are dropped (documented in the module).
                 log::debug!("learner sid {}: REQUEST ignored", self.sid);
                 Ok(())
             }
             (Hs::Broadcast, other) => {
-                log::debug!("learner sid {}: {} ignored", self.sid, kind::name(other));
+                log::debug!("learner sid {}: {} ignored", self.sid, type_name(other));
                 Ok(())
             }
             (hs, other) => Err(Dropped::Refused(format!(
                 "unexpected {} in state {hs:?}",
-                kind::name(other)
+                type_name(other)
             ))),
         }
     }
@@ -556,24 +557,26 @@ impl<'a> LearnerHandler<'a> {
                 info.sid
             )));
         }
-        if info.protocol_version < super::packet::PROTOCOL_VERSION {
+        if info.protocol_version < zab::PROTOCOL_VERSION {
             return Err(Dropped::Refused(format!(
                 "pre-3.4 learner protocol {:#x} not supported",
                 info.protocol_version
             )));
         }
-        if info.config_version > self.shared.config_version {
+        let learner_config = info.config_version.unwrap_or(0);
+        if learner_config > self.shared.config_version {
             return Err(Dropped::Refused(format!(
                 "learner has a later config version {:#x} > {:#x}",
-                info.config_version, self.shared.config_version
+                learner_config, self.shared.config_version
             )));
         }
-        self.participant = p.kind == kind::FOLLOWERINFO && self.cfg.verifier.is_voter(info.sid);
+        self.participant =
+            p.packet_type == zab::FOLLOWERINFO && self.cfg.verifier.is_voter(info.sid);
         let accepted = epoch_of(p.zxid);
         log::info!(
             "learner sid {} ({}) connected, acceptedEpoch {accepted}",
             info.sid,
-            kind::name(p.kind)
+            type_name(p.packet_type)
         );
         {
             let mut st = self.shared.st.lock();
@@ -592,8 +595,7 @@ impl<'a> LearnerHandler<'a> {
     }
 
     fn on_ack_epoch(&mut self, p: QuorumPacket) -> Result<(), Dropped> {
-        let epoch = p
-            .data_i32()
+        let epoch = super::data_i32(&p)
             .ok_or_else(|| Dropped::Refused("ACKEPOCH without a 4-byte epoch".into()))?;
         let theirs = (i64::from(epoch), p.zxid);
         let mut st = self.shared.st.lock();

@@ -19,7 +19,6 @@
 mod conn;
 mod follower;
 mod leader;
-pub mod packet;
 pub mod snap;
 
 pub use follower::follow;
@@ -174,4 +173,36 @@ pub enum ZabExit {
     /// Another socket error.
     #[error("quorum connection error: {0}")]
     Io(std::io::Error),
+}
+
+/// The `version=` line of a config text, read as ZooKeeper writes it (hex);
+/// 0 when absent or unreadable (a static config).
+pub(crate) fn config_version(config_text: &str) -> i64 {
+    config_text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("version="))
+        .filter_map(|v| i64::from_str_radix(v.trim(), 16).ok())
+        .next_back()
+        .unwrap_or(0)
+}
+
+/// The data as one big-endian `i32` (LEADERINFO, ACKEPOCH).
+pub(crate) fn data_i32(p: &crate::wire::zab::QuorumPacket) -> Option<i32> {
+    let b: [u8; 4] = p.data.as_deref()?.get(..4)?.try_into().ok()?;
+    Some(i32::from_be_bytes(b))
+}
+
+/// Name of a packet type for logs.
+pub(crate) fn type_name(t: i32) -> &'static str {
+    crate::wire::zab::packet_type_name(t).unwrap_or("UNKNOWN")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn config_version_is_hex() {
+        assert_eq!(super::config_version("server.1=a:1:2\nversion=0"), 0);
+        assert_eq!(super::config_version("server.1=a:1:2\nversion=1a"), 0x1a);
+        assert_eq!(super::config_version("server.1=a:1:2"), 0);
+    }
 }

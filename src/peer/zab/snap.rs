@@ -4,8 +4,20 @@
 //! record up to the `"BenWasHere"` signature. The walk is incremental: a
 //! large tree arriving in many reads is parsed once, item by item.
 
-use super::packet::read_buffer;
+use crate::wire::zab::MAX_JUTE_LEN;
 use crate::wire::{Reader, WireError};
+
+/// A jute buffer (`i32` length, −1 = null) bounded as Java bounds it.
+fn read_buffer<'a>(r: &mut Reader<'a>) -> Result<Option<&'a [u8]>, WireError> {
+    let len = r.i32()?;
+    if len == -1 {
+        return Ok(None);
+    }
+    if len < 0 || len as usize > MAX_JUTE_LEN {
+        return Err(WireError::BadJuteLength(len));
+    }
+    Ok(Some(r.take(len as usize)?))
+}
 
 /// The string ZooKeeper writes after a snapshot sent to a learner.
 pub const SIGNATURE: &[u8] = b"BenWasHere";
