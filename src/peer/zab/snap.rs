@@ -2,7 +2,9 @@
 //! (PROTOCOL.md §6.4). zkfle keeps no data tree, but the stream has no length
 //! prefix, so the only way to find the NEWLEADER behind it is to walk every
 //! record up to the `"BenWasHere"` signature. The walk is incremental: a
-//! large tree arriving in many reads is parsed once, item by item.
+//! large tree arriving in many reads is parsed once, item by item
+//! (`crate::wire::zab::decode_snapshot` wants the whole stream in one buffer,
+//! which would mean re-parsing from the start after every read).
 
 use crate::wire::zab::MAX_JUTE_LEN;
 use crate::wire::{Reader, WireError};
