@@ -1,6 +1,7 @@
 //! zkfle: ZooKeeper's leader-election layer (QuorumCnxManager and
 //! FastLeaderElection), wire-compatible with Apache ZooKeeper 3.8.
 
+pub mod admin;
 pub mod bench;
 pub mod cnx;
 pub mod config;

@@ -1,6 +1,12 @@
 //! The `zkfle` binary: `run`, `ensemble`, `bench`, `sim`.
 
-use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use zkfle::config::ZkConfig;
+use zkfle::peer::{PeerOptions, QuorumPeer};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -15,15 +21,172 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run one ensemble member from a ZooKeeper zoo.cfg.
+    Run(RunArgs),
+    /// Run the local three-peer ensemble of `conf/` in this process and show
+    /// who leads.
+    Ensemble(EnsembleArgs),
     /// Benchmarks against any election port (zkfle or Java ZooKeeper).
     Bench(zkfle::bench::cli::BenchArgs),
 }
 
-fn main() {
+/// `zkfle run`.
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The zoo.cfg to read (the same file Java ZooKeeper 3.8 reads).
+    config: PathBuf,
+    /// This server's sid; default: the number in `dataDir/myid`.
+    #[arg(long)]
+    myid: Option<i64>,
+}
+
+/// `zkfle ensemble`.
+#[derive(Debug, Args)]
+struct EnsembleArgs {
+    /// Directory holding zoo1.cfg, zoo2.cfg and zoo3.cfg (peer N is sid N).
+    #[arg(long, default_value = "conf")]
+    conf: PathBuf,
+    /// Exit once every peer agrees on the leader (for tests and scripts).
+    #[arg(long)]
+    exit_after_election: bool,
+    /// Give up waiting for agreement after this many seconds.
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+}
+
+/// Exit status for a configuration the peer cannot run with.
+const EXIT_BAD_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
-    let code = match cli.command {
-        Command::Bench(args) => zkfle::bench::cli::main(args),
+    match cli.command {
+        Command::Run(args) => run(&args),
+        Command::Ensemble(args) => ensemble(&args),
+        Command::Bench(args) => {
+            let code = zkfle::bench::cli::main(args);
+            ExitCode::from(u8::try_from(code).unwrap_or(1))
+        }
+    }
+}
+
+fn load(path: &Path, myid: Option<i64>) -> Result<ZkConfig, ExitCode> {
+    ZkConfig::load(path, myid).map_err(|e| {
+        eprintln!("zkfle: {e}");
+        ExitCode::from(EXIT_BAD_CONFIG)
+    })
+}
+
+fn run(args: &RunArgs) -> ExitCode {
+    let cfg = match load(&args.config, args.myid) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
-    std::process::exit(code);
+    let mut peer = match QuorumPeer::start(cfg, PeerOptions::default()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("zkfle: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    wait_for_signal();
+    peer.shutdown();
+    ExitCode::SUCCESS
+}
+
+fn ensemble(args: &EnsembleArgs) -> ExitCode {
+    let mut peers = Vec::new();
+    for sid in 1..=3i64 {
+        let path = args.conf.join(format!("zoo{sid}.cfg"));
+        let cfg = match load(&path, Some(sid)) {
+            Ok(c) => c,
+            Err(code) => return code,
+        };
+        match QuorumPeer::start(cfg, PeerOptions::default()) {
+            Ok(p) => peers.push(p),
+            Err(e) => {
+                eprintln!("zkfle: {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(args.timeout);
+    let mut agreed = false;
+    while std::time::Instant::now() < deadline {
+        let snaps: Vec<_> = peers.iter().map(|p| p.status().snapshot()).collect();
+        let leader = snaps[0].leader_sid;
+        if snaps.iter().all(|s| s.serving && s.leader_sid == leader) {
+            for s in &snaps {
+                println!(
+                    "sid {}: {}, leader {}, election {} ms",
+                    s.my_sid,
+                    s.server_state_text(),
+                    s.leader_sid,
+                    s.last_election_ms.unwrap_or(0)
+                );
+            }
+            agreed = true;
+            break;
+        }
+        // Wake on the first peer's changes, and re-check the others at
+        // least every 20 ms.
+        peers[0]
+            .status()
+            .wait_until(Duration::from_millis(20), |s| s.leader_sid != leader);
+    }
+    if !agreed {
+        eprintln!(
+            "zkfle: the ensemble did not agree on a leader within {} s",
+            args.timeout
+        );
+    } else if !args.exit_after_election {
+        wait_for_signal();
+    }
+    for p in peers.iter_mut() {
+        p.shutdown();
+    }
+    if agreed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Blocks until SIGINT or SIGTERM, so both Ctrl-C and a service manager's
+/// stop shut the peer down cleanly.
+fn wait_for_signal() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            log::error!("cannot wait for signals: {e}; running until killed");
+            loop {
+                std::thread::park();
+            }
+        }
+    };
+    rt.block_on(async {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    });
+    log::info!("signal received, shutting down");
 }

@@ -1,0 +1,56 @@
+//! The peer as a library: `QuorumPeer::start` with a zxid supplier, the
+//! way a replicated store embeds it. The vote order is (peerEpoch, zxid,
+//! sid), so the peer with the longest log leads even with the lowest sid.
+//!
+//! Ports: 25600..=25999.
+
+#[path = "common/peer.rs"]
+mod peer;
+
+use peer::*;
+use std::sync::Arc;
+use std::time::Duration;
+use zkfle::config::ZkConfig;
+use zkfle::peer::{PeerOptions, QuorumPeer};
+use zkfle::wire::ServerState;
+
+#[test]
+fn the_peer_with_the_highest_supplied_zxid_leads_and_status_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports { base: 25600 };
+    let cfgs = write_ensemble(dir.path(), 3, ports, "");
+    let mut peers: Vec<QuorumPeer> = cfgs
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let cfg = ZkConfig::load(c, None).unwrap();
+            // Sid 1 has logged more of epoch 0 than the others.
+            let zxid = if i == 0 { 7 } else { 3 };
+            let opts = PeerOptions {
+                zxid_supplier: Some(Arc::new(move || zxid)),
+                ..PeerOptions::default()
+            };
+            QuorumPeer::start(cfg, opts).unwrap()
+        })
+        .collect();
+    for p in &peers {
+        let (s, ok) = p.status().wait_until(Duration::from_secs(20), |s| {
+            s.serving && s.state != ServerState::Looking
+        });
+        assert!(ok, "sid {} never decided: {s:?}", p.my_sid());
+        assert_eq!(s.leader_sid, 1, "sid {}: the longest log wins", p.my_sid());
+        assert_eq!(s.election_count, 1);
+        assert!(s.last_election_ms.is_some());
+    }
+    assert_eq!(peers[0].status().snapshot().state, ServerState::Leading);
+    assert_eq!(peers[0].status().snapshot().last_zxid, 7);
+    // mntr over the client port agrees with the in-process status.
+    let m = mntr(ports.client_addr(2)).expect("mntr");
+    assert_eq!(m["zk_leader_sid"], "1");
+    assert_eq!(m["zk_server_state"], "follower");
+    for p in peers.iter_mut() {
+        p.shutdown();
+    }
+    assert!(mntr(ports.client_addr(2)).is_none(), "client port closed");
+    assert!(!listening(ports.election(1)), "election port closed");
+}

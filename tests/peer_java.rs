@@ -1,0 +1,241 @@
+//! Mixed ensembles of `zkfle run` processes and real Java ZooKeeper 3.8
+//! peers (`../shared/tools/zk-ensemble.sh`, PROTOCOL.md §9.2 I2/I3 as far as
+//! the election goes): both sides elect the same leader in their first
+//! election.
+//!
+//! Without Java ZooKeeper the tests skip with a message, unless `CI` is set:
+//! then they fail. Ports: 25000..=25999.
+
+#[path = "common/peer.rs"]
+mod peer;
+
+use peer::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+static SERIAL: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/zk-ensemble.sh")
+}
+
+/// True if Java ZooKeeper can run here; panics under CI if it cannot.
+fn java_available() -> bool {
+    let ok = script().exists()
+        && Path::new("/usr/share/java/zookeeper.jar").exists()
+        && Command::new("java")
+            .arg("-version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !ok {
+        if std::env::var_os("CI").is_some() {
+            panic!("Java ZooKeeper 3.8 is required under CI (apt-get install -y zookeeper) and zk-ensemble.sh must exist");
+        }
+        eprintln!("SKIPPED: Java ZooKeeper not installed (apt-get install -y zookeeper)");
+    }
+    ok
+}
+
+/// One zk-ensemble.sh working directory; `stop` on drop.
+struct JavaEnsemble {
+    _tmp: tempfile::TempDir,
+    zk_dir: PathBuf,
+    base: u16,
+}
+
+impl JavaEnsemble {
+    /// Client ports base+sid, quorum base+100+sid, election base+200+sid:
+    /// the same layout as [`Ports`], so zkfle peers use the same numbers.
+    fn new(base: u16) -> JavaEnsemble {
+        let tmp = tempfile::tempdir().unwrap();
+        let zk_dir = tmp.path().join("zk");
+        JavaEnsemble {
+            _tmp: tmp,
+            zk_dir,
+            base,
+        }
+    }
+
+    fn cmd(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+        let mut c = Command::new("bash");
+        c.arg(script())
+            .args(args)
+            .env("ZK_DIR", &self.zk_dir)
+            .env("ZK_CLIENT_BASE", self.base.to_string())
+            .env("ZK_QUORUM_BASE", (self.base + 100).to_string())
+            .env("ZK_ELECTION_BASE", (self.base + 200).to_string())
+            .env("ZK_SIZE", "3");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "zk-ensemble.sh {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn cfg(&self, sid: i64) -> PathBuf {
+        let out = self.cmd(&["cfg", &sid.to_string()], &[]);
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    }
+
+    fn log(&self, sid: i64) -> String {
+        std::fs::read_to_string(self.zk_dir.join(format!("node{sid}/zookeeper.log")))
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for JavaEnsemble {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(script())
+            .arg("stop")
+            .env("ZK_DIR", &self.zk_dir)
+            .env("ZK_CLIENT_BASE", self.base.to_string())
+            .env("ZK_QUORUM_BASE", (self.base + 100).to_string())
+            .env("ZK_ELECTION_BASE", (self.base + 200).to_string())
+            .output();
+    }
+}
+
+/// The Java peer's log lines from its first decision: the bare state line
+/// (`FOLLOWING`/`LEADING`) and the `LEADER ELECTION TOOK` line.
+fn java_decided(log: &str, state: &str) -> Option<String> {
+    log.lines()
+        .find(|l| l.contains(&format!("- {state} - LEADER ELECTION TOOK - ")))
+        .map(str::to_string)
+}
+
+#[test]
+fn java_peers_follow_a_zkfle_sid_3_started_first() {
+    if !java_available() {
+        return;
+    }
+    let _g = SERIAL.lock();
+    let base = 25000;
+    let ports = Ports { base };
+    let java = JavaEnsemble::new(base);
+    java.cmd(&["init"], &[]);
+    let mut z3 = Proc::run_cfg(&java.cfg(3));
+    // Its client port answers once the election port is bound.
+    await_up(ports, 3, Duration::from_secs(20));
+    java.cmd(&["start"], &[("ZK_KEEP_DATA", "1"), ("ZK_SIDS", "1 2")]);
+
+    for sid in [1, 2] {
+        let line = poll(
+            Duration::from_secs(60),
+            &format!("Java sid {sid} to log its first decision"),
+            || {
+                let log = java.log(sid);
+                java_decided(&log, "FOLLOWING")
+                    .or_else(|| java_decided(&log, "LEADING"))
+                    .ok_or_else(|| "no LEADER ELECTION TOOK line yet".to_string())
+            },
+        );
+        println!("Java sid {sid}: {line}");
+        assert!(
+            line.contains("FOLLOWING - LEADER ELECTION TOOK"),
+            "Java sid {sid} decided something else: {line}"
+        );
+        // A Java learner connects to the leader's quorum address from a
+        // thread named after it: this names the leader it decided for.
+        let leader_q = format!("127.0.0.1:{}", ports.quorum(3));
+        let connector = poll(
+            Duration::from_secs(20),
+            &format!("Java sid {sid} to dial leader 3's quorum port {leader_q}"),
+            || {
+                let log = java.log(sid);
+                log.lines()
+                    .find(|l| l.contains("LeaderConnector") && l.contains(&leader_q))
+                    .map(str::to_string)
+                    .ok_or_else(|| {
+                        log.lines()
+                            .rfind(|l| l.contains("Learner") || l.contains("leader"))
+                            .unwrap_or("")
+                            .to_string()
+                    })
+            },
+        );
+        println!("Java sid {sid}: {connector}");
+        let log = java.log(sid);
+        assert!(
+            !log.lines().any(|l| l.contains("- LEADING")),
+            "Java sid {sid} led"
+        );
+    }
+    let m = mntr(ports.client_addr(3)).expect("zkfle sid 3 answers mntr");
+    assert_eq!(m["zk_leader_sid"], "3");
+    assert_eq!(m["zk_election_count"], "1", "zkfle sid 3 decided once");
+    println!(
+        "zkfle sid 3: {} after {} ms",
+        m["zk_server_state"], m["zk_last_election_ms"]
+    );
+    let st = z3.terminate(Duration::from_secs(10));
+    assert!(st.is_some_and(|s| s.success()), "zkfle sid 3 exit {st:?}");
+}
+
+#[test]
+fn zkfle_peers_follow_a_java_sid_3_started_first() {
+    if !java_available() {
+        return;
+    }
+    let _g = SERIAL.lock();
+    let base = 25300;
+    let ports = Ports { base };
+    let java = JavaEnsemble::new(base);
+    java.cmd(&["init"], &[]);
+    java.cmd(&["start"], &[("ZK_KEEP_DATA", "1"), ("ZK_SIDS", "3")]);
+    poll(
+        Duration::from_secs(30),
+        "Java sid 3's election port to listen",
+        || {
+            if listening(ports.election(3)) {
+                Ok(())
+            } else {
+                Err("not yet".into())
+            }
+        },
+    );
+    let _z1 = Proc::run_cfg(&java.cfg(1));
+    let _z2 = Proc::run_cfg(&java.cfg(2));
+    let all = poll(
+        Duration::from_secs(30),
+        "zkfle sids 1 and 2 to decide for leader 3",
+        || {
+            let mut v = Vec::new();
+            for sid in [1, 2] {
+                let m = mntr(ports.client_addr(sid)).ok_or(format!("sid {sid}: no mntr"))?;
+                if m.get("zk_leader_sid").map(String::as_str) != Some("3") {
+                    return Err(format!("sid {sid}: {:?}", m.get("zk_leader_sid")));
+                }
+                v.push(m);
+            }
+            Ok(v)
+        },
+    );
+    for (i, m) in all.iter().enumerate() {
+        assert_eq!(m["zk_election_count"], "1", "sid {}: first election", i + 1);
+        assert!(
+            m["zk_peer_state"].starts_with("following"),
+            "sid {}: {}",
+            i + 1,
+            m["zk_peer_state"]
+        );
+        println!(
+            "zkfle sid {}: following 3 after {} ms",
+            i + 1,
+            m["zk_last_election_ms"]
+        );
+    }
+    let line = poll(
+        Duration::from_secs(30),
+        "Java sid 3 to log its decision",
+        || java_decided(&java.log(3), "LEADING").ok_or_else(|| "not yet".to_string()),
+    );
+    println!("Java sid 3: {line}");
+}
