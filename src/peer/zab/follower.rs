@@ -5,7 +5,7 @@
 use super::conn::{is_disconnect, Conn, Fill, POLL};
 use super::snap::SnapshotSkipper;
 use super::{config_version, type_name};
-use super::{ZabConfig, ZabExit, ZabHost, ZabPhase};
+use super::{ProtocolViolation, ZabConfig, ZabExit, ZabHost, ZabPhase};
 use crate::wire::zab::{
     self, epoch_of_zxid as epoch_of, zxid_of_epoch, LearnerInfo, QuorumPacket, PROTOCOL_VERSION,
 };
@@ -86,16 +86,14 @@ impl<'a> Learner<'a> {
     fn connect(cfg: &'a ZabConfig, host: &'a dyn ZabHost, sid: i64) -> Result<Self, ZabExit> {
         let addrs = match cfg.quorum_addrs.get(&sid) {
             Some(a) if !a.is_empty() => a.clone(),
-            _ => {
-                return Err(ZabExit::ConnectFailed {
-                    sid,
-                    error: "no quorum address configured".into(),
-                })
-            }
+            _ => return Err(ZabExit::NoQuorumAddress { sid }),
         };
         let start = Instant::now();
         let budget = cfg.init_timeout();
-        let mut last_err = String::from("no attempt made");
+        let mut last_err = (
+            addrs[0],
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "initLimit spent"),
+        );
         for attempt in 0..CONNECT_ATTEMPTS {
             if host.stopping() {
                 return Err(ZabExit::Shutdown);
@@ -118,12 +116,12 @@ impl<'a> Learner<'a> {
                             read_timeout: cfg.init_timeout(),
                         });
                     }
-                    Err(e) => last_err = e.to_string(),
+                    Err(e) => last_err = (addr, e),
                 },
                 Err(None) => return Err(ZabExit::Shutdown),
                 Err(Some(e)) => {
                     log::debug!("connect to leader sid {sid} at {addr} failed: {e}");
-                    last_err = format!("{addr}: {e}");
+                    last_err = (addr, e);
                 }
             }
             if attempt + 1 < CONNECT_ATTEMPTS {
@@ -139,7 +137,8 @@ impl<'a> Learner<'a> {
         }
         Err(ZabExit::ConnectFailed {
             sid,
-            error: last_err,
+            addr: last_err.0,
+            error: last_err.1,
         })
     }
 
@@ -159,7 +158,7 @@ impl<'a> Learner<'a> {
             match self.conn.try_packet() {
                 Ok(Some(p)) => return Step::Packet(p),
                 Ok(None) => {}
-                Err(e) => return Step::Exit(ZabExit::Protocol(e.to_string())),
+                Err(e) => return Step::Exit(ProtocolViolation::Wire(e).into()),
             }
             if let Err(exit) = self.wait_bytes() {
                 return Step::Exit(exit);
@@ -218,7 +217,7 @@ impl<'a> Learner<'a> {
         ))?;
 
         // Discovery: LEADERINFO → ACKEPOCH.
-        let li = self.expect(zab::LEADERINFO)?;
+        let li = self.expect(zab::LEADERINFO, "awaiting LEADERINFO")?;
         let new_epoch = epoch_of(li.zxid);
         let ack_data = if new_epoch > accepted {
             let current = self.host.current_epoch();
@@ -277,10 +276,11 @@ impl<'a> Learner<'a> {
                 }
                 zab::NEWLEADER => break p.zxid,
                 other => {
-                    return Err(ZabExit::Protocol(format!(
-                        "unexpected {} during synchronization",
-                        type_name(other)
-                    )))
+                    return Err(ProtocolViolation::Unexpected {
+                        got: other,
+                        during: "synchronization",
+                    }
+                    .into())
                 }
             }
         };
@@ -341,14 +341,14 @@ impl<'a> Learner<'a> {
         }
     }
 
-    fn expect(&mut self, want: i32) -> Result<QuorumPacket, ZabExit> {
+    fn expect(&mut self, want: i32, during: &'static str) -> Result<QuorumPacket, ZabExit> {
         let p = self.packet()?;
         if p.packet_type != want {
-            return Err(ZabExit::Protocol(format!(
-                "expected {}, got {}",
-                type_name(want),
-                type_name(p.packet_type)
-            )));
+            return Err(ProtocolViolation::Unexpected {
+                got: p.packet_type,
+                during,
+            }
+            .into());
         }
         Ok(p)
     }
@@ -373,7 +373,7 @@ impl<'a> Learner<'a> {
             match self.conn.feed_snapshot(&mut snap) {
                 Ok(true) => return Ok(snap),
                 Ok(false) => {}
-                Err(e) => return Err(ZabExit::Protocol(format!("snapshot stream: {e}"))),
+                Err(e) => return Err(ProtocolViolation::Snapshot(e).into()),
             }
             self.wait_bytes()?;
         }

@@ -134,9 +134,7 @@ fn bind(cfg: &ZabConfig) -> Result<Vec<TcpListener>, ZabExit> {
         }
     }
     if out.is_empty() {
-        return Err(first_err.unwrap_or(ZabExit::Protocol(
-            "no quorum address to listen on".to_string(),
-        )));
+        return Err(first_err.unwrap_or(ZabExit::NoQuorumAddress { sid: cfg.my_sid }));
     }
     Ok(out)
 }

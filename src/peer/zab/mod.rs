@@ -101,6 +101,25 @@ pub trait ZabHost: Send + Sync {
     fn stopping(&self) -> bool;
 }
 
+/// How a leader broke the protocol (the follower leaves it).
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolViolation {
+    /// Bytes that are no QuorumPacket (bad jute length, ...).
+    #[error("bad packet: {0}")]
+    Wire(#[from] crate::wire::WireError),
+    /// A snapshot stream that does not parse or lacks its signature.
+    #[error("bad snapshot stream: {0}")]
+    Snapshot(crate::wire::WireError),
+    /// A packet type the current step does not allow.
+    #[error("unexpected {} while {during}", type_name(*got))]
+    Unexpected {
+        /// The packet type received.
+        got: i32,
+        /// The step (e.g. "awaiting LEADERINFO").
+        during: &'static str,
+    },
+}
+
 /// Why a Zab role ended. Every variant but [`ZabExit::Shutdown`] sends the
 /// peer back to LOOKING.
 #[derive(Debug, thiserror::Error)]
@@ -143,13 +162,23 @@ pub enum ZabExit {
         /// Our acceptedEpoch.
         accepted: i64,
     },
-    /// Could not reach the leader's quorum port.
-    #[error("cannot connect to leader sid {sid}: {error}")]
+    /// The configuration gives no quorum address for the sid to follow, or
+    /// none of mine to lead on.
+    #[error("no quorum address configured for sid {sid}")]
+    NoQuorumAddress {
+        /// The sid.
+        sid: i64,
+    },
+    /// Could not reach the leader's quorum port within the attempts
+    /// (5, 100 ms apart, within `initLimit × tickTime`).
+    #[error("cannot connect to leader sid {sid} at {addr}: {error}")]
     ConnectFailed {
         /// The leader's sid.
         sid: i64,
-        /// The last connect error (or "no quorum address").
-        error: String,
+        /// The address of the last attempt.
+        addr: SocketAddr,
+        /// The last attempt's error.
+        error: std::io::Error,
     },
     /// Could not bind the quorum port to lead.
     #[error("cannot bind quorum address {addr}: {error}")]
@@ -159,9 +188,9 @@ pub enum ZabExit {
         /// The OS error.
         error: std::io::Error,
     },
-    /// The leader broke the protocol (unexpected packet, bad bytes).
+    /// The leader broke the protocol.
     #[error("protocol error from the leader: {0}")]
-    Protocol(String),
+    Protocol(#[from] ProtocolViolation),
     /// Persisting an epoch failed: the role cannot continue safely.
     #[error("cannot persist {what}: {error}")]
     Persist {
