@@ -7,4 +7,5 @@ pub mod cnx;
 pub mod config;
 pub mod election;
 pub mod peer;
+pub mod sim;
 pub mod wire;

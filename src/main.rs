@@ -28,6 +28,8 @@ enum Command {
     Ensemble(EnsembleArgs),
     /// Benchmarks against any election port (zkfle or Java ZooKeeper).
     Bench(zkfle::bench::cli::BenchArgs),
+    /// Seeded simulation of the election under faults.
+    Sim(zkfle::sim::cli::SimArgs),
 }
 
 /// `zkfle run`.
@@ -63,11 +65,13 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run(&args),
         Command::Ensemble(args) => ensemble(&args),
-        Command::Bench(args) => {
-            let code = zkfle::bench::cli::main(args);
-            ExitCode::from(u8::try_from(code).unwrap_or(1))
-        }
+        Command::Bench(args) => exit_code(zkfle::bench::cli::main(args)),
+        Command::Sim(args) => exit_code(zkfle::sim::cli::main(args)),
     }
+}
+
+fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
 fn load(path: &Path, myid: Option<i64>) -> Result<ZkConfig, ExitCode> {

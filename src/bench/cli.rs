@@ -62,6 +62,9 @@ pub struct ElectionArgs {
     /// Seconds before a trial is declared stuck.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
+    /// Also write a bar chart of the medians to this SVG file.
+    #[arg(long)]
+    pub svg: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -152,6 +155,12 @@ fn election_main(a: ElectionArgs) -> i32 {
         Ok(results) => {
             for line in election::summary_lines(&results) {
                 println!("{line}");
+            }
+            if let Some(path) = a.svg {
+                if let Err(e) = std::fs::write(&path, election::svg_chart(&results)) {
+                    eprintln!("zkfle bench election: cannot write {}: {e}", path.display());
+                    return 1;
+                }
             }
             0
         }

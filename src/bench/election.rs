@@ -591,3 +591,166 @@ mod tests {
         assert!(s.rss_kb > 0 && s.threads >= 1);
     }
 }
+
+/// A grouped bar chart (SVG) of the median figures: one group per scenario
+/// and ensemble size, one bar per implementation, on a log scale because
+/// Java's cold start (JVM boot included) and zkfle's differ by orders of
+/// magnitude. Whiskers show min and max.
+pub fn svg_chart(results: &[SizeResult]) -> String {
+    struct Bar {
+        label: String,
+        implementation: Implementation,
+        summary: Summary,
+    }
+    let mut groups: Vec<(String, Vec<Bar>)> = Vec::new();
+    for scenario in ["cold", "failover"] {
+        let mut sizes: Vec<usize> = results.iter().map(|r| r.n).collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        for n in sizes {
+            let bars: Vec<Bar> = results
+                .iter()
+                .filter(|r| r.n == n)
+                .filter_map(|r| {
+                    let v = if scenario == "cold" {
+                        &r.cold_ms
+                    } else {
+                        &r.failover_ms
+                    };
+                    Summary::of(v).map(|summary| Bar {
+                        label: format!("{:.0}", summary.median),
+                        implementation: r.implementation,
+                        summary,
+                    })
+                })
+                .collect();
+            if !bars.is_empty() {
+                groups.push((format!("{scenario} N={n}"), bars));
+            }
+        }
+    }
+    let (w, h, left, bottom, top) = (
+        120.0 * groups.len().max(1) as f64 + 80.0,
+        360.0,
+        60.0,
+        60.0,
+        30.0,
+    );
+    let plot_h = h - bottom - top;
+    let (lo, hi) = (0.0f64, 4.0f64); // 1 ms .. 10 s
+    let y =
+        |ms: f64| top + plot_h * (1.0 - ((ms.max(1.0).log10() - lo) / (hi - lo)).clamp(0.0, 1.0));
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w:.0}\" height=\"{h:.0}\" font-family=\"sans-serif\" font-size=\"11\">"
+    );
+    let _ = writeln!(s, "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>");
+    let _ = writeln!(
+        s,
+        "<text x=\"{left}\" y=\"18\" font-size=\"13\">Election latency, median ms (log scale; whiskers: min-max)</text>"
+    );
+    for (ms, label) in [
+        (1.0, "1"),
+        (10.0, "10"),
+        (100.0, "100"),
+        (1000.0, "1 s"),
+        (10000.0, "10 s"),
+    ] {
+        let yy = y(ms);
+        let _ = writeln!(
+            s,
+            "<line x1=\"{left}\" x2=\"{:.0}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\" stroke=\"#ddd\"/><text x=\"{:.0}\" y=\"{:.1}\" text-anchor=\"end\">{label}</text>",
+            w - 10.0,
+            left - 6.0,
+            yy + 4.0
+        );
+    }
+    for (gi, (name, bars)) in groups.iter().enumerate() {
+        let gx = left + 10.0 + gi as f64 * 120.0;
+        for (bi, b) in bars.iter().enumerate() {
+            let x = gx + bi as f64 * 48.0;
+            let color = match b.implementation {
+                Implementation::Zkfle => "#2b7bb9",
+                Implementation::Java => "#d9822b",
+            };
+            let (y_med, y_min, y_max) = (y(b.summary.median), y(b.summary.min), y(b.summary.max));
+            let base = top + plot_h;
+            let _ = writeln!(
+                s,
+                "<rect x=\"{x:.1}\" y=\"{y_med:.1}\" width=\"40\" height=\"{:.1}\" fill=\"{color}\"/>",
+                (base - y_med).max(0.0)
+            );
+            let _ = writeln!(
+                s,
+                "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{y_min:.1}\" y2=\"{y_max:.1}\" stroke=\"black\"/>",
+                x + 20.0
+            );
+            let _ = writeln!(
+                s,
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+                x + 20.0,
+                y_max - 4.0,
+                b.label
+            );
+        }
+        let _ = writeln!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{name}</text>",
+            gx + 44.0,
+            top + plot_h + 18.0
+        );
+    }
+    let ly = h - 14.0;
+    let _ = writeln!(
+        s,
+        "<rect x=\"{left}\" y=\"{:.0}\" width=\"12\" height=\"12\" fill=\"#2b7bb9\"/><text x=\"{:.0}\" y=\"{ly:.0}\">zkfle</text>",
+        ly - 10.0,
+        left + 16.0
+    );
+    let _ = writeln!(
+        s,
+        "<rect x=\"{:.0}\" y=\"{:.0}\" width=\"12\" height=\"12\" fill=\"#d9822b\"/><text x=\"{:.0}\" y=\"{ly:.0}\">Java ZooKeeper 3.8</text>",
+        left + 70.0,
+        ly - 10.0,
+        left + 86.0
+    );
+    s.push_str("</svg>\n");
+    s
+}
+
+#[cfg(test)]
+mod chart_tests {
+    use super::*;
+
+    #[test]
+    fn chart_has_one_bar_per_implementation_and_figure() {
+        let r = |implementation, cold: f64, failover: f64| SizeResult {
+            implementation,
+            n: 3,
+            cold_ms: vec![cold],
+            failover_ms: vec![failover],
+            stats: Vec::new(),
+        };
+        let svg = svg_chart(&[
+            r(Implementation::Zkfle, 40.0, 30.0),
+            r(Implementation::Java, 2300.0, 400.0),
+        ]);
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert_eq!(
+            svg.matches("width=\"40\"").count(),
+            4,
+            "two scenarios x two implementations"
+        );
+        for label in [
+            ">40<",
+            ">2300<",
+            ">30<",
+            ">400<",
+            ">cold N=3<",
+            ">failover N=3<",
+        ] {
+            assert!(svg.contains(label), "missing {label}");
+        }
+    }
+}

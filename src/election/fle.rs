@@ -114,6 +114,19 @@ pub struct FleConfig {
     /// With `false`, the finalize wait is ZooKeeper's exactly (for interop
     /// and timing comparisons).
     pub fast_decide: bool,
+    /// Answer a same-round LOOKING vote that my proposal beats with my
+    /// proposal. ZooKeeper only answers LOOKING askers of a *lower* round,
+    /// and restarts its poll timeout on every notification, so a server
+    /// holding the best vote can sit silent while the others keep sending it
+    /// their worse same-round votes: each one restarts its timeout and none
+    /// learns the better vote until a gap in the traffic lets the timeout
+    /// fire (the simulator found a 9.5 s stall, seed 2119345; with the 60 s
+    /// cap it could last minutes). The reply costs one message per worse
+    /// vote, and the asker adopts it and stops sending worse ones, so it
+    /// cannot ping-pong. Java peers simply treat it as a better vote.
+    ///
+    /// With `false`, same-round votes get no reply, as in ZooKeeper.
+    pub answer_worse_votes: bool,
 }
 
 impl FleConfig {
@@ -127,6 +140,7 @@ impl FleConfig {
             min_notification_interval: Duration::from_millis(200),
             max_notification_interval: Duration::from_millis(60_000),
             fast_decide: true,
+            answer_worse_votes: true,
         }
     }
 }
@@ -687,6 +701,16 @@ impl Fle {
         } else if total_order(&vote, &self.proposal, verifier) {
             self.proposal = vote;
             self.broadcast(out);
+        } else if self.shared.cfg.answer_worse_votes && total_order(&self.proposal, &vote, verifier)
+        {
+            out.sends.push(Send {
+                to: from,
+                notification: self.notification(
+                    ServerState::Looking,
+                    self.proposal,
+                    self.logical_clock,
+                ),
+            });
         }
         self.recv
             .insert(from, TallyVote::looking(vote, n.election_epoch));
@@ -831,9 +855,12 @@ mod tests {
     use crate::election::testkit::{ms, notif};
     use ServerState::{Following, Leading, Looking, Observing};
 
+    /// `fast == false` is ZooKeeper's behaviour exactly (no early decision,
+    /// no answers to same-round votes).
     fn cfg(me: i64, voters: &[i64], fast: bool) -> FleConfig {
         let mut c = FleConfig::new(me, QuorumVerifier::majority(voters.iter().copied()));
         c.fast_decide = fast;
+        c.answer_worse_votes = fast;
         c
     }
 
@@ -882,6 +909,25 @@ mod tests {
         // Same round: no reply (the broadcast already covered it).
         let out = f.on_notification(ms(3), 2, &notif(Looking, 2, 0, 5, 0));
         assert!(sends_to(&out, 2).is_empty());
+    }
+
+    #[test]
+    fn same_round_worse_vote_is_answered_with_my_proposal() {
+        let mut f = Fle::new(cfg(3, &[1, 2, 3], true));
+        f.start_election(ms(0), 0x7, 1);
+        // 2 votes for itself in my round with a lower zxid: it gets my
+        // proposal back at once instead of at my next poll timeout.
+        let out = f.on_notification(ms(1), 2, &notif(Looking, 2, 0x5, 1, 1));
+        assert_eq!(sends_to(&out, 2), vec![notif(Looking, 3, 0x7, 1, 1)]);
+        // Once it votes like me, nothing more is sent to it.
+        let out = f.on_notification(ms(2), 2, &notif(Looking, 3, 0x7, 1, 1));
+        assert!(sends_to(&out, 2).is_empty());
+        // A better same-round vote is adopted and broadcast, not answered.
+        let mut g = Fle::new(cfg(1, &[1, 2, 3], true));
+        g.start_election(ms(0), 0, 1);
+        let out = g.on_notification(ms(1), 2, &notif(Looking, 2, 0, 1, 1));
+        assert_eq!(g.proposal(), Vote::new(2, 0, 1));
+        assert_eq!(sends_to(&out, 3), vec![notif(Looking, 2, 0, 1, 1)]);
     }
 
     #[test]

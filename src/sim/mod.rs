@@ -1,0 +1,27 @@
+//! Deterministic, seeded simulation of the election under faults.
+//!
+//! N peers (3–9 voters, optionally observers or a hierarchical config with
+//! zero-weight voters) each run the production [`crate::election::Fle`] plus
+//! a small model of the peer loop's roles and of Zab's epoch establishment,
+//! over a simulated election network: per-connection FIFO order (TCP),
+//! delays and reordering across connections, loss only as a whole
+//! connection failing (in-flight messages lost, link Down, redial), QCM's
+//! resend-last-message on reconnect as the only duplication, partitions
+//! (full and one-way, reset or black-holed), crashes and restarts with
+//! persisted epochs. One seed drives everything through [`SimRng`]; virtual
+//! time moves only through the event queue. The invariants of
+//! [`invariants`] are checked after every step. The design follows
+//! turmoil's (a seeded single-threaded network with partitions and holds)
+//! and openraft's fuzzer (one function per invariant).
+//!
+//! `zkfle sim` ([`cli`]) runs many seeds and prints a replay command for any
+//! failure.
+
+pub mod cli;
+pub mod invariants;
+mod rng;
+mod world;
+
+pub use invariants::Violation;
+pub use rng::{splitmix64, SimRng};
+pub use world::{run, InjectedBug, Outcome, SimOptions, Stats};
