@@ -289,6 +289,8 @@ pub(crate) fn connect(shared: &Arc<Shared>, slot: &Arc<PeerSlot>, force: bool) {
     }
     if force {
         slot.redial.store(true, Ordering::Release);
+        // A running loop may be asleep in its backoff: dial now.
+        slot.wake.notify_one();
     }
     if slot.connecting.swap(true, Ordering::AcqRel) {
         return;
@@ -322,8 +324,10 @@ async fn dial_loop(shared: Arc<Shared>, slot: Arc<PeerSlot>) {
         if slot.queue.len() == 0 && !slot.redial.load(Ordering::Acquire) {
             break;
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(MAX_BACKOFF),
+            _ = slot.wake.notified() => backoff = MIN_BACKOFF,
+        }
     }
     slot.connecting.store(false, Ordering::Release);
     // A send that raced with the decision to stop saw `connecting` set and

@@ -273,6 +273,10 @@ pub(crate) struct PeerSlot {
     pub(crate) connecting: AtomicBool,
     /// A lower sid dialled in: dial it back even though a link is live.
     pub(crate) redial: AtomicBool,
+    /// Cuts a dial loop's backoff short: a lower sid that dials in is up
+    /// now, and waiting out a backoff begun while it was down would leave
+    /// it deciding without our vote (a Java peer finalizes in 200 ms).
+    pub(crate) wake: tokio::sync::Notify,
 }
 
 impl PeerSlot {
@@ -286,6 +290,7 @@ impl PeerSlot {
             link: Mutex::new(None),
             connecting: AtomicBool::new(false),
             redial: AtomicBool::new(false),
+            wake: tokio::sync::Notify::new(),
         }
     }
 
