@@ -464,3 +464,46 @@ fn shutdown_leaves_no_thread_behind() {
         assert!(q.connected_peers().is_empty());
     }
 }
+
+/// A refused dial marks a peer Down, with an `Unreachable` event, only if its
+/// link was up before: a peer never reached may simply not have started yet
+/// (and may hold the best vote), so the election must keep waiting for it;
+/// one whose link we lost and whose port now refuses is gone, and the
+/// election may stop waiting for it (`fast_decide` rule (b)).
+#[test]
+fn refused_redial_marks_a_lost_peer_down_but_not_one_never_reached() {
+    let ports = PORTS.take(3);
+    let q1 = Qcm::start(ensemble_config(1, &ports)).expect("sid 1 starts");
+    let events = q1.peer_events();
+    // Sid 3 never runs: sending to it queues the vote and dials (refused).
+    q1.send(3, &note(1, 1));
+    wait_for("a refused dial to sid 3", LONG, || {
+        q1.stats().dial_failures > 0
+    });
+    assert_eq!(
+        q1.link_state(3),
+        LinkState::Connecting,
+        "never reached: not known to be down"
+    );
+
+    // Sid 2 links up, then dies; the next send to it is refused.
+    let q2 = Qcm::start(ensemble_config(2, &ports)).expect("sid 2 starts");
+    q2.connect_all();
+    wait_for("link 1-2 up", LONG, || q1.link_state(2) == LinkState::Up);
+    q2.shutdown();
+    wait_for("link 1-2 gone", LONG, || q1.link_state(2) != LinkState::Up);
+    q1.send(2, &note(1, 2));
+    wait_for("sid 2 known down", LONG, || {
+        q1.link_state(2) == LinkState::Down
+    });
+    let mut seen = Vec::new();
+    wait_for("Unreachable(2)", LONG, || {
+        seen.extend(events.try_iter());
+        seen.contains(&PeerEvent::Unreachable(2))
+    });
+    assert!(
+        !seen.contains(&PeerEvent::Unreachable(3)),
+        "a peer never reached is not reported unreachable: {seen:?}"
+    );
+    q1.shutdown();
+}

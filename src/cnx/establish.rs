@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{bump, CnxError, LogKind, PeerSlot, Shared, MAX_PENDING_HANDSHAKES};
+use super::{bump, CnxError, LogKind, PeerEvent, PeerSlot, Shared, MAX_PENDING_HANDSHAKES};
 use crate::wire::{Handshake, WireError};
 
 /// How long a smaller sid waits for a larger one to call back after the
@@ -310,6 +310,10 @@ async fn dial_loop(shared: Arc<Shared>, slot: Arc<PeerSlot>) {
             break;
         }
         let reached = dial_once(&shared, &slot, higher).await;
+        slot.dial_failed.store(!reached, Ordering::Release);
+        if !reached && !slot.is_up() && slot.ever_up.load(Ordering::Acquire) {
+            shared.event(PeerEvent::Unreachable(slot.sid));
+        }
         if higher && reached {
             let deadline = Instant::now() + CALLBACK_WAIT;
             while !slot.is_up() && Instant::now() < deadline && !shared.is_shutting_down() {

@@ -136,6 +136,13 @@ pub enum PeerEvent {
     Up(i64),
     /// The last link to this sid closed.
     Down(i64),
+    /// A dial to this configured sid failed (refused, unreachable, timed
+    /// out), it has no link, and it had one before: it is gone, not merely
+    /// not started yet. Sent after every failed attempt of a dial loop,
+    /// whose backoff bounds the rate: the election needs to hear at once
+    /// that a voter is gone, so a failover need not sit out finalizeWait
+    /// for it (`FleConfig::fast_decide` rule (b)).
+    Unreachable(i64),
 }
 
 /// The state of the election link to one sid: the election state machine's
@@ -277,6 +284,15 @@ pub(crate) struct PeerSlot {
     /// now, and waiting out a backoff begun while it was down would leave
     /// it deciding without our vote (a Java peer finalizes in 200 ms).
     pub(crate) wake: tokio::sync::Notify,
+    /// The latest dial attempt reached no address. Until a link comes up the
+    /// sid reports [`LinkState::Down`] even while its dial loop retries, but
+    /// only once it had a link ([`PeerSlot::ever_up`]).
+    pub(crate) dial_failed: AtomicBool,
+    /// A link to this sid was up at some point. A refused dial to a peer we
+    /// never reached says only that it has not started yet (a cold start
+    /// launches peers a few milliseconds apart, and it may hold the best
+    /// vote); a refused dial to a peer whose link we lost says it is gone.
+    pub(crate) ever_up: AtomicBool,
 }
 
 impl PeerSlot {
@@ -291,6 +307,8 @@ impl PeerSlot {
             connecting: AtomicBool::new(false),
             redial: AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
+            dial_failed: AtomicBool::new(false),
+            ever_up: AtomicBool::new(false),
         }
     }
 
@@ -447,7 +465,7 @@ impl Shared {
         }
     }
 
-    fn event(&self, e: PeerEvent) {
+    pub(crate) fn event(&self, e: PeerEvent) {
         self.events.push(e);
     }
 
@@ -546,6 +564,8 @@ impl Shared {
             }
             slot.redial.store(false, Ordering::Relaxed);
         }
+        slot.dial_failed.store(false, Ordering::Release);
+        slot.ever_up.store(true, Ordering::Release);
         bump(&self.counters.links_established, 1);
         log::debug!("election link {id} to sid {sid} ({remote}) up");
 
@@ -850,6 +870,12 @@ impl Qcm {
     pub fn link_state(&self, sid: i64) -> LinkState {
         match self.shared().slot(sid) {
             Some(slot) if slot.is_up() => LinkState::Up,
+            Some(slot)
+                if slot.dial_failed.load(Ordering::Acquire)
+                    && slot.ever_up.load(Ordering::Acquire) =>
+            {
+                LinkState::Down
+            }
             Some(slot) if slot.connecting.load(Ordering::Acquire) => LinkState::Connecting,
             _ => LinkState::Down,
         }

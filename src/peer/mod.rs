@@ -381,7 +381,7 @@ impl ElectionLoop {
                     Err(_) => break,
                 },
                 recv(self.events) -> e => match e {
-                    Ok(PeerEvent::Up(sid) | PeerEvent::Down(sid)) => {
+                    Ok(PeerEvent::Up(sid) | PeerEvent::Down(sid) | PeerEvent::Unreachable(sid)) => {
                         if self.dialled.contains(&sid) {
                             let state = self.link_of(sid);
                             let pending = self.qcm.has_pending(sid);
