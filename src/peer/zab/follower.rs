@@ -13,9 +13,14 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 /// ZooKeeper's learner tries the leader 5 times, 100 ms apart, all within
-/// `initLimit × tickTime` (`Learner.connectToLeader`).
-const CONNECT_ATTEMPTS: u32 = 5;
-const CONNECT_RETRY_DELAY: Duration = Duration::from_millis(100);
+/// `initLimit × tickTime` (`Learner.connectToLeader`). zkfle keeps about the
+/// same window (~0.55 s) but starts retrying after 5 ms, doubling to 100 ms:
+/// after a failover the new leader binds its quorum port at the moment its
+/// followers decide, so the first dial often comes a millisecond early and
+/// a flat 100 ms wait would be most of the failover time.
+const CONNECT_ATTEMPTS: u32 = 10;
+const CONNECT_RETRY_FIRST: Duration = Duration::from_millis(5);
+const CONNECT_RETRY_MAX: Duration = Duration::from_millis(100);
 
 /// Follows (or observes, with `cfg.is_observer`) `leader_sid` until the role
 /// ends; blocks the calling thread.
@@ -125,8 +130,8 @@ impl<'a> Learner<'a> {
                 }
             }
             if attempt + 1 < CONNECT_ATTEMPTS {
-                let resume = Instant::now()
-                    + CONNECT_RETRY_DELAY.min(budget.saturating_sub(start.elapsed()));
+                let delay = (CONNECT_RETRY_FIRST * 2u32.pow(attempt.min(5))).min(CONNECT_RETRY_MAX);
+                let resume = Instant::now() + delay.min(budget.saturating_sub(start.elapsed()));
                 while Instant::now() < resume {
                     if host.stopping() {
                         return Err(ZabExit::Shutdown);

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 /// How often the accept loop wakes when nothing happens.
 const ACCEPT_POLL: Duration = Duration::from_millis(20);
+/// The accept poll while discovery and synchronisation run: a failover
+/// waits on these connections, and the phase lasts at most initLimit ticks.
+const SYNC_ACCEPT_POLL: Duration = Duration::from_millis(1);
 
 /// The epoch's progress, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -281,9 +284,12 @@ fn drive(
             Stage::Broadcast => next_ping.min(next_tick),
             _ => stage_deadline,
         };
-        let wait = wake
-            .saturating_duration_since(Instant::now())
-            .min(ACCEPT_POLL);
+        let poll = if st.stage == Stage::Broadcast {
+            ACCEPT_POLL
+        } else {
+            SYNC_ACCEPT_POLL
+        };
+        let wait = wake.saturating_duration_since(Instant::now()).min(poll);
         shared.cv.wait_for(&mut st, wait);
     }
 }
@@ -420,6 +426,13 @@ impl<'a> LearnerHandler<'a> {
                     Ok(None) => {}
                     Err(e) => return Dropped::Refused(format!("bad packet: {e}")),
                 }
+            }
+            if !self.hs.reads() {
+                // Waiting on the leader's progress, not on the learner:
+                // `advance` sleeps on the condition variable, which a stage
+                // change wakes at once. A blocking read here would hold the
+                // next packet back by up to a read slice per step.
+                continue;
             }
             match self.conn.fill() {
                 Ok(Fill::Data(_)) | Ok(Fill::Idle) => {}
