@@ -60,7 +60,11 @@ struct EnsembleArgs {
 const EXIT_BAD_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    // Millisecond timestamps: election and failover steps take milliseconds,
+    // and ZooKeeper's own log lines carry them too.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run(&args),
