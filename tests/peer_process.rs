@@ -95,7 +95,17 @@ fn fresh_ensemble_elects_highest_sid_and_restarts(n: i64, base: u16) {
         "n={n} restart: zk_last_election_ms per sid {ms2:?}; launch to agreement {:?}",
         t1.elapsed()
     );
-    assert_eq!(leader2, n, "equal epochs and zxids: the highest sid again");
+    // The vote order is (peerEpoch, zxid, sid) and a restarted empty peer
+    // votes with zxid 0, so the restart elects the highest sid among those
+    // with the highest currentEpoch on disk. (Stopping the leader first
+    // lets the others establish a newer epoch before they stop.)
+    let expected = (1..=n)
+        .max_by_key(|&s| (before[(s - 1) as usize].0.parse::<i64>().unwrap_or(-1), s))
+        .unwrap_or(n);
+    assert_eq!(
+        leader2, expected,
+        "the best (currentEpoch, sid) on disk leads again: {before:?}"
+    );
     for (i, sid) in sids.iter().enumerate() {
         let now = epoch_files(&dir.path().join(format!("node{sid}")));
         assert!(
