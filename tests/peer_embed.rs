@@ -43,7 +43,9 @@ fn the_peer_with_the_highest_supplied_zxid_leads_and_status_says_so() {
         assert!(s.last_election_ms.is_some());
     }
     assert_eq!(peers[0].status().snapshot().state, ServerState::Leading);
-    assert_eq!(peers[0].status().snapshot().last_zxid, 7);
+    // zab integration: once the leader has established epoch 1 its zxid is
+    // the epoch start, as a 3.8 leader's (PROTOCOL.md §6.3); it voted with 7.
+    assert_eq!(peers[0].status().snapshot().last_zxid, 1 << 32);
     // mntr over the client port agrees with the in-process status.
     let m = mntr(ports.client_addr(2)).expect("mntr");
     assert_eq!(m["zk_leader_sid"], "1");

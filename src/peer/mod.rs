@@ -16,6 +16,7 @@
 pub mod epoch;
 mod role;
 pub mod status;
+pub mod zab;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -454,7 +455,10 @@ struct MainLoop {
 impl MainLoop {
     fn run(self) {
         loop {
-            let last_zxid = (self.supplier)();
+            // zab: a zxid the Zab session set (leading: newEpoch << 32; SNAP:
+            // the leader's zxid) counts too, as Java votes with its in-memory
+            // lastProcessedZxid.
+            let last_zxid = (self.supplier)().max(self.status.snapshot().last_zxid);
             let current_epoch = self.epochs.lock().current();
             self.status.update(|s| {
                 s.state = ServerState::Looking;

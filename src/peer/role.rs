@@ -1,17 +1,19 @@
-//! The role a peer takes after an election: the seam where the quorum-port
-//! Zab session (`crate::peer::zab::{lead, follow}`) plugs in.
-//!
-//! Until that session exists, a decided peer reports its role at once and
-//! holds it until shutdown (DESIGN.md: "Until the quorum-port session exists
-//! in the code, a peer reports its role as soon as it decides"). The phase
-//! stays `discovery`, which is what the peer honestly is: it has not spoken
-//! to its leader or learners.
+//! The role a peer takes after an election: the quorum-port Zab session
+//! (`crate::peer::zab::{lead, follow}`, PROTOCOL.md §6). The role reports
+//! `serving` (Java's Mode) only once the session reaches the broadcast
+//! phase; any end other than shutdown sends the peer back to LOOKING.
 
 use crossbeam_channel::Receiver;
 use parking_lot::Mutex;
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
 use crate::config::ZkConfig;
 use crate::election::Decision;
+use crate::wire::ServerState;
+
+use super::status::Phase;
+use super::zab;
 
 use super::epoch::EpochFiles;
 use super::status::PeerStatus;
@@ -19,19 +21,16 @@ use super::status::PeerStatus;
 /// What a role session gets from the main loop.
 pub(crate) struct RoleContext<'a> {
     /// The peer's configuration (quorum addresses, tickTime, limits).
-    #[allow(dead_code)]
     pub config: &'a ZkConfig,
     /// Status to publish the phase and `serving` in.
     pub status: &'a PeerStatus,
     /// The epoch files, to persist acceptedEpoch/currentEpoch.
-    #[allow(dead_code)]
     pub epochs: &'a Mutex<EpochFiles>,
     /// Closed when the peer shuts down; a role must return soon after.
     pub stop: &'a Receiver<()>,
     /// Reports the epoch Zab established, so replies to LOOKING peers carry
     /// it (PROTOCOL.md §4.3).
-    #[allow(dead_code)]
-    pub established_epoch: &'a dyn Fn(i64),
+    pub established_epoch: &'a (dyn Fn(i64) + Sync),
 }
 
 /// How a role ended.
@@ -39,14 +38,124 @@ pub(crate) enum RoleEnd {
     /// The peer is shutting down.
     Shutdown,
     /// The role failed or the leader went away: elect again.
-    #[allow(dead_code)]
     LookAgain,
 }
 
-/// Runs the decided role until it ends.
-pub(crate) fn run(ctx: &RoleContext<'_>, _decision: &Decision) -> RoleEnd {
-    ctx.status.update(|s| s.serving = true);
-    // A closed channel (the peer dropped its sender) is the stop signal.
-    let _ = ctx.stop.recv();
-    RoleEnd::Shutdown
+// ---- zab integration (zab helper): the role is the quorum-port session ----
+
+/// Runs the decided role until it ends: LEADING runs the Zab leader on the
+/// quorum port, FOLLOWING/OBSERVING the learner (PROTOCOL.md §6). The peer is
+/// `serving` only in the broadcast phase, as Java reports a Mode only once
+/// it serves.
+pub(crate) fn run(ctx: &RoleContext<'_>, decision: &Decision) -> RoleEnd {
+    let cfg = zab_config(ctx.config, decision.state == ServerState::Observing);
+    let host = RoleHost { ctx };
+    let exit = match decision.state {
+        ServerState::Leading => zab::lead(&cfg, &host),
+        ServerState::Following | ServerState::Observing => {
+            zab::follow(&cfg, &host, decision.vote.leader)
+        }
+        ServerState::Looking => return RoleEnd::LookAgain,
+    };
+    ctx.status.update(|s| s.serving = false);
+    match exit {
+        zab::ZabExit::Shutdown => RoleEnd::Shutdown,
+        _ => RoleEnd::LookAgain,
+    }
+}
+
+/// The Zab view of this peer's configuration.
+fn zab_config(config: &ZkConfig, is_observer: bool) -> zab::ZabConfig {
+    let mut listen: Vec<SocketAddr> = config
+        .me()
+        .map(|m| m.quorum_addrs.clone())
+        .unwrap_or_default();
+    if config.listen_on_all_ips {
+        // quorumListenOnAllIPs: bind the wildcard on the configured ports.
+        for a in &mut listen {
+            let any: IpAddr = if a.is_ipv4() {
+                Ipv4Addr::UNSPECIFIED.into()
+            } else {
+                Ipv6Addr::UNSPECIFIED.into()
+            };
+            a.set_ip(any);
+        }
+        listen.dedup();
+    }
+    zab::ZabConfig {
+        my_sid: config.my_sid,
+        tick_time: config.tick_time,
+        init_limit: config.init_limit,
+        sync_limit: config.sync_limit,
+        verifier: config.verifier.clone(),
+        quorum_listen_addrs: listen,
+        quorum_addrs: config
+            .servers
+            .iter()
+            .map(|s| (s.sid, s.quorum_addrs.clone()))
+            .collect(),
+        is_observer,
+        config_text: config.config_text(),
+    }
+}
+
+/// The peer as the Zab session sees it: epoch files, status, stop signal.
+struct RoleHost<'a> {
+    ctx: &'a RoleContext<'a>,
+}
+
+impl zab::ZabHost for RoleHost<'_> {
+    fn accepted_epoch(&self) -> i64 {
+        self.ctx.epochs.lock().accepted()
+    }
+    fn set_accepted_epoch(&self, e: i64) -> std::io::Result<()> {
+        self.ctx
+            .epochs
+            .lock()
+            .set_accepted(e)
+            .map_err(std::io::Error::other)?;
+        self.ctx.status.update(|s| s.accepted_epoch = e);
+        Ok(())
+    }
+    fn current_epoch(&self) -> i64 {
+        self.ctx.epochs.lock().current()
+    }
+    fn set_current_epoch(&self, e: i64) -> std::io::Result<()> {
+        self.ctx
+            .epochs
+            .lock()
+            .set_current(e)
+            .map_err(std::io::Error::other)?;
+        self.ctx.status.update(|s| s.current_epoch = e);
+        Ok(())
+    }
+    fn last_zxid(&self) -> i64 {
+        self.ctx.status.snapshot().last_zxid
+    }
+    fn set_last_zxid(&self, zxid: i64) {
+        self.ctx.status.update(|s| s.last_zxid = zxid);
+    }
+    fn phase(&self, phase: zab::ZabPhase) {
+        let (p, serving) = match phase {
+            zab::ZabPhase::Discovery => (Phase::Discovery, false),
+            zab::ZabPhase::Synchronization => (Phase::Synchronization, false),
+            zab::ZabPhase::Broadcast => (Phase::Broadcast, true),
+        };
+        if phase == zab::ZabPhase::Broadcast {
+            // Replies to LOOKING peers now carry the established epoch, as
+            // Java's vote does once the epoch is set.
+            (self.ctx.established_epoch)(self.current_epoch());
+        }
+        self.ctx.status.update(|s| {
+            s.phase = p;
+            s.serving = serving;
+        });
+    }
+    fn stopping(&self) -> bool {
+        // The peer closes the channel to stop its threads.
+        matches!(
+            self.ctx.stop.try_recv(),
+            Ok(()) | Err(crossbeam_channel::TryRecvError::Disconnected)
+        )
+    }
 }

@@ -1,0 +1,357 @@
+//! Whole `zkfle run` processes with the Zab session in the role step
+//! (PROTOCOL.md §6.6, §9.2 I4/I6 with zkfle only): a SIGKILLed leader is
+//! replaced, a SIGSTOPped (hung) leader is left after `syncLimit × tickTime`
+//! and rejoins as a follower after SIGCONT, and the epoch files rise as
+//! ZooKeeper's do. Ports 27000–27299.
+
+#[path = "common/peer.rs"]
+mod peer;
+
+use peer::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const AGREE: Duration = Duration::from_secs(30);
+const TICK_MS: u64 = 200;
+const SYNC: u64 = 5;
+
+fn write_cfgs(dir: &Path, n: i64, ports: Ports) -> Vec<PathBuf> {
+    let mut servers = String::new();
+    for sid in 1..=n {
+        servers.push_str(&format!(
+            "server.{sid}=127.0.0.1:{}:{}\n",
+            ports.quorum(sid),
+            ports.election(sid)
+        ));
+    }
+    (1..=n)
+        .map(|sid| {
+            let data = dir.join(format!("node{sid}"));
+            std::fs::create_dir_all(&data).expect("data dir");
+            std::fs::write(data.join("myid"), format!("{sid}\n")).expect("myid");
+            let path = dir.join(format!("zoo{sid}.cfg"));
+            std::fs::write(
+                &path,
+                format!(
+                    "tickTime={TICK_MS}\ninitLimit=10\nsyncLimit={SYNC}\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n{servers}",
+                    data.display(),
+                    ports.client(sid)
+                ),
+            )
+            .expect("zoo.cfg");
+            path
+        })
+        .collect()
+}
+
+fn epochs(dir: &Path, sid: i64) -> (String, String) {
+    let v = dir.join(format!("node{sid}/version-2"));
+    (
+        std::fs::read_to_string(v.join("acceptedEpoch")).unwrap_or_default(),
+        std::fs::read_to_string(v.join("currentEpoch")).unwrap_or_default(),
+    )
+}
+
+fn signal(p: &Proc, sig: &str) {
+    let pid = p.pid().expect("process running");
+    let ok = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "kill -{sig} {pid} failed");
+}
+
+fn peer_state(ports: Ports, sid: i64) -> String {
+    mntr(ports.client_addr(sid))
+        .and_then(|m| m.get("zk_peer_state").cloned())
+        .unwrap_or_default()
+}
+
+/// Waits until `sids` serve under one leader other than `old`.
+fn await_new_leader(ports: Ports, sids: &[i64], old: i64) -> i64 {
+    poll(
+        AGREE,
+        &format!("sids {sids:?} serving under a leader other than {old}"),
+        || {
+            let mut leaders = Vec::new();
+            for &sid in sids {
+                let m = mntr(ports.client_addr(sid)).ok_or(format!("sid {sid}: no mntr"))?;
+                let serving = matches!(
+                    m.get("zk_server_state").map(String::as_str),
+                    Some("leader" | "follower")
+                );
+                let l: i64 = m
+                    .get("zk_leader_sid")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(-1);
+                if !serving || l == old || l < 0 {
+                    return Err(format!("sid {sid}: {m:?}"));
+                }
+                leaders.push(l);
+            }
+            leaders.dedup();
+            match leaders[..] {
+                [l] => Ok(l),
+                _ => Err(format!("leaders {leaders:?}")),
+            }
+        },
+    )
+}
+
+#[test]
+fn leader_killed_then_hung_three_zkfle_processes_fail_over_and_rejoin() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ports = Ports { base: 27000 };
+    let cfgs = write_cfgs(dir.path(), 3, ports);
+    let mut procs: Vec<Option<Proc>> = vec![None, None, None];
+    procs[2] = Some(Proc::run_cfg(&cfgs[2]));
+    await_up(ports, 3, AGREE);
+    procs[0] = Some(Proc::run_cfg(&cfgs[0]));
+    procs[1] = Some(Proc::run_cfg(&cfgs[1]));
+    let (leader, _) = await_agreement(ports, &[1, 2, 3], AGREE);
+    assert_eq!(leader, 3);
+    assert_eq!(peer_state(ports, 3), "leading - broadcast");
+    for sid in 1..=2 {
+        assert_eq!(peer_state(ports, sid), "following - broadcast", "sid {sid}");
+    }
+    for sid in 1..=3 {
+        assert_eq!(
+            epochs(dir.path(), sid),
+            ("1".into(), "1".into()),
+            "sid {sid}"
+        );
+    }
+
+    // Crash: SIGKILL the leader. Sids 1, 2 see the FIN at once.
+    let killed = Instant::now();
+    drop(procs[2].take()); // SIGKILL by pid
+    let leader = await_new_leader(ports, &[1, 2], 3);
+    let failover = killed.elapsed();
+    assert_eq!(
+        leader, 2,
+        "the higher of the survivors (equal epochs, zxid 0)"
+    );
+    for sid in 1..=2 {
+        assert_eq!(
+            epochs(dir.path(), sid),
+            ("2".into(), "2".into()),
+            "sid {sid}"
+        );
+    }
+    println!("SIGKILL of leader 3: sids 1, 2 serving under leader 2 after {failover:?}");
+
+    // The killed sid comes back and follows.
+    procs[2] = Some(Proc::run_cfg(&cfgs[2]));
+    let (leader, _) = await_agreement(ports, &[1, 2, 3], AGREE);
+    assert_eq!(leader, 2);
+
+    // Hang: SIGSTOP the leader. Its learners give up after syncLimit ticks.
+    let hung = procs[1].as_ref().expect("sid 2");
+    signal(hung, "STOP");
+    let stopped = Instant::now();
+    let leader = await_new_leader(ports, &[1, 3], 2);
+    let hang_failover = stopped.elapsed();
+    println!(
+        "SIGSTOP of leader 2: sids 1, 3 serving under leader {leader} after {hang_failover:?} (syncLimit x tickTime = {} ms)",
+        SYNC * TICK_MS
+    );
+    assert!(
+        hang_failover >= Duration::from_millis(SYNC * TICK_MS),
+        "a hung leader is only noticed after syncLimit ticks"
+    );
+    assert_eq!(leader, 3);
+
+    // SIGCONT: the old leader finds no quorum, steps down, and follows 3
+    // (its zxid 2 << 32 is an epoch start, not a transaction: accepted).
+    signal(hung, "CONT");
+    let resumed = Instant::now();
+    let (leader, _) = await_agreement(ports, &[1, 2, 3], AGREE);
+    assert_eq!(leader, 3);
+    println!(
+        "SIGCONT: former leader 2 following 3 after {:?}",
+        resumed.elapsed()
+    );
+    for sid in 1..=3 {
+        assert_eq!(
+            epochs(dir.path(), sid),
+            ("3".into(), "3".into()),
+            "sid {sid}"
+        );
+    }
+
+    for p in procs.iter_mut().flatten() {
+        let st = p.terminate(Duration::from_secs(10));
+        assert!(
+            st.is_some_and(|s| s.success()),
+            "{} did not exit cleanly: {st:?}\n{}",
+            p.name,
+            p.log_text()
+        );
+    }
+}
+
+/// zk-ensemble.sh driving Java sids 1, 2 of a 3-server ensemble whose sid 3
+/// is a `zkfle run` process (PROTOCOL.md §9.2 I3/I5/I6). Ports 27300–27599.
+mod mixed {
+    use super::*;
+
+    const CLIENT: u16 = 27300;
+    const QUORUM: u16 = 27400;
+    const ELECTION: u16 = 27500;
+
+    pub struct Java {
+        _tmp: tempfile::TempDir,
+        env: Vec<(&'static str, String)>,
+    }
+
+    fn script() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/zk-ensemble.sh")
+    }
+
+    pub fn available() -> bool {
+        let ok = Path::new("/usr/share/java/zookeeper.jar").exists() && script().exists();
+        if !ok {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI: Java ZooKeeper or zk-ensemble.sh missing"
+            );
+            println!("SKIP: Java ZooKeeper 3.8 not installed");
+        }
+        ok
+    }
+
+    impl Java {
+        pub fn new() -> Java {
+            let tmp = tempfile::tempdir().expect("temp dir");
+            let env = vec![
+                ("ZK_DIR", tmp.path().join("zk").display().to_string()),
+                ("ZK_CLIENT_BASE", CLIENT.to_string()),
+                ("ZK_QUORUM_BASE", QUORUM.to_string()),
+                ("ZK_ELECTION_BASE", ELECTION.to_string()),
+                ("ZK_SIZE", "3".to_string()),
+                ("ZK_SIDS", "1 2".to_string()),
+                ("ZK_TICK", TICK_MS.to_string()),
+                ("ZK_INIT", "10".to_string()),
+                ("ZK_SYNC", SYNC.to_string()),
+                ("ZK_HEAP_MB", "256".to_string()),
+                ("ZK_KEEP_DATA", "1".to_string()),
+            ];
+            Java { _tmp: tmp, env }
+        }
+
+        pub fn run(&self, args: &[&str]) -> (bool, String) {
+            let out = Command::new("bash")
+                .arg(script())
+                .args(args)
+                .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+                .output()
+                .expect("run zk-ensemble.sh");
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            (out.status.success(), text)
+        }
+
+        pub fn ports() -> Ports {
+            Ports { base: CLIENT }
+        }
+    }
+
+    impl Drop for Java {
+        fn drop(&mut self) {
+            for sid in ["1", "2"] {
+                let _ = self.run(&["kill", sid, "CONT"]);
+            }
+            let _ = self.run(&["stop"]);
+        }
+    }
+
+    /// (leader, its `zk_server_state` per sid) once all of `sids` serve
+    /// under one leader; `srvr`'s Mode for Java, mntr for zkfle.
+    pub fn agreed(java: &Java, sids: &[i64], not: i64) -> i64 {
+        poll(
+            AGREE,
+            &format!("sids {sids:?} serving under one leader != {not}"),
+            || {
+                let mut leaders = Vec::new();
+                for &sid in sids {
+                    let (_, text) = java.run(&["srvr", &sid.to_string()]);
+                    let mode = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Mode: "))
+                        .map(str::trim)
+                        .unwrap_or("")
+                        .to_string();
+                    match mode.as_str() {
+                        "leader" => leaders.push(sid),
+                        "follower" => {}
+                        _ => return Err(format!("sid {sid}: mode {mode:?}")),
+                    }
+                }
+                match leaders[..] {
+                    [l] if l != not => Ok(l),
+                    _ => Err(format!("leaders {leaders:?}")),
+                }
+            },
+        )
+    }
+}
+
+#[test]
+fn mixed_java_and_zkfle_survive_hung_leaders_in_turn() {
+    if !mixed::available() {
+        return;
+    }
+    let java = mixed::Java::new();
+    let (ok, text) = java.run(&["init"]);
+    assert!(ok, "init: {text}");
+    let (_, cfg3) = java.run(&["cfg", "3"]);
+    let cfg3 = PathBuf::from(cfg3.trim());
+    let zkfle = Proc::run_cfg(&cfg3);
+    await_up(mixed::Java::ports(), 3, AGREE);
+    let (ok, text) = java.run(&["start"]);
+    assert!(ok, "start: {text}");
+    let mut leader = mixed::agreed(&java, &[1, 2, 3], -1);
+    println!(
+        "mixed ensemble up: leader sid {leader} ({})",
+        if leader == 3 { "zkfle" } else { "Java" }
+    );
+
+    // Three rounds: hang whoever leads, wait for the other two, resume it.
+    for round in 1..=3 {
+        let stop = |sig: &str| {
+            if leader == 3 {
+                signal(&zkfle, sig);
+            } else {
+                let (ok, text) = java.run(&["kill", &leader.to_string(), sig]);
+                assert!(ok, "kill {sig}: {text}");
+            }
+        };
+        stop("STOP");
+        let t = Instant::now();
+        let others: Vec<i64> = (1..=3).filter(|&s| s != leader).collect();
+        let next = mixed::agreed(&java, &others, leader);
+        let took = t.elapsed();
+        stop("CONT");
+        let t2 = Instant::now();
+        let all = mixed::agreed(&java, &[1, 2, 3], -1);
+        println!(
+            "round {round}: SIGSTOP {} leader {leader} -> {} leader {next} after {took:?}; SIGCONT -> all serving under {all} after {:?}",
+            if leader == 3 { "zkfle" } else { "Java" },
+            if next == 3 { "zkfle" } else { "Java" },
+            t2.elapsed()
+        );
+        assert!(
+            took >= Duration::from_millis(SYNC * TICK_MS),
+            "a hung leader is only left after syncLimit ticks"
+        );
+        assert_eq!(all, next, "the resumed peer follows the new leader");
+        leader = next;
+    }
+    drop(zkfle);
+}
