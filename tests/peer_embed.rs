@@ -2,7 +2,8 @@
 //! way a replicated store embeds it. The vote order is (peerEpoch, zxid,
 //! sid), so the peer with the longest log leads even with the lowest sid.
 //!
-//! Ports: 25600..=25999.
+//! Ports: 25651..=25903 (bases 25650 and 25700; each base uses +1..3,
+//! +101..103, +201..203).
 
 #[path = "common/peer.rs"]
 mod peer;
@@ -17,7 +18,7 @@ use zkfle::wire::ServerState;
 #[test]
 fn the_peer_with_the_highest_supplied_zxid_leads_and_status_says_so() {
     let dir = tempfile::tempdir().unwrap();
-    let ports = Ports { base: 25600 };
+    let ports = Ports { base: 25700 };
     let cfgs = write_ensemble(dir.path(), 3, ports, "");
     let mut peers: Vec<QuorumPeer> = cfgs
         .iter()
@@ -46,6 +47,13 @@ fn the_peer_with_the_highest_supplied_zxid_leads_and_status_says_so() {
     // zab integration: once the leader has established epoch 1 its zxid is
     // the epoch start, as a 3.8 leader's (PROTOCOL.md §6.3); it voted with 7.
     assert_eq!(peers[0].status().snapshot().last_zxid, 1 << 32);
+    // Zab ran: the new epoch is persisted and published.
+    let s = peers[0].status().snapshot();
+    assert_eq!(s.current_epoch, 1, "{s:?}");
+    assert_eq!(
+        std::fs::read(dir.path().join("node1/version-2/currentEpoch")).unwrap(),
+        b"1"
+    );
     // mntr over the client port agrees with the in-process status.
     let m = mntr(ports.client_addr(2)).expect("mntr");
     assert_eq!(m["zk_leader_sid"], "1");
@@ -55,4 +63,44 @@ fn the_peer_with_the_highest_supplied_zxid_leads_and_status_says_so() {
     }
     assert!(mntr(ports.client_addr(2)).is_none(), "client port closed");
     assert!(!listening(ports.election(1)), "election port closed");
+}
+
+#[test]
+fn a_lone_looking_peer_shuts_down_promptly_and_closes_its_ports() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports { base: 25650 };
+    let cfgs = write_ensemble(dir.path(), 3, ports, "");
+    let cfg = ZkConfig::load(&cfgs[0], None).unwrap();
+    let mut p = QuorumPeer::start(cfg, PeerOptions::default()).unwrap();
+    // Alone of three it can never decide: mntr says so.
+    let m = poll(
+        Duration::from_secs(10),
+        "mntr from the lone peer after it entered LOOKING",
+        || match mntr(ports.client_addr(1)) {
+            Some(m) if m["zk_election_count"] == "1" => Ok(m),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    assert_eq!(m["zk_server_state"], "looking");
+    assert_eq!(m["zk_peer_state"], "looking");
+    assert_eq!(m["zk_leader_sid"], "-1");
+    assert_eq!(m["zk_election_count"], "1");
+    assert_eq!(m["zk_connected_peers"], "0");
+    assert_eq!(
+        fourlw(ports.client_addr(1), "srvr").as_deref(),
+        Some("This ZooKeeper instance is not currently serving requests\n")
+    );
+    let t = std::time::Instant::now();
+    p.shutdown();
+    println!("shutdown while LOOKING took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "shutdown hung: {:?}",
+        t.elapsed()
+    );
+    assert!(!listening(ports.election(1)), "election port closed");
+    assert!(
+        fourlw(ports.client_addr(1), "ruok").is_none(),
+        "client port closed"
+    );
 }

@@ -1,10 +1,10 @@
 //! Mixed ensembles of `zkfle run` processes and real Java ZooKeeper 3.8
-//! peers (`../shared/tools/zk-ensemble.sh`, PROTOCOL.md §9.2 I2/I3 as far as
-//! the election goes): both sides elect the same leader in their first
-//! election.
+//! peers (`../shared/tools/zk-ensemble.sh`, PROTOCOL.md §9.2 I2 and I3):
+//! both sides elect the same leader in their first election, and the
+//! followers then synchronize with it over the quorum port and serve.
 //!
 //! Without Java ZooKeeper the tests skip with a message, unless `CI` is set:
-//! then they fail. Ports: 25000..=25999.
+//! then they fail. Ports: 25101..=25603 (bases 25100 and 25400).
 
 #[path = "common/peer.rs"]
 mod peer;
@@ -117,7 +117,7 @@ fn java_peers_follow_a_zkfle_sid_3_started_first() {
         return;
     }
     let _g = SERIAL.lock();
-    let base = 25000;
+    let base = 25100;
     let ports = Ports { base };
     let java = JavaEnsemble::new(base);
     java.cmd(&["init"], &[]);
@@ -126,6 +126,9 @@ fn java_peers_follow_a_zkfle_sid_3_started_first() {
     await_up(ports, 3, Duration::from_secs(20));
     java.cmd(&["start"], &[("ZK_KEEP_DATA", "1"), ("ZK_SIDS", "1 2")]);
 
+    // Both JVMs decide first; then each must have decided FOLLOWING (a Java
+    // sid 2 that leads means zkfle's vote came too late for their round).
+    let mut decided = Vec::new();
     for sid in [1, 2] {
         let line = poll(
             Duration::from_secs(60),
@@ -138,12 +141,15 @@ fn java_peers_follow_a_zkfle_sid_3_started_first() {
             },
         );
         println!("Java sid {sid}: {line}");
+        decided.push((sid, line));
+    }
+    for (sid, line) in &decided {
         assert!(
             line.contains("FOLLOWING - LEADER ELECTION TOOK"),
             "Java sid {sid} decided something else: {line}"
         );
-        // A Java learner connects to the leader's quorum address from a
-        // thread named after it: this names the leader it decided for.
+    }
+    for sid in [1, 2] {
         let leader_q = format!("127.0.0.1:{}", ports.quorum(3));
         let connector = poll(
             Duration::from_secs(20),
@@ -168,8 +174,24 @@ fn java_peers_follow_a_zkfle_sid_3_started_first() {
             "Java sid {sid} led"
         );
     }
+    // PROTOCOL.md §9.2 I2: the Java followers sync with the zkfle leader
+    // over the quorum port (empty DIFF) and serve.
+    poll(
+        Duration::from_secs(30),
+        "Mode: follower on Java sids 1 and 2 and Mode: leader on zkfle sid 3",
+        || {
+            let modes: Vec<Option<String>> = (1..=3).map(|s| mode(ports.client_addr(s))).collect();
+            let want = [Some("follower"), Some("follower"), Some("leader")];
+            if modes.iter().map(Option::as_deref).eq(want) {
+                Ok(())
+            } else {
+                Err(format!("{modes:?}"))
+            }
+        },
+    );
     let m = mntr(ports.client_addr(3)).expect("zkfle sid 3 answers mntr");
     assert_eq!(m["zk_leader_sid"], "3");
+    assert_eq!(m["zk_current_epoch"], "1", "epoch 1 established with Java");
     assert_eq!(m["zk_election_count"], "1", "zkfle sid 3 decided once");
     println!(
         "zkfle sid 3: {} after {} ms",
@@ -185,7 +207,7 @@ fn zkfle_peers_follow_a_java_sid_3_started_first() {
         return;
     }
     let _g = SERIAL.lock();
-    let base = 25300;
+    let base = 25400;
     let ports = Ports { base };
     let java = JavaEnsemble::new(base);
     java.cmd(&["init"], &[]);
@@ -203,7 +225,7 @@ fn zkfle_peers_follow_a_java_sid_3_started_first() {
     );
     let _z1 = Proc::run_cfg(&java.cfg(1));
     let _z2 = Proc::run_cfg(&java.cfg(2));
-    let all = poll(
+    poll(
         Duration::from_secs(30),
         "zkfle sids 1 and 2 to decide for leader 3",
         || {
@@ -218,8 +240,30 @@ fn zkfle_peers_follow_a_java_sid_3_started_first() {
             Ok(v)
         },
     );
+    // PROTOCOL.md §9.2 I3: the zkfle followers sync with the Java leader.
+    let all = poll(
+        Duration::from_secs(30),
+        "zkfle sids 1 and 2 to serve as followers of Java sid 3",
+        || {
+            let ms: Vec<_> = [1, 2]
+                .iter()
+                .filter_map(|&s| mntr(ports.client_addr(s)))
+                .collect();
+            if ms.len() == 2 && ms.iter().all(|m| m["zk_server_state"] == "follower") {
+                Ok(ms)
+            } else {
+                Err(format!(
+                    "{:?}",
+                    ms.iter()
+                        .map(|m| m["zk_peer_state"].clone())
+                        .collect::<Vec<_>>()
+                ))
+            }
+        },
+    );
     for (i, m) in all.iter().enumerate() {
         assert_eq!(m["zk_election_count"], "1", "sid {}: first election", i + 1);
+        assert_eq!(m["zk_leader_sid"], "3");
         assert!(
             m["zk_peer_state"].starts_with("following"),
             "sid {}: {}",

@@ -4,7 +4,8 @@
 //! a late peer joins an established ensemble, a bad config exits 2, and
 //! `zkfle ensemble --exit-after-election` works.
 //!
-//! Ports: 23000..=24999 (this file's share of the peer range).
+//! Ports: 23001..=25003 (bases 300 apart from 23000; each base uses
+//! +1..7, +101..107, +201..207).
 
 #[path = "common/peer.rs"]
 mod peer;
