@@ -89,6 +89,8 @@ fn used_octets() -> Vec<u8> {
 struct Lab {
     n: i64,
     bridge: String,
+    /// Set once the bridge exists: drop removes only what this lab made.
+    bridge_made: bool,
     namespaces: Vec<String>,
     /// Host-side veth names: data (on the bridge) and management, per sid.
     data_links: Vec<String>,
@@ -124,6 +126,7 @@ impl Lab {
         let mut lab = Lab {
             n,
             bridge: tag.clone(),
+            bridge_made: false,
             namespaces: Vec::new(),
             data_links: Vec::new(),
             mgmt_links: Vec::new(),
@@ -141,6 +144,7 @@ impl Lab {
     fn build(&mut self, tag: &str, pid: u32, seq: usize) -> Result<(), String> {
         let bridge_ip = format!("10.213.{}.1/24", self.data_net);
         ip(&["link", "add", &self.bridge, "type", "bridge"])?;
+        self.bridge_made = true;
         ip(&["addr", "add", &bridge_ip, "dev", &self.bridge])?;
         ip(&["link", "set", &self.bridge, "up"])?;
         for sid in 1..=self.n {
@@ -296,7 +300,9 @@ impl Drop for Lab {
         for l in self.data_links.iter().chain(&self.mgmt_links) {
             let _ = ip(&["link", "del", l]);
         }
-        let _ = ip(&["link", "del", &self.bridge]);
+        if self.bridge_made {
+            let _ = ip(&["link", "del", &self.bridge]);
+        }
     }
 }
 
