@@ -41,6 +41,9 @@ pub struct ElectionArgs {
     /// Skip the failover scenario.
     #[arg(long)]
     pub no_failover: bool,
+    /// Hung leader (SIGSTOP, then SIGCONT) instead of a crashed one.
+    #[arg(long)]
+    pub hung: bool,
     /// tickTime in ms (both implementations).
     #[arg(long, default_value_t = 2000)]
     pub tick: u64,
@@ -142,6 +145,7 @@ fn election_main(a: ElectionArgs) -> i32 {
         implementations,
         cold: true,
         failover: !a.no_failover,
+        hung: a.hung,
         tick_ms: a.tick,
         init_limit: a.init,
         sync_limit: a.sync,

@@ -43,6 +43,9 @@ pub struct ElectionBenchOptions {
     pub implementations: Vec<Implementation>,
     pub cold: bool,
     pub failover: bool,
+    /// Hung leader instead of a crashed one: SIGSTOP, time until the others
+    /// serve a new leader, then SIGCONT and time until it rejoins.
+    pub hung: bool,
     pub tick_ms: u64,
     pub init_limit: u32,
     pub sync_limit: u32,
@@ -125,6 +128,10 @@ pub struct SizeResult {
     pub n: usize,
     pub cold_ms: Vec<f64>,
     pub failover_ms: Vec<f64>,
+    /// SIGSTOP of the leader until the others serve a new one.
+    pub hung_ms: Vec<f64>,
+    /// SIGCONT of the old leader until all N serve again.
+    pub rejoin_ms: Vec<f64>,
     /// Per-peer stats of the last trial, after it settled.
     pub stats: Vec<ProcessStats>,
 }
@@ -222,6 +229,8 @@ trait Ensemble {
     fn start(&mut self) -> Result<u128, ElectionBenchError>;
     /// SIGKILLs peer `index`; returns the kill time.
     fn kill(&mut self, index: usize) -> Result<u128, ElectionBenchError>;
+    /// Sends SIGSTOP or SIGCONT to peer `index`; returns the time sent.
+    fn signal(&mut self, index: usize, sig: &str) -> Result<u128, ElectionBenchError>;
     fn pids(&self) -> Vec<u32>;
     fn stop(&mut self);
 }
@@ -318,6 +327,22 @@ impl Ensemble for ZkfleEnsemble {
         if let Some(slot) = self.children.get_mut(index) {
             *slot = None;
         }
+        Ok(t)
+    }
+
+    fn signal(&mut self, index: usize, sig: &str) -> Result<u128, ElectionBenchError> {
+        let Some(Some(c)) = self.children.get(index) else {
+            return Ok(now_ns());
+        };
+        let t = now_ns();
+        Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(c.id().to_string())
+            .status()
+            .map_err(|source| ElectionBenchError::Launch {
+                what: "kill".into(),
+                source,
+            })?;
         Ok(t)
     }
 
@@ -428,6 +453,12 @@ impl Ensemble for JavaEnsemble {
         Ok(self.read_ns(sid, "killed_ns").unwrap_or_else(now_ns))
     }
 
+    fn signal(&mut self, index: usize, sig: &str) -> Result<u128, ElectionBenchError> {
+        let t = now_ns();
+        self.script(&["kill", &(index + 1).to_string(), sig])?;
+        Ok(t)
+    }
+
     fn pids(&self) -> Vec<u32> {
         (1..=self.n)
             .filter_map(|s| {
@@ -466,6 +497,8 @@ pub fn run(opts: &ElectionBenchOptions) -> Result<Vec<SizeResult>, ElectionBench
                 n,
                 cold_ms: Vec::new(),
                 failover_ms: Vec::new(),
+                hung_ms: Vec::new(),
+                rejoin_ms: Vec::new(),
                 stats: Vec::new(),
             };
             for trial in 1..=opts.trials {
@@ -490,27 +523,42 @@ pub fn run(opts: &ElectionBenchOptions) -> Result<Vec<SizeResult>, ElectionBench
                     r.cold_ms.push(cold);
                 }
                 r.stats = ens.pids().into_iter().filter_map(process_stats).collect();
-                if opts.failover {
-                    let Some(leader) = leader_index(&ports) else {
-                        ens.stop();
-                        continue;
-                    };
-                    let t_kill = ens.kill(leader)?;
-                    let survivors: Vec<u16> = ports
+                let leader = leader_index(&ports);
+                let survivors = |leader: usize| -> Vec<u16> {
+                    ports
                         .iter()
                         .enumerate()
                         .filter(|(i, _)| *i != leader)
                         .map(|(_, p)| *p)
-                        .collect();
-                    let settled = wait_settled(&survivors, opts.trial_timeout).map_err(|last| {
-                        ElectionBenchError::Timeout {
-                            implementation: imp,
-                            n,
-                            what: "failover",
-                            secs: opts.trial_timeout.as_secs(),
-                            last,
-                        }
-                    })?;
+                        .collect()
+                };
+                let timeout = |what: &'static str, last: String| ElectionBenchError::Timeout {
+                    implementation: imp,
+                    n,
+                    what,
+                    secs: opts.trial_timeout.as_secs(),
+                    last,
+                };
+                if let (true, Some(leader)) = (opts.hung, leader) {
+                    let t_stop = ens.signal(leader, "STOP")?;
+                    let others = survivors(leader);
+                    // A stopped leader still answers nothing: its client port
+                    // hangs, so only the others are polled.
+                    let settled = wait_settled(&others, opts.trial_timeout)
+                        .map_err(|last| timeout("hung leader", last))?;
+                    let ms = ms_between(t_stop, settled);
+                    println!("trial impl={imp} n={n} trial={trial} scenario=hung ms={ms:.1}");
+                    r.hung_ms.push(ms);
+                    let t_cont = ens.signal(leader, "CONT")?;
+                    let settled = wait_settled(&ports, opts.trial_timeout)
+                        .map_err(|last| timeout("rejoin", last))?;
+                    let ms = ms_between(t_cont, settled);
+                    println!("trial impl={imp} n={n} trial={trial} scenario=rejoin ms={ms:.1}");
+                    r.rejoin_ms.push(ms);
+                } else if let (true, Some(leader)) = (opts.failover, leader) {
+                    let t_kill = ens.kill(leader)?;
+                    let settled = wait_settled(&survivors(leader), opts.trial_timeout)
+                        .map_err(|last| timeout("failover", last))?;
                     let ms = ms_between(t_kill, settled);
                     println!("trial impl={imp} n={n} trial={trial} scenario=failover ms={ms:.1}");
                     r.failover_ms.push(ms);
@@ -528,7 +576,12 @@ pub fn run(opts: &ElectionBenchOptions) -> Result<Vec<SizeResult>, ElectionBench
 pub fn summary_lines(results: &[SizeResult]) -> Vec<String> {
     let mut out = Vec::new();
     for r in results {
-        for (scenario, v) in [("cold", &r.cold_ms), ("failover", &r.failover_ms)] {
+        for (scenario, v) in [
+            ("cold", &r.cold_ms),
+            ("failover", &r.failover_ms),
+            ("hung", &r.hung_ms),
+            ("rejoin", &r.rejoin_ms),
+        ] {
             if let Some(s) = Summary::of(v) {
                 out.push(format!(
                     "result impl={} n={} scenario={scenario} min_ms={:.1} median_ms={:.1} max_ms={:.1} trials={}",
@@ -603,7 +656,7 @@ pub fn svg_chart(results: &[SizeResult]) -> String {
         summary: Summary,
     }
     let mut groups: Vec<(String, Vec<Bar>)> = Vec::new();
-    for scenario in ["cold", "failover"] {
+    for scenario in ["cold", "failover", "hung"] {
         let mut sizes: Vec<usize> = results.iter().map(|r| r.n).collect();
         sizes.sort_unstable();
         sizes.dedup();
@@ -730,6 +783,8 @@ mod chart_tests {
             n: 3,
             cold_ms: vec![cold],
             failover_ms: vec![failover],
+            hung_ms: Vec::new(),
+            rejoin_ms: Vec::new(),
             stats: Vec::new(),
         };
         let svg = svg_chart(&[

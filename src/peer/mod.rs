@@ -90,8 +90,13 @@ impl std::fmt::Debug for PeerOptions {
 
 /// Commands from the main loop to the election thread.
 enum ElectionCmd {
-    /// Enter LOOKING and start a new round.
-    Start { last_zxid: i64, current_epoch: i64 },
+    /// Enter LOOKING and start a new round. `silent_leader`: the leader
+    /// this peer just left because it went silent.
+    Start {
+        last_zxid: i64,
+        current_epoch: i64,
+        silent_leader: Option<i64>,
+    },
     /// The role ended: the FLE leaves its decided state.
     LeaveRole,
     /// Zab established this epoch: replies to LOOKING peers carry it.
@@ -188,6 +193,7 @@ impl QuorumPeer {
             base: Instant::now(),
             timer: None,
             dialled: BTreeSet::new(),
+            silent: BTreeSet::new(),
             peers: config
                 .servers
                 .iter()
@@ -350,6 +356,9 @@ struct ElectionLoop {
     /// for that peer (`fast_decide` rule (b)). A peer not dialled yet is
     /// unknown, not unreachable.
     dialled: BTreeSet<i64>,
+    /// Leaders this peer left for silence and has not heard from since:
+    /// reported to the FLE as Down whatever their TCP link says.
+    silent: BTreeSet<i64>,
 }
 
 impl ElectionLoop {
@@ -372,6 +381,7 @@ impl ElectionLoop {
             select! {
                 recv(self.recv) -> r => match r {
                     Ok(r) => {
+                        self.silent.remove(&r.sid);
                         if self.fle.is_electing() {
                             self.push_links();
                         }
@@ -392,7 +402,17 @@ impl ElectionLoop {
                     Err(_) => break,
                 },
                 recv(self.cmds) -> c => match c {
-                    Ok(ElectionCmd::Start { last_zxid, current_epoch }) => {
+                    Ok(ElectionCmd::Start { last_zxid, current_epoch, silent_leader }) => {
+                        self.silent.clear();
+                        if let Some(sid) = silent_leader {
+                            // Its election link is still up (a stopped
+                            // process's kernel keeps ACKing), so without this
+                            // the survivors would wait finalizeWait for a
+                            // vote it cannot send. Hearing from it again
+                            // lifts the mark.
+                            self.silent.insert(sid);
+                            self.dialled.insert(sid);
+                        }
                         self.push_links();
                         let out = self.fle.start_election(self.base.elapsed(), last_zxid, current_epoch);
                         self.execute(out);
@@ -419,6 +439,9 @@ impl ElectionLoop {
     }
 
     fn link_of(&self, sid: i64) -> LinkState {
+        if self.silent.contains(&sid) {
+            return LinkState::Down;
+        }
         self.qcm.link_state(sid)
     }
 
@@ -454,6 +477,7 @@ struct MainLoop {
 
 impl MainLoop {
     fn run(self) {
+        let mut silent_leader: Option<i64> = None;
         loop {
             // zab: a zxid the Zab session set (leading: newEpoch << 32; SNAP:
             // the leader's zxid) counts too, as Java votes with its in-memory
@@ -479,6 +503,7 @@ impl MainLoop {
                 .send(ElectionCmd::Start {
                     last_zxid,
                     current_epoch,
+                    silent_leader: silent_leader.take(),
                 })
                 .is_err()
             {
@@ -525,7 +550,8 @@ impl MainLoop {
             };
             match role::run(&ctx, &decision) {
                 role::RoleEnd::Shutdown => return,
-                role::RoleEnd::LookAgain => {
+                role::RoleEnd::LookAgain { silent_leader: s } => {
+                    silent_leader = s;
                     log::info!("sid {}: {state} ended; back to LOOKING", self.config.my_sid);
                     if self.cmds.send(ElectionCmd::LeaveRole).is_err() {
                         return;

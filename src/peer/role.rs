@@ -38,7 +38,9 @@ pub(crate) enum RoleEnd {
     /// The peer is shutting down.
     Shutdown,
     /// The role failed or the leader went away: elect again.
-    LookAgain,
+    /// `silent_leader` names a leader that stopped talking without closing
+    /// its connections (hung, SIGSTOPped, partitioned one way).
+    LookAgain { silent_leader: Option<i64> },
 }
 
 // ---- zab integration (zab helper): the role is the quorum-port session ----
@@ -55,12 +57,21 @@ pub(crate) fn run(ctx: &RoleContext<'_>, decision: &Decision) -> RoleEnd {
         ServerState::Following | ServerState::Observing => {
             zab::follow(&cfg, &host, decision.vote.leader)
         }
-        ServerState::Looking => return RoleEnd::LookAgain,
+        ServerState::Looking => {
+            return RoleEnd::LookAgain {
+                silent_leader: None,
+            }
+        }
     };
     ctx.status.update(|s| s.serving = false);
     match exit {
         zab::ZabExit::Shutdown => RoleEnd::Shutdown,
-        _ => RoleEnd::LookAgain,
+        zab::ZabExit::LeaderSilent { .. } => RoleEnd::LookAgain {
+            silent_leader: Some(decision.vote.leader),
+        },
+        _ => RoleEnd::LookAgain {
+            silent_leader: None,
+        },
     }
 }
 
