@@ -162,6 +162,10 @@ struct Conn {
     addr: SocketAddr,
     stream: TcpStream,
     request: Vec<u8>,
+    /// The reader that took the first replies: it may hold part of the
+    /// next frame (Java writes a frame's length and body separately), so
+    /// the run must go on with it, not with a fresh one.
+    reader: ReplyReader,
 }
 
 fn resolve(peer: &str) -> Result<SocketAddr, BenchError> {
@@ -331,6 +335,7 @@ fn open(
                     addr,
                     stream,
                     request,
+                    reader,
                 },
                 vote,
             ));
@@ -548,7 +553,6 @@ fn drive(
     c.stream
         .set_read_timeout(Some(Duration::from_millis(20)))
         .map_err(io)?;
-    let mut reader = ReplyReader::new();
     let mut outstanding: VecDeque<Instant> = VecDeque::with_capacity(window);
     let mut replies = Vec::with_capacity(1024);
     let mut batch = Vec::with_capacity(c.request.len() * window);
@@ -576,7 +580,7 @@ fn drive(
             counters.sent.fetch_add(free as u64, Ordering::Relaxed);
         }
         replies.clear();
-        if reader
+        if c.reader
             .read_batch(&mut c.stream, addr, &mut replies)?
             .is_none()
         {
