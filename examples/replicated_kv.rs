@@ -9,8 +9,9 @@
 //! (the `server.N` lines drive zkfle's election) plus one
 //! `kvAddress.N=host:port` line per server: node N's store address, where
 //! clients talk to it and where the leader replicates to it. `dataDir` holds
-//! zkfle's epoch files and the store's log `kv.log` (one line per write,
-//! fsynced before it is acknowledged). `conf/kv1.cfg`..`kv3.cfg` run a local
+//! zkfle's epoch files (written only by zkfle's Zab session) and the
+//! store's log `kv.log` (one line per write, fsynced before it is
+//! acknowledged). `conf/kv1.cfg`..`kv3.cfg` run a local
 //! three-node store; `--demo` runs three nodes in this process, writes, kills
 //! the leader and shows that the new leader has every acknowledged write.
 //!
@@ -35,9 +36,10 @@
 //! it); retry it. Anything else (unknown command, wrong arity) answers
 //! `ERR <reason>` and the connection stays usable.
 //!
-//! zxids are `(epoch << 32) | counter`: the leader's store epoch, agreed
-//! with a quorum and persisted as zkfle's `acceptedEpoch`, is the fencing
-//! token; followers refuse anything stamped with an older epoch. The node's
+//! zxids are `(epoch << 32) | counter`: the epoch is the one zkfle's Zab
+//! session established for the current leader (`Role::Leading { epoch }`),
+//! the fencing token; followers accept only the epoch of their own
+//! `Role::Following` and refuse anything stamped with an older one. The node's
 //! last zxid is its vote in zkfle's election, so the newest replica leads.
 //! `examples/replicated_kv/kv.rs` describes the replication protocol.
 

@@ -2,7 +2,10 @@
 //! while the leader is killed (an in-process crash: sockets closed, threads
 //! gone, only fsynced data left) and later restarted, three times. After
 //! that every acknowledged write is on the leader (`GET`) and on every
-//! follower (`LOCAL`). Ports 31200..=31299.
+//! follower (`LOCAL`). Also the epoch files zkfle owns: after the same
+//! kind of crashes every data dir holds the epoch the last leader's Zab
+//! session established, and zkfle restarts on all of them. Ports
+//! 31200..=31299.
 //!
 //! The store nodes run in this process through the example's own module
 //! (`examples/replicated_kv/kv.rs`), so the test needs no prebuilt example
@@ -14,7 +17,7 @@ mod embed;
 mod kv;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +28,10 @@ use parking_lot::Mutex;
 use zkfle::config::ZkConfig;
 
 const T: Duration = Duration::from_secs(60);
+
+/// The two tests each run a three-node ensemble: one at a time on a small
+/// machine.
+static SERIAL: Mutex<()> = Mutex::new(());
 
 fn start(cfgs: &[PathBuf], sid: i64) -> Node {
     let cfg = ZkConfig::load(&cfgs[sid as usize - 1], Some(sid)).unwrap();
@@ -109,6 +116,7 @@ fn writer(
 
 #[test]
 fn no_acknowledged_write_is_lost_across_repeated_leader_crashes() {
+    let _serial = SERIAL.lock();
     let dir = tempfile::tempdir().unwrap();
     let ports = Ports { base: 31200 };
     let cfgs = write_store_configs(dir.path(), 3, ports);
@@ -199,6 +207,114 @@ fn no_acknowledged_write_is_lost_across_repeated_leader_crashes() {
     );
     assert!(acked.len() >= 120, "the client kept writing");
     assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+    for n in nodes.into_iter().flatten() {
+        n.kill();
+    }
+}
+
+/// `dataDir/version-2/<name>` as zkfle wrote it.
+fn epoch_file(data: &Path, name: &str) -> i64 {
+    let p = data.join("version-2").join(name);
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    text.trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{}: {text:?}: {e}", p.display()))
+}
+
+/// Waits until every running node serves the leader's epoch (leading, or
+/// following synchronized) and returns that epoch.
+fn settled_epoch(nodes: &[Option<Node>]) -> i64 {
+    eventually("every node serving the leader's epoch", T, || {
+        let li = leader_index(nodes)?;
+        let epoch = nodes[li].as_ref()?.epoch();
+        nodes
+            .iter()
+            .flatten()
+            .all(|n| n.epoch() == epoch && (n.is_serving_leader() || n.is_synced_follower()))
+            .then_some(epoch)
+    })
+}
+
+#[test]
+fn epoch_files_stay_consistent_across_leader_crashes_and_zkfle_restarts() {
+    let _serial = SERIAL.lock();
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports { base: 31250 };
+    let cfgs = write_store_configs(dir.path(), 3, ports);
+    let data = |sid: usize| dir.path().join(format!("node{sid}"));
+    let mut nodes: Vec<Option<Node>> = (1..=3).map(|sid| Some(start(&cfgs, sid))).collect();
+    let mut acked = Vec::new();
+    let mut epochs = Vec::new();
+    for round in 0..4 {
+        let epoch = settled_epoch(&nodes);
+        epochs.push(epoch);
+        let li = leader_index(&nodes).expect("the settled leader");
+        // The store stamps with zkfle's epoch: what the Zab session
+        // established, as the embedded peer reports it.
+        assert_eq!(nodes[li].as_ref().unwrap().handle().current_epoch(), epoch);
+        for sid in 1..=3 {
+            let (acc, cur) = (
+                epoch_file(&data(sid), "acceptedEpoch"),
+                epoch_file(&data(sid), "currentEpoch"),
+            );
+            assert!(
+                acc >= cur,
+                "round {round}, sid {sid}: acceptedEpoch {acc} < currentEpoch {cur}"
+            );
+            assert_eq!((acc, cur), (epoch, epoch), "round {round}, sid {sid}");
+        }
+        let mut c = Client::connect(ports.kv(li as i64 + 1), Duration::from_secs(10)).unwrap();
+        for i in 0..5 {
+            let (k, v) = (format!("r{round}k{i}"), format!("v{i}"));
+            let a = c.request(&format!("SET {k} {v}")).unwrap();
+            assert!(
+                a.starts_with(&format!("OK {:#x}", (epoch << 32) | (i + 1))),
+                "{a}"
+            );
+            acked.push((k, v));
+        }
+        if round == 3 {
+            break;
+        }
+        nodes[li].take().unwrap().kill();
+        eventually("a new serving leader", T, || leader_index(&nodes));
+        nodes[li] = Some(start(&cfgs, li as i64 + 1));
+    }
+    assert!(
+        epochs.windows(2).all(|w| w[0] < w[1]),
+        "every new leadership has a newer epoch: {epochs:?}"
+    );
+    let last_epoch = *epochs.last().unwrap();
+
+    // Every data dir passes zkfle's startup check with its log.
+    let lasts: Vec<i64> = nodes.iter().flatten().map(|n| n.last_zxid()).collect();
+    for n in nodes.iter_mut() {
+        n.take().unwrap().kill();
+    }
+    for (i, &last) in lasts.iter().enumerate() {
+        let e = zkfle::peer::EpochFiles::open(&data(i + 1), last)
+            .unwrap_or_else(|e| panic!("sid {}: zkfle refuses its data dir: {e}", i + 1));
+        assert!(e.accepted() >= e.current(), "sid {}", i + 1);
+        assert_eq!(e.current(), last_epoch, "sid {}", i + 1);
+        assert!(
+            last >> 32 <= e.current(),
+            "sid {}: log ahead of currentEpoch",
+            i + 1
+        );
+    }
+
+    // And the ensemble restarts on them: a newer epoch, nothing lost.
+    nodes = (1..=3).map(|sid| Some(start(&cfgs, sid))).collect();
+    let epoch = settled_epoch(&nodes);
+    assert!(epoch > last_epoch, "{last_epoch} -> {epoch}");
+    let li = leader_index(&nodes).expect("the settled leader");
+    let mut c = Client::connect(ports.kv(li as i64 + 1), Duration::from_secs(10)).unwrap();
+    for (k, v) in &acked {
+        assert_eq!(
+            c.request(&format!("GET {k}")).unwrap(),
+            format!("VALUE {v}")
+        );
+    }
     for n in nodes.into_iter().flatten() {
         n.kill();
     }

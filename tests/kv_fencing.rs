@@ -1,5 +1,7 @@
-//! Fencing: once a new leader's epoch is accepted, the deposed leader's
-//! epoch is refused, and the deposed leader itself rejoins as a follower.
+//! Fencing: once zkfle's Zab session established a new leader's epoch, the
+//! deposed leader's epoch is refused (and so is any epoch other than the
+//! follower's own zkfle role's), and the deposed leader itself rejoins as a
+//! follower.
 //! Also the line protocol's error answers. Ports 31400..=31499.
 
 #[path = "common/embed.rs"]
@@ -86,6 +88,20 @@ fn a_deposed_leader_cannot_get_a_stale_epoch_write_accepted() {
     // The deposed leader's sid is no longer the one this follower follows.
     let mut fake = FakeLeader::connect(ports.kv(fsid), old_sid);
     assert_eq!(fake.line().as_deref(), Some("NOTFOLLOWING"));
+
+    // Under the current leader's sid, an epoch zkfle's Zab session did not
+    // establish for this follower (here a future one) is refused too: only
+    // the epoch of its own `Role::Following` is acceptable.
+    let mut fake = FakeLeader::connect(ports.kv(fsid), new_sid);
+    let info = fake.line().unwrap();
+    assert!(info.starts_with(&format!("INFO {new_epoch}")), "{info}");
+    fake.send(&format!("EPOCH {}", new_epoch + 1));
+    let answer = fake.line().unwrap_or_default();
+    assert!(
+        answer.starts_with(&format!("NACK epoch {}", new_epoch + 1)),
+        "{answer}"
+    );
+    assert_eq!(fake.line(), None, "the follower closed the connection");
 
     // Even under the current leader's sid, the old epoch is refused and a
     // stale entry after it never lands.

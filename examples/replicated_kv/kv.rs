@@ -2,38 +2,53 @@
 //! [`Node`] = one zkfle peer (the election) + a durable log + a line-protocol
 //! server on the node's `kvAddress`, which also carries replication.
 //!
-//! Roles come from zkfle ([`PeerHandle::subscribe`]). What the store adds on
-//! top is the part of Zab a store needs for its data, in miniature:
+//! Roles come from zkfle ([`PeerHandle::subscribe`]), and so does the
+//! epoch: zkfle reports `Role::Leading { epoch }` / `Role::Following {
+//! leader, epoch }` only once its quorum-port Zab session is synchronized,
+//! with the epoch that session established (above every epoch established
+//! before, persisted by zkfle as `acceptedEpoch`/`currentEpoch` on every
+//! member of its quorum). The store never chooses an epoch and never writes
+//! zkfle's epoch files (two writers with separate caches could leave
+//! `acceptedEpoch < currentEpoch` on disk, which zkfle refuses at startup);
+//! its own state is only its log. What it adds on top is the data part of
+//! Zab, in miniature:
 //!
 //! * **discovery** — the leader dials every follower's `kvAddress`
 //!   (`LEAD <sid>`); a follower only answers the sid its zkfle role names
-//!   (`INFO <acceptedEpoch> <tails>`). With a quorum of answers the leader
-//!   picks `epoch = max(acceptedEpoch) + 1`, persists it as its
-//!   acceptedEpoch and sends `EPOCH <e>`; a follower refuses (`NACK`) an
-//!   epoch below the one it accepted, else persists it (`ACKEPOCH`). This
-//!   is the fencing: once a quorum accepted `e`, no leader of an older
-//!   epoch can gather a quorum again;
+//!   (`INFO <highest epoch seen> <tails>`). The leader sends `EPOCH <e>`
+//!   with `e` its zkfle epoch; the follower accepts it (`ACKEPOCH`) only if
+//!   `e` is the epoch of its own `Role::Following` (both learned it from
+//!   the same Zab session), and refuses (`NACK stale epoch ...`) anything
+//!   below the highest epoch zkfle has shown it. This is the fencing: a
+//!   deposed leader's epoch is older than the one Zab established on a
+//!   quorum, so it can no longer gather a quorum;
 //! * **synchronization** — from the follower's per-epoch log tails the
 //!   leader finds the last common zxid, sends `TRUNC <zxid>` if the
 //!   follower holds entries it does not have (never acknowledged ones),
 //!   then the entries the follower lacks, then `SYNCED <zxid>`; the leader
 //!   serves once a quorum (itself included) acknowledged that;
-//! * **broadcast** — `ENTRY <zxid> <key> <value>` in zxid order; a follower
-//!   appends, fsyncs and answers `ACK <zxid>`, and rejects (closes) any
-//!   entry of another epoch than its leader's or out of order. `PING`
-//!   keeps a quiet link alive (answered by `ACK <last zxid>`).
+//! * **broadcast** — `ENTRY <zxid> <key> <value>` in zxid order, zxid =
+//!   `(epoch << 32) | counter` with the counter starting at 1 in each new
+//!   epoch, as ZooKeeper's does; a follower appends, fsyncs and answers
+//!   `ACK <zxid>`, and rejects (closes) any entry of another epoch than its
+//!   leader's or out of order. `PING` keeps a quiet link alive (answered by
+//!   `ACK <last zxid>`).
 //!
-//! The epoch files are zkfle's own (`dataDir/version-2/acceptedEpoch`,
-//! `currentEpoch`), written as Zab writes them, so the peer's vote carries
-//! the right peer epoch and zkfle's startup check (`currentEpoch` not older
-//! than the log) holds after a crash.
+//! Because an entry of epoch `e` is only written while zkfle serves in
+//! epoch `e`, after Zab persisted `currentEpoch = e` on this node, zkfle's
+//! startup check (`currentEpoch` not older than the log's last zxid) holds
+//! after any crash.
 //!
-//! Leader loss: until zkfle's quorum-port session ends a role by itself, the
-//! store detects it on its replication links (EOF, `syncLimit` ticks of
-//! silence, no quorum synced within `initLimit` ticks) and asks zkfle for a
-//! new election ([`PeerHandle::restart_election`]). The election itself is
-//! always zkfle's, with the store's last zxid as the vote (the supplier
-//! also freezes the store, so the vote stays true until the next role).
+//! Leader loss: zkfle's Zab session ends a role by itself when the leader
+//! (or, for a leader, its quorum) goes away, and the store drops the role
+//! on the `Looking` event. The store also keeps its own detection on its
+//! replication links (EOF, `syncLimit` ticks of silence, no quorum synced
+//! within `initLimit` ticks) as a second signal and then asks zkfle for a
+//! new election ([`PeerHandle::restart_election`]): harmless when Zab has
+//! already noticed, and it covers a leader whose Zab session is healthy
+//! while its store cannot replicate. The election itself is always
+//! zkfle's, with the store's last zxid as the vote (the supplier also
+//! freezes the store, so the vote stays true until the next role).
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -48,7 +63,6 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use zkfle::config::{QuorumVerifier, ZkConfig};
-use zkfle::peer::EpochFiles;
 use zkfle::{Event, PeerBuilder, PeerHandle, Role, ZkfleError};
 
 /// Longest request or replication line accepted.
@@ -67,7 +81,7 @@ pub enum KvError {
         /// What is wrong.
         problem: String,
     },
-    /// The log or the epoch files.
+    /// The log.
     #[error("{what} {path}: {source}")]
     Io {
         /// What was being done.
@@ -77,9 +91,6 @@ pub enum KvError {
         #[source]
         source: std::io::Error,
     },
-    /// zkfle's epoch files.
-    #[error(transparent)]
-    Epoch(#[from] zkfle::peer::EpochError),
     /// The election peer.
     #[error(transparent)]
     Peer(#[from] ZkfleError),
@@ -300,13 +311,12 @@ fn common_point(leader: &Store, follower_tails: &[i64]) -> i64 {
 
 /// The leader's view while leading.
 struct Lead {
-    /// 0 until a quorum answered and the epoch is chosen.
+    /// The epoch zkfle's Zab session established for this leadership.
     epoch: i64,
-    /// zkfle's epoch of this role (non-zero once its quorum-port session
-    /// establishes epochs); the store's epoch is never below it.
-    zk_epoch: i64,
+    /// Set when that epoch cannot stamp new writes (see [`on_role`]): the
+    /// role is given back to zkfle.
+    unusable: Option<String>,
     counter: i64,
-    infos: BTreeMap<i64, i64>,
     synced: BTreeSet<i64>,
     acked: BTreeMap<i64, i64>,
     active: bool,
@@ -318,8 +328,12 @@ struct Lead {
 /// The follower's view while following.
 struct Follow {
     leader: i64,
+    /// The epoch of this node's `Role::Following`: the only one an `EPOCH`
+    /// line may carry.
+    zk_epoch: i64,
     /// The replication connection currently trusted (0 = none).
     conn: u64,
+    /// The epoch accepted on the trusted connection (0 until then).
     epoch: i64,
     synced: bool,
     since: Instant,
@@ -335,7 +349,10 @@ enum Mode {
 
 struct State {
     store: Store,
-    epochs: EpochFiles,
+    /// The highest epoch zkfle has shown this node (its persisted
+    /// currentEpoch at start, then every role's): `EPOCH` below it is
+    /// stale.
+    seen_epoch: i64,
     mode: Mode,
     /// Bumped on every role change: threads of an older role exit.
     session: u64,
@@ -462,14 +479,11 @@ impl Node {
             source,
         })?;
         let store = Store::open(&cfg.data_dir)?;
-        let epochs = EpochFiles::open(&cfg.data_dir, store.last_zxid())?;
         log::info!(
-            "sid {}: recovered {} entries, last zxid {:#x}, acceptedEpoch {} currentEpoch {}",
+            "sid {}: recovered {} entries, last zxid {:#x}",
             cfg.my_sid,
             store.log.len(),
             store.last_zxid(),
-            epochs.accepted(),
-            epochs.current()
         );
         let listener = TcpListener::bind(kv_addr).map_err(|source| KvError::Io {
             what: "bind kvAddress",
@@ -485,7 +499,7 @@ impl Node {
             sync_limit: cfg.sync_limit.max(1),
             st: Mutex::new(State {
                 store,
-                epochs,
+                seen_epoch: 0,
                 mode: Mode::Looking,
                 session: 0,
             }),
@@ -506,6 +520,13 @@ impl Node {
             st.store.last_zxid()
         });
         let handle = builder.start()?;
+        {
+            // While looking this is zkfle's persisted currentEpoch: no
+            // leader of an older epoch may replicate to us, even before
+            // the first role.
+            let mut st = shared.st.lock();
+            st.seen_epoch = st.seen_epoch.max(handle.current_epoch());
+        }
         let node = Node {
             shared: shared.clone(),
             handle: handle.clone(),
@@ -811,6 +832,9 @@ fn role_loop(sh: Arc<Shared>, handle: PeerHandle, events: crossbeam_channel::Rec
 fn on_role(sh: &Arc<Shared>, role: Role) {
     let mut st = sh.st.lock();
     let now = Instant::now();
+    if let Some(e) = role.epoch() {
+        st.seen_epoch = st.seen_epoch.max(e);
+    }
     match role {
         Role::Looking => {
             if !matches!(st.mode, Mode::Looking) {
@@ -818,17 +842,27 @@ fn on_role(sh: &Arc<Shared>, role: Role) {
             }
         }
         Role::Leading { epoch } => {
-            if matches!(st.mode, Mode::Leading(_)) {
+            if matches!(&st.mode, Mode::Leading(l) if l.epoch == epoch) {
                 return;
             }
-            log::info!("sid {}: LEADING; discovering the store epoch", sh.sid);
+            // zxids must grow: a new epoch's first zxid (epoch << 32 | 1)
+            // has to be above everything in the log. Zab's epoch is above
+            // every epoch established before, and the log only holds
+            // entries of established epochs, so this refuses only a zkfle
+            // without an established epoch (0) or a foreign log.
+            let log_epoch = epoch_of(st.store.last_zxid());
+            let unusable = (epoch <= log_epoch)
+                .then(|| format!("zkfle epoch {epoch} is not above the log's epoch {log_epoch}"));
+            log::info!(
+                "sid {}: LEADING in epoch {epoch}; synchronizing the store",
+                sh.sid
+            );
             sh.set_mode(
                 &mut st,
                 Mode::Leading(Lead {
-                    epoch: 0,
-                    zk_epoch: epoch,
+                    epoch,
+                    unusable: unusable.clone(),
                     counter: 0,
-                    infos: BTreeMap::new(),
                     synced: BTreeSet::new(),
                     acked: BTreeMap::new(),
                     active: false,
@@ -837,6 +871,9 @@ fn on_role(sh: &Arc<Shared>, role: Role) {
                     quorum_lost_since: None,
                 }),
             );
+            if unusable.is_some() {
+                return;
+            }
             let session = st.session;
             drop(st);
             for (&sid, &addr) in &sh.kv_addrs {
@@ -849,15 +886,19 @@ fn on_role(sh: &Arc<Shared>, role: Role) {
                 });
             }
         }
-        Role::Following { leader, .. } | Role::Observing { leader, .. } => {
-            if matches!(&st.mode, Mode::Following(f) if f.leader == leader) {
+        Role::Following { leader, epoch } | Role::Observing { leader, epoch } => {
+            if matches!(&st.mode, Mode::Following(f) if f.leader == leader && f.zk_epoch == epoch) {
                 return;
             }
-            log::info!("sid {}: FOLLOWING {leader}; waiting for its sync", sh.sid);
+            log::info!(
+                "sid {}: FOLLOWING {leader} in epoch {epoch}; waiting for its sync",
+                sh.sid
+            );
             sh.set_mode(
                 &mut st,
                 Mode::Following(Follow {
                     leader,
+                    zk_epoch: epoch,
                     conn: 0,
                     epoch: 0,
                     synced: false,
@@ -891,6 +932,9 @@ fn check_liveness(sh: &Shared) -> Option<String> {
             }
         }
         Mode::Leading(l) => {
+            if let Some(why) = &l.unusable {
+                return Some(why.clone());
+            }
             if !l.active {
                 return (l.since.elapsed() > sh.init_timeout())
                     .then(|| "no quorum synchronized within initLimit".to_string());
@@ -923,7 +967,6 @@ fn leader_link(sh: &Arc<Shared>, session: u64, sid: i64, addr: SocketAddr) {
                     if let Mode::Leading(l) = &mut st.mode {
                         l.synced.remove(&sid);
                         l.acked.remove(&sid);
-                        l.infos.remove(&sid);
                     }
                 }
                 if let Err(why) = r {
@@ -952,7 +995,7 @@ fn lead_one(sh: &Arc<Shared>, session: u64, sid: i64, stream: TcpStream) -> Resu
     if words.next() != Some("INFO") {
         return Err(format!("follower says {info:?}"));
     }
-    let accepted: i64 = words
+    let seen: i64 = words
         .next()
         .and_then(|w| w.parse().ok())
         .ok_or("bad INFO")?;
@@ -962,29 +1005,20 @@ fn lead_one(sh: &Arc<Shared>, session: u64, sid: i64, stream: TcpStream) -> Resu
         .collect::<Result<_, _>>()
         .map_err(|_| "bad INFO tails")?;
 
-    // Discovery: wait for a quorum of answers, then the epoch.
+    // Discovery: the epoch is the one zkfle's Zab session established;
+    // a follower that has seen a newer one knows this leadership is over.
     let epoch = {
-        let mut st = sh.st.lock();
-        if let Mode::Leading(l) = &mut st.mode {
-            l.infos.insert(sid, accepted);
-        }
-        choose_epoch(sh, &mut st);
-        let deadline = Instant::now() + sh.init_timeout();
-        loop {
-            if st.session != session {
-                return Err("leadership ended".into());
-            }
-            if let Mode::Leading(l) = &st.mode {
-                if l.epoch != 0 {
-                    break l.epoch;
-                }
-            }
-            if Instant::now() >= deadline {
-                return Err("no quorum for an epoch".into());
-            }
-            wait(sh, &mut st, Duration::from_millis(50));
+        let st = sh.st.lock();
+        match &st.mode {
+            Mode::Leading(l) if st.session == session => l.epoch,
+            _ => return Err("leadership ended".into()),
         }
     };
+    if seen > epoch {
+        return Err(format!(
+            "follower has seen epoch {seen}, above ours {epoch}"
+        ));
+    }
     send(&mut out, format!("EPOCH {epoch}\n"))?;
     let ack = read_line(&mut input).ok_or("no ACKEPOCH")?;
     if ack != "ACKEPOCH" {
@@ -1093,40 +1127,6 @@ fn lead_one(sh: &Arc<Shared>, session: u64, sid: i64, stream: TcpStream) -> Resu
     }
 }
 
-/// Picks the store epoch once a quorum (this leader included) answered:
-/// one above every acceptedEpoch in that quorum, persisted before use.
-fn choose_epoch(sh: &Shared, st: &mut State) {
-    let my_accepted = st.epochs.accepted();
-    let my_log_epoch = epoch_of(st.store.last_zxid());
-    let Mode::Leading(l) = &mut st.mode else {
-        return;
-    };
-    if l.epoch != 0 {
-        return;
-    }
-    let who = l.infos.keys().copied().chain([sh.sid]);
-    if !sh.verifier.contains_quorum(who) {
-        return;
-    }
-    let highest = l
-        .infos
-        .values()
-        .copied()
-        .chain([my_accepted, my_log_epoch, l.zk_epoch - 1])
-        .max()
-        .unwrap_or(0);
-    let epoch = highest + 1;
-    if let Err(e) = st.epochs.set_accepted(epoch) {
-        log::error!("sid {}: cannot persist acceptedEpoch: {e}", sh.sid);
-        return;
-    }
-    if let Mode::Leading(l) = &mut st.mode {
-        l.epoch = epoch;
-    }
-    log::info!("sid {}: store epoch {epoch} accepted by a quorum", sh.sid);
-    sh.cv.notify_all();
-}
-
 /// Starts serving once a quorum has synchronized with this leader.
 fn activate_if_quorum(sh: &Shared, st: &mut State) {
     let Mode::Leading(l) = &st.mode else {
@@ -1140,14 +1140,6 @@ fn activate_if_quorum(sh: &Shared, st: &mut State) {
         return;
     }
     let epoch = l.epoch;
-    // currentEpoch before the first write of the epoch: zkfle refuses to
-    // start with a log newer than currentEpoch.
-    if st.epochs.current() < epoch {
-        if let Err(e) = st.epochs.set_current(epoch) {
-            log::error!("sid {}: cannot persist currentEpoch: {e}", sh.sid);
-            return;
-        }
-    }
     let last = st.store.last_zxid();
     if let Mode::Leading(l) = &mut st.mode {
         l.active = true;
@@ -1176,7 +1168,7 @@ fn follower_session(
     let _ = out.set_read_timeout(Some(sh.sync_timeout()));
     let info = {
         let mut st = sh.st.lock();
-        let accepted = st.epochs.accepted();
+        let seen = st.seen_epoch;
         let tails = st.store.tails();
         match &mut st.mode {
             // The connection is trusted only once its EPOCH passes.
@@ -1187,7 +1179,7 @@ fn follower_session(
             }
         }
         let tails: Vec<String> = tails.iter().map(|z| format!("{z:x}")).collect();
-        format!("INFO {accepted} {}\n", tails.join(" "))
+        format!("INFO {seen} {}\n", tails.join(" "))
     };
     if out.write_all(info.as_bytes()).is_err() {
         return;
@@ -1239,14 +1231,23 @@ fn follow_stream(
         let reply = match (words.next(), words.next(), words.next(), words.next()) {
             (Some("EPOCH"), Some(e), None, None) if !trusted => {
                 let e: i64 = e.parse().map_err(|_| "bad EPOCH")?;
-                let accepted = st.epochs.accepted();
-                // Fencing: a leader of an epoch older than one this node
-                // accepted has been superseded.
-                if e < accepted {
-                    return Err(format!("stale epoch {e}, accepted {accepted}"));
+                let seen = st.seen_epoch;
+                // Fencing: a leader of an epoch older than one zkfle has
+                // shown us has been superseded (Zab established a newer
+                // epoch on a quorum).
+                if e < seen {
+                    return Err(format!("stale epoch {e}, seen {seen}"));
                 }
-                if e > accepted {
-                    st.epochs.set_accepted(e).map_err(|e| e.to_string())?;
+                let role_epoch = match &st.mode {
+                    Mode::Following(f) => f.zk_epoch,
+                    _ => 0,
+                };
+                // Only the epoch of our own Zab session with this leader:
+                // anything else is not the leadership zkfle names.
+                if e != role_epoch {
+                    return Err(format!(
+                        "epoch {e} is not the epoch {role_epoch} zkfle follows {leader} in"
+                    ));
                 }
                 if let Mode::Following(f) = &mut st.mode {
                     // The newest connection from our leader wins.
@@ -1286,11 +1287,6 @@ fn follow_stream(
                         st.store.last_zxid()
                     ));
                 }
-                if epoch_of(z) > st.epochs.current() {
-                    st.epochs
-                        .set_current(epoch_of(z))
-                        .map_err(|e| e.to_string())?;
-                }
                 let entry = Entry {
                     zxid: z,
                     key: k.to_string(),
@@ -1302,9 +1298,6 @@ fn follow_stream(
                 format!("ACK {z:x}")
             }
             (Some("SYNCED"), Some(_), None, None) if !synced => {
-                if st.epochs.current() < epoch {
-                    st.epochs.set_current(epoch).map_err(|e| e.to_string())?;
-                }
                 if let Mode::Following(f) = &mut st.mode {
                     f.synced = true;
                 }
