@@ -843,10 +843,10 @@ impl PeerHandle {
     /// stamped with an older one.
     ///
     /// The epoch is the persisted `currentEpoch`, which the quorum-port
-    /// (Zab) session advances for every new leadership. Until that session
-    /// is in the crate nothing inside zkfle advances it: the embedding store
-    /// has to agree on and persist epochs itself, as the `replicated_kv`
-    /// example does with [`crate::peer::EpochFiles`].
+    /// (Zab) session advances for every new leadership: a leader's epoch is
+    /// one past the highest accepted epoch of the quorum that elected it, so
+    /// it is larger than that of any earlier leader a quorum accepted. The
+    /// `replicated_kv` example stamps its writes with it.
     ///
     /// ```
     /// # use std::time::Duration;

@@ -6,102 +6,16 @@
 //! Without Java ZooKeeper the tests skip with a message, unless `CI` is set:
 //! then they fail. Ports: 25101..=25603 (bases 25100 and 25400).
 
+#[path = "common/java.rs"]
+mod java;
 #[path = "common/peer.rs"]
 mod peer;
 
+use java::{java_available, JavaEnsemble};
 use peer::*;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 static SERIAL: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
-
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/zk-ensemble.sh")
-}
-
-/// True if Java ZooKeeper can run here; panics under CI if it cannot.
-fn java_available() -> bool {
-    let ok = script().exists()
-        && Path::new("/usr/share/java/zookeeper.jar").exists()
-        && Command::new("java")
-            .arg("-version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !ok {
-        if std::env::var_os("CI").is_some() {
-            panic!("Java ZooKeeper 3.8 is required under CI (apt-get install -y zookeeper) and zk-ensemble.sh must exist");
-        }
-        eprintln!("SKIPPED: Java ZooKeeper not installed (apt-get install -y zookeeper)");
-    }
-    ok
-}
-
-/// One zk-ensemble.sh working directory; `stop` on drop.
-struct JavaEnsemble {
-    _tmp: tempfile::TempDir,
-    zk_dir: PathBuf,
-    base: u16,
-}
-
-impl JavaEnsemble {
-    /// Client ports base+sid, quorum base+100+sid, election base+200+sid:
-    /// the same layout as [`Ports`], so zkfle peers use the same numbers.
-    fn new(base: u16) -> JavaEnsemble {
-        let tmp = tempfile::tempdir().unwrap();
-        let zk_dir = tmp.path().join("zk");
-        JavaEnsemble {
-            _tmp: tmp,
-            zk_dir,
-            base,
-        }
-    }
-
-    fn cmd(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-        let mut c = Command::new("bash");
-        c.arg(script())
-            .args(args)
-            .env("ZK_DIR", &self.zk_dir)
-            .env("ZK_CLIENT_BASE", self.base.to_string())
-            .env("ZK_QUORUM_BASE", (self.base + 100).to_string())
-            .env("ZK_ELECTION_BASE", (self.base + 200).to_string())
-            .env("ZK_SIZE", "3");
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        let out = c.output().unwrap();
-        assert!(
-            out.status.success(),
-            "zk-ensemble.sh {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-
-    fn cfg(&self, sid: i64) -> PathBuf {
-        let out = self.cmd(&["cfg", &sid.to_string()], &[]);
-        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-    }
-
-    fn log(&self, sid: i64) -> String {
-        std::fs::read_to_string(self.zk_dir.join(format!("node{sid}/zookeeper.log")))
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for JavaEnsemble {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(script())
-            .arg("stop")
-            .env("ZK_DIR", &self.zk_dir)
-            .env("ZK_CLIENT_BASE", self.base.to_string())
-            .env("ZK_QUORUM_BASE", (self.base + 100).to_string())
-            .env("ZK_ELECTION_BASE", (self.base + 200).to_string())
-            .output();
-    }
-}
 
 /// The Java peer's log lines from its first decision: the bare state line
 /// (`FOLLOWING`/`LEADING`) and the `LEADER ELECTION TOOK` line.
@@ -119,7 +33,7 @@ fn java_peers_follow_a_zkfle_sid_3_started_first() {
     let _g = SERIAL.lock();
     let base = 25100;
     let ports = Ports { base };
-    let java = JavaEnsemble::new(base);
+    let java = JavaEnsemble::new(base, 3);
     java.cmd(&["init"], &[]);
     let mut z3 = Proc::run_cfg(&java.cfg(3));
     // Its client port answers once the election port is bound.
@@ -209,7 +123,7 @@ fn zkfle_peers_follow_a_java_sid_3_started_first() {
     let _g = SERIAL.lock();
     let base = 25400;
     let ports = Ports { base };
-    let java = JavaEnsemble::new(base);
+    let java = JavaEnsemble::new(base, 3);
     java.cmd(&["init"], &[]);
     java.cmd(&["start"], &[("ZK_KEEP_DATA", "1"), ("ZK_SIDS", "3")]);
     poll(

@@ -7,95 +7,31 @@
 
 #[path = "common/cnx.rs"]
 mod cnx;
+#[path = "common/java.rs"]
+mod java;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use cnx::*;
 use zkfle::cnx::{LinkState, Qcm, QcmConfig};
 use zkfle::wire::{Notification, ServerState};
 
-const CLIENT_BASE: u16 = 22100;
-const QUORUM_BASE: u16 = 22120;
-const ELECTION_BASE: u16 = 22140;
-
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/zk-ensemble.sh")
-}
-
-/// Runs zk-ensemble.sh with this test's ports and working dir.
-struct Ensemble {
-    dir: tempfile::TempDir,
-}
-
-impl Ensemble {
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new("bash")
-            .arg(script())
-            .args(args)
-            .env("ZK_DIR", self.dir.path().join("zk"))
-            .env("ZK_CLIENT_BASE", CLIENT_BASE.to_string())
-            .env("ZK_QUORUM_BASE", QUORUM_BASE.to_string())
-            .env("ZK_ELECTION_BASE", ELECTION_BASE.to_string())
-            .env("ZK_SIZE", "4")
-            .env("ZK_SIDS", "1 2 3")
-            .output()
-            .expect("run zk-ensemble.sh")
-    }
-}
-
-impl Drop for Ensemble {
-    fn drop(&mut self) {
-        // Always stop the JVMs this test started (the script signals only
-        // its own processes, by pid).
-        let out = self.run(&["stop"]);
-        if !out.status.success() {
-            eprintln!(
-                "zk-ensemble.sh stop: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    }
-}
-
-fn java_zookeeper_available() -> bool {
-    std::path::Path::new("/usr/share/java/zookeeper.jar").exists()
-        && Command::new("java")
-            .arg("-version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-        && script().exists()
-}
+/// Client ports 22401.., quorum 22501.., election 22601.. (the layout of
+/// tests/common/java.rs).
+const BASE: u16 = 22400;
+const ELECTION_BASE: u16 = BASE + 200;
 
 #[test]
 fn zkfle_sid_4_links_to_java_peers_and_decodes_their_votes() {
-    if !java_zookeeper_available() {
-        if std::env::var_os("CI").is_some() {
-            panic!("Java ZooKeeper (apt-get install zookeeper) or shared/tools/zk-ensemble.sh missing, and CI is set");
-        }
-        eprintln!("SKIPPED: Java ZooKeeper not installed (apt-get install -y zookeeper)");
+    if !java::java_available() {
         return;
     }
-    let ens = Ensemble {
-        dir: tempfile::tempdir().expect("temp dir"),
-    };
-    let out = ens.run(&["start"]);
-    assert!(
-        out.status.success(),
-        "zk-ensemble.sh start failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = ens.run(&["wait", "60", "1", "2", "3"]);
-    assert!(
-        out.status.success(),
-        "Java sids 1..3 did not settle: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = ens.run(&["leader"]);
+    // Sid 4 is listed but never started as Java: this QCM takes it.
+    let ens = java::JavaEnsemble::new(BASE, 4).with_env("ZK_SIDS", "1 2 3");
+    ens.cmd(&["start"], &[]);
+    ens.cmd(&["wait", "60", "1", "2", "3"], &[]);
+    let out = ens.cmd(&["leader"], &[]);
     let leader: i64 = String::from_utf8_lossy(&out.stdout)
         .trim()
         .parse()
