@@ -1,14 +1,16 @@
 //! Cost of the sans-IO election machine: one LOOKING notification through
 //! the loop, one reply from a settled server (the path `zkfle bench notify`
-//! exercises), and a whole 5-server cold start in the virtual-time testkit.
+//! exercises), a whole 5-server cold start in the virtual-time testkit, and
+//! the vote tally (record every voter's vote, check the quorum) at N = 3..51.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use zkfle::config::QuorumVerifier;
+use zkfle::election::tally::{TallyVote, VoteSet};
 use zkfle::election::testkit::{notif, Cluster};
-use zkfle::election::{Fle, FleConfig};
+use zkfle::election::{Fle, FleConfig, Vote};
 use zkfle::wire::ServerState;
 
 fn bench_election(c: &mut Criterion) {
@@ -45,5 +47,26 @@ fn bench_election(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench_election);
+/// One election round's tally at size N: each voter's LOOKING vote recorded,
+/// then the quorum check for the agreed vote (what lookForLeader does on the
+/// last notification of a round).
+fn bench_tally(c: &mut Criterion) {
+    let mut group = c.benchmark_group("tally");
+    for n in [3i64, 5, 7, 9, 15, 25, 51] {
+        let q = QuorumVerifier::majority(1..=n);
+        let target = TallyVote::looking(Vote::new(n, 0x1_0000_0005, 1), 1);
+        group.bench_function(format!("record_and_check_n{n}"), |b| {
+            b.iter(|| {
+                let mut set = VoteSet::new();
+                for sid in 1..=n {
+                    set.insert(sid, target);
+                }
+                black_box(set.has_quorum(black_box(&target), &q))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_election, bench_tally);
 criterion_main!(benches);
