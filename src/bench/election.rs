@@ -665,10 +665,10 @@ pub fn svg_chart(results: &[SizeResult]) -> String {
                 .iter()
                 .filter(|r| r.n == n)
                 .filter_map(|r| {
-                    let v = if scenario == "cold" {
-                        &r.cold_ms
-                    } else {
-                        &r.failover_ms
+                    let v = match scenario {
+                        "cold" => &r.cold_ms,
+                        "failover" => &r.failover_ms,
+                        _ => &r.hung_ms,
                     };
                     Summary::of(v).map(|summary| Bar {
                         label: format!("{:.0}", summary.median),
@@ -792,6 +792,10 @@ mod chart_tests {
             r(Implementation::Java, 2300.0, 400.0),
         ]);
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert!(
+            !svg.contains(">hung N=3<"),
+            "no hung bars without hung data"
+        );
         assert_eq!(
             svg.matches("width=\"40\"").count(),
             4,
@@ -807,5 +811,10 @@ mod chart_tests {
         ] {
             assert!(svg.contains(label), "missing {label}");
         }
+        // A hung scenario gets its own bars with its own figures.
+        let mut hung = r(Implementation::Zkfle, 40.0, 30.0);
+        hung.hung_ms = vec![1015.0];
+        let svg = svg_chart(&[hung]);
+        assert!(svg.contains(">hung N=3<") && svg.contains(">1015<"));
     }
 }
