@@ -65,6 +65,10 @@ pub struct ElectionArgs {
     /// Seconds before a trial is declared stuck.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
+    /// Milliseconds to let an ensemble settle after its cold start before
+    /// the leader is killed or stopped (same for both implementations).
+    #[arg(long, default_value_t = 1000)]
+    pub settle_ms: u64,
     /// Also write a bar chart of the medians to this SVG file.
     #[arg(long)]
     pub svg: Option<std::path::PathBuf>,
@@ -154,6 +158,7 @@ fn election_main(a: ElectionArgs) -> i32 {
         zk_ensemble: a.zk_ensemble,
         zkfle_bin,
         trial_timeout: Duration::from_secs(a.timeout),
+        settle: Duration::from_millis(a.settle_ms),
     };
     match election::run(&opts) {
         Ok(results) => {

@@ -58,6 +58,9 @@ pub struct ElectionBenchOptions {
     pub zkfle_bin: PathBuf,
     /// Give up on one trial after this long.
     pub trial_timeout: Duration,
+    /// Pause between the cold start settling and the failover or hung-leader
+    /// step, for both implementations alike.
+    pub settle: Duration,
 }
 
 /// Failures that stop the benchmark.
@@ -523,6 +526,10 @@ pub fn run(opts: &ElectionBenchOptions) -> Result<Vec<SizeResult>, ElectionBench
                     r.cold_ms.push(cold);
                 }
                 r.stats = ens.pids().into_iter().filter_map(process_stats).collect();
+                // Failover is measured on a settled ensemble, as it happens in
+                // service: right after a cold start the peers are still
+                // finishing connection set-up (dial loops, call-backs).
+                std::thread::sleep(opts.settle);
                 let leader = leader_index(&ports);
                 let survivors = |leader: usize| -> Vec<u16> {
                     ports
