@@ -17,32 +17,8 @@ const TICK_MS: u64 = 200;
 const SYNC: u64 = 5;
 
 fn write_cfgs(dir: &Path, n: i64, ports: Ports) -> Vec<PathBuf> {
-    let mut servers = String::new();
-    for sid in 1..=n {
-        servers.push_str(&format!(
-            "server.{sid}=127.0.0.1:{}:{}\n",
-            ports.quorum(sid),
-            ports.election(sid)
-        ));
-    }
-    (1..=n)
-        .map(|sid| {
-            let data = dir.join(format!("node{sid}"));
-            std::fs::create_dir_all(&data).expect("data dir");
-            std::fs::write(data.join("myid"), format!("{sid}\n")).expect("myid");
-            let path = dir.join(format!("zoo{sid}.cfg"));
-            std::fs::write(
-                &path,
-                format!(
-                    "tickTime={TICK_MS}\ninitLimit=10\nsyncLimit={SYNC}\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n{servers}",
-                    data.display(),
-                    ports.client(sid)
-                ),
-            )
-            .expect("zoo.cfg");
-            path
-        })
-        .collect()
+    let timing = format!("tickTime={TICK_MS}\ninitLimit=10\nsyncLimit={SYNC}\n");
+    write_ensemble_timed(dir, n, ports, &timing, "")
 }
 
 fn epochs(dir: &Path, sid: i64) -> (String, String) {

@@ -37,8 +37,26 @@ impl Ports {
 }
 
 /// Writes `zoo<sid>.cfg` for sids 1..=n under `dir`, each with
-/// `dir/node<sid>` as dataDir holding a `myid`. Returns the config paths.
+/// `dir/node<sid>` as dataDir holding a `myid`, with ZooKeeper's default
+/// timings (tickTime 2000, initLimit 10, syncLimit 5). Returns the paths.
 pub fn write_ensemble(dir: &Path, n: i64, ports: Ports, extra: &str) -> Vec<PathBuf> {
+    write_ensemble_timed(
+        dir,
+        n,
+        ports,
+        "tickTime=2000\ninitLimit=10\nsyncLimit=5\n",
+        extra,
+    )
+}
+
+/// [`write_ensemble`] with the timing lines given (`tickTime=..\n...`).
+pub fn write_ensemble_timed(
+    dir: &Path,
+    n: i64,
+    ports: Ports,
+    timing: &str,
+    extra: &str,
+) -> Vec<PathBuf> {
     let mut servers = String::new();
     for sid in 1..=n {
         servers.push_str(&format!(
@@ -56,7 +74,7 @@ pub fn write_ensemble(dir: &Path, n: i64, ports: Ports, extra: &str) -> Vec<Path
             std::fs::write(
                 &path,
                 format!(
-                    "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n{servers}{extra}",
+                    "{timing}dataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n{servers}{extra}",
                     data.display(),
                     ports.client(sid)
                 ),
