@@ -217,11 +217,8 @@ fn parse_server_value(value: &str, multi_address_enabled: bool) -> Result<Server
     })
 }
 
-/// Java `Integer.parseInt`: optional sign, decimal digits, 32-bit range.
-fn parse_int(value: &str) -> Result<i64, Problem> {
-    let v: i64 = value.parse().map_err(|_| Problem::NotAnInteger {
-        value: value.into(),
-    })?;
+/// Java's `int` range, which every integer key of zoo.cfg is read into.
+fn within_i32(v: i64) -> Result<i64, Problem> {
     if v < i64::from(i32::MIN) || v > i64::from(i32::MAX) {
         return Err(Problem::OutOfRange {
             value: v,
@@ -230,6 +227,14 @@ fn parse_int(value: &str) -> Result<i64, Problem> {
         });
     }
     Ok(v)
+}
+
+/// Java `Integer.parseInt`: optional sign, decimal digits, 32-bit range.
+fn parse_int(value: &str) -> Result<i64, Problem> {
+    let v: i64 = value.parse().map_err(|_| Problem::NotAnInteger {
+        value: value.into(),
+    })?;
+    within_i32(v)
 }
 
 /// Java `Integer.decode`, which `Integer.getInteger` uses for the keys
@@ -261,14 +266,7 @@ fn parse_decode_int(value: &str) -> Result<i64, Problem> {
     }
     let mag = i64::from_str_radix(digits, radix).map_err(|_| bad())?;
     let v = if neg { -mag } else { mag };
-    if v < i64::from(i32::MIN) || v > i64::from(i32::MAX) {
-        return Err(Problem::OutOfRange {
-            value: v,
-            min: i32::MIN.into(),
-            max: i32::MAX.into(),
-        });
-    }
-    Ok(v)
+    within_i32(v)
 }
 
 /// ZooKeeper's boolean keys: `true`/`false`, any case.
