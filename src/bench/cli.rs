@@ -72,6 +72,10 @@ pub struct ElectionArgs {
     /// Also write a bar chart of the medians to this SVG file.
     #[arg(long)]
     pub svg: Option<std::path::PathBuf>,
+    /// Keep every zkfle peer's log as DIR/n<N>-trial<T>-sid<S>.log (RUST_LOG
+    /// sets their level, info by default) to see why a trial was slow.
+    #[arg(long)]
+    pub keep_logs: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -159,6 +163,7 @@ fn election_main(a: ElectionArgs) -> i32 {
         zkfle_bin,
         trial_timeout: Duration::from_secs(a.timeout),
         settle: Duration::from_millis(a.settle_ms),
+        keep_logs: a.keep_logs,
     };
     match election::run(&opts) {
         Ok(results) => {

@@ -61,6 +61,9 @@ pub struct ElectionBenchOptions {
     /// Pause between the cold start settling and the failover or hung-leader
     /// step, for both implementations alike.
     pub settle: Duration,
+    /// Where zkfle peers' logs go instead of the ensemble's temporary
+    /// directory, which is deleted with it.
+    pub keep_logs: Option<PathBuf>,
 }
 
 /// Failures that stop the benchmark.
@@ -244,10 +247,16 @@ struct ZkfleEnsemble {
     n: usize,
     base: u16,
     children: Vec<Option<Child>>,
+    /// `Some((dir, trial))` when logs are kept.
+    keep_logs: Option<(PathBuf, usize)>,
 }
 
 impl ZkfleEnsemble {
-    fn new(opts: &ElectionBenchOptions, n: usize) -> Result<Self, ElectionBenchError> {
+    fn new(
+        opts: &ElectionBenchOptions,
+        n: usize,
+        trial: usize,
+    ) -> Result<Self, ElectionBenchError> {
         let dir = tempfile::Builder::new()
             .prefix("zkfle-bench-")
             .tempdir()
@@ -283,6 +292,7 @@ impl ZkfleEnsemble {
             n,
             base: opts.zkfle_base_port,
             children: Vec::new(),
+            keep_logs: opts.keep_logs.clone().map(|d| (d, trial)),
         })
     }
 
@@ -302,12 +312,22 @@ impl Ensemble for ZkfleEnsemble {
         self.wipe_data();
         let t0 = now_ns();
         for sid in 1..=self.n {
-            let log = std::fs::File::create(self.dir.path().join(format!("node{sid}.log")))
-                .map_err(ElectionBenchError::WorkDir)?;
+            let log_path = match &self.keep_logs {
+                Some((dir, trial)) => {
+                    std::fs::create_dir_all(dir).map_err(ElectionBenchError::WorkDir)?;
+                    dir.join(format!("n{}-trial{trial}-sid{sid}.log", self.n))
+                }
+                None => self.dir.path().join(format!("node{sid}.log")),
+            };
+            let log = std::fs::File::create(log_path).map_err(ElectionBenchError::WorkDir)?;
+            let level = match &self.keep_logs {
+                Some(_) => std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+                None => "info".into(),
+            };
             let child = Command::new(&self.bin)
                 .arg("run")
                 .arg(self.dir.path().join(format!("zoo{sid}.cfg")))
-                .env("RUST_LOG", "info")
+                .env("RUST_LOG", level)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log)
@@ -506,7 +526,7 @@ pub fn run(opts: &ElectionBenchOptions) -> Result<Vec<SizeResult>, ElectionBench
             };
             for trial in 1..=opts.trials {
                 let mut ens: Box<dyn Ensemble> = match imp {
-                    Implementation::Zkfle => Box::new(ZkfleEnsemble::new(opts, n)?),
+                    Implementation::Zkfle => Box::new(ZkfleEnsemble::new(opts, n, trial)?),
                     Implementation::Java => Box::new(JavaEnsemble::new(opts, n)?),
                 };
                 let ports = ens.client_ports();

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -301,6 +301,7 @@ pub(crate) fn connect(shared: &Arc<Shared>, slot: &Arc<PeerSlot>, force: bool) {
 async fn dial_loop(shared: Arc<Shared>, slot: Arc<PeerSlot>) {
     let higher = slot.sid > shared.my_sid();
     let mut backoff = MIN_BACKOFF;
+    let mut reset_redialled = false;
     loop {
         if shared.is_shutting_down() {
             break;
@@ -309,15 +310,21 @@ async fn dial_loop(shared: Arc<Shared>, slot: Arc<PeerSlot>) {
         if slot.is_up() && !redial {
             break;
         }
-        let reached = dial_once(&shared, &slot, higher).await;
+        let outcome = dial_once(&shared, &slot, higher).await;
+        let reached = !matches!(outcome, Dialled::Failed);
         slot.dial_failed.store(!reached, Ordering::Release);
         if !reached && !slot.is_up() && slot.ever_up.load(Ordering::Acquire) {
             shared.event(PeerEvent::Unreachable(slot.sid));
         }
-        if higher && reached {
-            let deadline = Instant::now() + CALLBACK_WAIT;
-            while !slot.is_up() && Instant::now() < deadline && !shared.is_shutting_down() {
-                tokio::time::sleep(Duration::from_millis(10)).await;
+        if let Dialled::Prompted(prompt) = outcome {
+            if await_callback(&shared, &slot, prompt).await == Callback::PromptReset
+                && !reset_redialled
+            {
+                // Dial again at once: a refusal now tells the election the
+                // peer is gone (Unreachable) instead of leaving its link
+                // Connecting for a whole backoff.
+                reset_redialled = true;
+                continue;
             }
         }
         if slot.is_up() && !slot.redial.load(Ordering::Acquire) {
@@ -344,12 +351,74 @@ async fn dial_loop(shared: Arc<Shared>, slot: Arc<PeerSlot>) {
     }
 }
 
+/// What one pass of [`dial_once`] achieved.
+enum Dialled {
+    /// No configured address took a connection and our handshake.
+    Failed,
+    /// A link exists: ours to a smaller sid, or a larger sid's call-back
+    /// that arrived while we were connecting.
+    Linked,
+    /// A larger sid took our handshake; it closes this socket and calls
+    /// back (PROTOCOL.md §2.4).
+    Prompted(TcpStream),
+}
+
+/// How the wait for a larger sid's call-back ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Callback {
+    /// The link is up, or the wait ran its length, or we are shutting down.
+    Done,
+    /// The prompt socket was reset before any call-back came. A live
+    /// ZooKeeper or zkfle peer reads the handshake and closes with a FIN; a
+    /// reset is what the kernel sends for a connection still in the accept
+    /// queue of a listener that closed, i.e. a process that died right after
+    /// accepting (the race at every SIGKILL of a leader: the survivors redial
+    /// the moment its election link drops, before its listener is gone).
+    PromptReset,
+}
+
+/// Waits up to [`CALLBACK_WAIT`] for the larger sid's call-back while
+/// watching the prompt socket.
+async fn await_callback(
+    shared: &Arc<Shared>,
+    slot: &Arc<PeerSlot>,
+    mut prompt: TcpStream,
+) -> Callback {
+    let deadline = tokio::time::Instant::now() + CALLBACK_WAIT;
+    let mut open = true;
+    let mut buf = [0u8; 64];
+    while !slot.is_up() && tokio::time::Instant::now() < deadline && !shared.is_shutting_down() {
+        let tick = tokio::time::sleep(Duration::from_millis(10));
+        if !open {
+            tick.await;
+            continue;
+        }
+        tokio::select! {
+            r = prompt.read(&mut buf) => match r {
+                Ok(0) => open = false,
+                Ok(_) => {}
+                Err(e) => {
+                    if slot.is_up() {
+                        return Callback::Done;
+                    }
+                    log::debug!(
+                        "prompt to sid {} was reset before its call-back ({e}); dialling again",
+                        slot.sid
+                    );
+                    return Callback::PromptReset;
+                }
+            },
+            _ = tick => {}
+        }
+    }
+    Callback::Done
+}
+
 /// One pass over the sid's configured addresses. For a smaller sid the first
 /// connection that takes our handshake becomes the link. For a larger sid
-/// the handshake is written and the socket closed at once: it keeps only
-/// connections it dialled and calls back (PROTOCOL.md §2.4). Returns true if
-/// a connection was made.
-async fn dial_once(shared: &Arc<Shared>, slot: &Arc<PeerSlot>, higher: bool) -> bool {
+/// the handshake is written and the socket handed back so the call-back wait
+/// can see how the peer closes it.
+async fn dial_once(shared: &Arc<Shared>, slot: &Arc<PeerSlot>, higher: bool) -> Dialled {
     let sid = slot.sid;
     let timeout = shared.cfg.cnx_timeout;
     for addr in &slot.addrs {
@@ -379,7 +448,7 @@ async fn dial_once(shared: &Arc<Shared>, slot: &Arc<PeerSlot>, higher: bool) -> 
         if higher && slot.is_up() {
             // It called back while we were connecting: a handshake now would
             // make it tear down the link it just built (R13).
-            return true;
+            return Dialled::Linked;
         }
         // One write, as 3.8 flushes it once (PROTOCOL.md §2.2).
         match tokio::time::timeout(timeout, stream.write_all(&shared.handshake)).await {
@@ -404,10 +473,14 @@ async fn dial_once(shared: &Arc<Shared>, slot: &Arc<PeerSlot>, higher: bool) -> 
         bump(&shared.counters.connections_dialled, 1);
         if higher {
             log::debug!("prompted sid {sid} at {addr} to call back");
-            return true;
+            return Dialled::Prompted(stream);
         }
         let remote = stream.peer_addr().unwrap_or(*addr);
-        return hand_over(shared, sid, id, stream, remote);
+        return if hand_over(shared, sid, id, stream, remote) {
+            Dialled::Linked
+        } else {
+            Dialled::Failed
+        };
     }
-    false
+    Dialled::Failed
 }

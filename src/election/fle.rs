@@ -395,10 +395,7 @@ impl Fle {
                 });
             }
             if self.phase == Phase::Idle {
-                if self.backlog.len() == BACKLOG_CAP {
-                    self.backlog.pop_front();
-                }
-                self.backlog.push_back((from, *n));
+                self.buffer(from, n);
             } else {
                 self.loop_step(now, from, n, &mut out);
             }
@@ -409,9 +406,30 @@ impl Fle {
                 to: from,
                 notification: self.notification(self.state, self.current_vote, self.current_round),
             });
+            if self.shared.cfg.fast_decide && n.election_epoch > self.current_round {
+                // A voter already in a newer round: the ensemble is
+                // re-electing and this server is likely about to leave its
+                // role too (the leader's death reaches every follower within
+                // a millisecond or two). ZooKeeper answers and forgets the
+                // vote; keeping it for the coming election means this
+                // server hears that voter even if the voter decides before
+                // its next message, instead of sitting out finalizeWait
+                // waiting for it (traced in failover runs). Arriving a
+                // moment early is a reordering the protocol already allows.
+                self.buffer(from, n);
+            }
         }
         out.timer = self.deadline();
         out
+    }
+
+    /// Keeps a notification for [`Fle::start_election`], oldest dropped
+    /// first once [`BACKLOG_CAP`] are held.
+    fn buffer(&mut self, from: i64, n: &Notification) {
+        if self.backlog.len() == BACKLOG_CAP {
+            self.backlog.pop_front();
+        }
+        self.backlog.push_back((from, *n));
     }
 
     /// Time has reached `now`: on poll timeout, resend the proposal to each
@@ -455,6 +473,13 @@ impl Fle {
             }
             Phase::Finalizing { deadline } => {
                 if now >= deadline {
+                    if self.shared.cfg.fast_decide && log::log_enabled!(log::Level::Debug) {
+                        log::debug!(
+                            "sid {}: finalize wait ran out; no early decision because {}",
+                            self.shared.cfg.my_sid,
+                            self.fast_blocker()
+                        );
+                    }
                     self.decide(
                         self.proposal,
                         self.logical_clock,
@@ -628,6 +653,25 @@ impl Fle {
                         deadline: now + self.not_timeout,
                     };
                     self.loop_step(now, from, n, out);
+                } else if self.shared.cfg.fast_decide
+                    && matches!(n.state, ServerState::Following | ServerState::Leading)
+                    && n.election_epoch == self.logical_clock
+                    && vote == self.proposal
+                {
+                    // A voter that already took a role for my proposal in my
+                    // round. ZooKeeper drops it during the finalize wait,
+                    // but would act on it in its polling loop (recorded,
+                    // then quorum + checkLeader). It happens in every
+                    // failover: the new leader decides first, and a
+                    // survivor whose LOOKING vote reached it too late hears
+                    // back only its LEADING reply, never another LOOKING
+                    // vote, so the survivor sat out the full 200 ms.
+                    self.on_settled(from, n, vote, out);
+                    if self.is_finalizing() {
+                        if let Some(how) = self.fast_ready() {
+                            self.decide(self.proposal, self.logical_clock, how, out);
+                        }
+                    }
                 } else {
                     if self.shared.cfg.fast_decide
                         && n.state == ServerState::Looking
@@ -792,11 +836,7 @@ impl Fle {
         if !self.shared.cfg.fast_decide {
             return None;
         }
-        let target = TallyVote::looking(self.proposal, self.logical_clock);
-        let all_heard_agree = self
-            .recv
-            .iter()
-            .all(|(_, v)| v.state == ServerState::Looking && *v == target);
+        let all_heard_agree = self.recv.iter().all(|(_, v)| self.agrees(v));
         if !all_heard_agree {
             return None;
         }
@@ -815,6 +855,49 @@ impl Fle {
         } else {
             DecidedBy::RestDown
         })
+    }
+
+    /// A recorded vote of this round that can bring no better vote: a
+    /// LOOKING vote equal to my proposal, or a voter that already took a
+    /// role (FOLLOWING/LEADING) for my proposal in this round; it stays
+    /// settled until it starts a new round.
+    fn agrees(&self, v: &TallyVote) -> bool {
+        v.vote == self.proposal
+            && v.election_epoch == self.logical_clock
+            && matches!(
+                v.state,
+                ServerState::Looking | ServerState::Following | ServerState::Leading
+            )
+    }
+
+    /// Why [`Fle::fast_ready`] does not fire, for the log line of a finalize
+    /// wait that ran its full length (operators comparing failover times
+    /// want to know which voter it waited for).
+    fn fast_blocker(&self) -> String {
+        let mut reasons = Vec::new();
+        for (sid, v) in self.recv.iter() {
+            if !self.agrees(v) {
+                reasons.push(format!(
+                    "sid {sid}'s recorded vote {} ({:?}, round {:#x}) differs",
+                    v.vote, v.state, v.election_epoch
+                ));
+            }
+        }
+        for &v in &self.shared.voters {
+            if self.recv.contains(v) {
+                continue;
+            }
+            match self.links.get(&v) {
+                Some((LinkState::Down, _)) => {}
+                Some((state, _)) => reasons.push(format!("sid {v} unheard, link {state:?}")),
+                None => reasons.push(format!("sid {v} unheard, link unknown")),
+            }
+        }
+        if reasons.is_empty() {
+            "nothing blocks it (checked too late)".into()
+        } else {
+            reasons.join("; ")
+        }
     }
 
     /// leaveInstance(): take the role, forget buffered notifications.
@@ -1101,6 +1184,60 @@ mod tests {
     }
 
     #[test]
+    fn leaders_own_leading_reply_ends_the_finalize_wait() {
+        // Failover as traced in the election bench: sid 4 decided before
+        // my LOOKING vote reached it, so all I get from it is its LEADING
+        // answer in my round. Java drops that during finalizeWait.
+        for fast in [true, false] {
+            let mut f = Fle::new(cfg(3, &[1, 2, 3, 4, 5], fast));
+            f.set_link(4, LinkState::Up, false);
+            f.set_link(5, LinkState::Down, false);
+            f.start_election(ms(0), 0, 1);
+            f.on_notification(ms(1), 1, &notif(Looking, 4, 0, 1, 1));
+            f.on_notification(ms(1), 2, &notif(Looking, 4, 0, 1, 1));
+            assert!(f.is_finalizing(), "1, 2 and I agree on 4");
+            let out = f.on_notification(ms(2), 4, &notif(Leading, 4, 0, 1, 1));
+            if fast {
+                let d = out.decision.expect("decided on 4's LEADING reply");
+                assert_eq!(
+                    (d.vote.leader, d.state, d.election_epoch),
+                    (4, Following, 1)
+                );
+                assert_eq!(f.decided_by(), Some(DecidedBy::SameRoundSettled));
+            } else {
+                assert!(out.decision.is_none(), "ZooKeeper's wait is kept");
+                assert!(f.on_timer(ms(202)).decision.is_some());
+            }
+        }
+        // A settled vote for someone else, or from another round, is no
+        // reason to stop waiting.
+        for n in [notif(Leading, 4, 0, 2, 1), notif(Following, 5, 0, 1, 1)] {
+            let mut f = Fle::new(cfg(3, &[1, 2, 3, 4, 5], true));
+            f.set_link(4, LinkState::Up, false);
+            f.set_link(5, LinkState::Up, false);
+            f.start_election(ms(0), 0, 1);
+            f.on_notification(ms(1), 1, &notif(Looking, 4, 0, 1, 1));
+            f.on_notification(ms(1), 2, &notif(Looking, 4, 0, 1, 1));
+            assert!(f.is_finalizing());
+            let out = f.on_notification(ms(2), 4, &n);
+            assert!(out.decision.is_none(), "{n:?}");
+        }
+    }
+
+    #[test]
+    fn settled_same_round_vote_counts_for_rule_b() {
+        // 2 already follows 4 in my round; 5 is Down: nothing better can come.
+        let mut f = Fle::new(cfg(3, &[1, 2, 3, 4, 5], true));
+        f.set_link(5, LinkState::Down, false);
+        f.start_election(ms(0), 0, 1);
+        f.on_notification(ms(1), 2, &notif(Following, 4, 0, 1, 1));
+        f.on_notification(ms(1), 4, &notif(Looking, 4, 0, 1, 1));
+        let out = f.on_notification(ms(2), 1, &notif(Looking, 4, 0, 1, 1));
+        assert_eq!(out.decision.map(|d| d.vote.leader), Some(4));
+        assert_eq!(f.decided_by(), Some(DecidedBy::RestDown));
+    }
+
+    #[test]
     fn zxid_minus_one_rule() {
         // My own -1: LOOKING votes ignored.
         let mut f = Fle::new(cfg(1, &[1, 2, 3], false));
@@ -1135,6 +1272,41 @@ mod tests {
         let out = f.start_election(ms(1), 0, 0);
         assert!(f.is_finalizing(), "3's buffered vote counted");
         assert!(out.sends.iter().any(|s| s.notification.leader == 3));
+    }
+
+    #[test]
+    fn newer_round_vote_received_while_following_counts_in_the_next_election() {
+        // Failover trace: 2 went LOOKING (round 2) a moment before I noticed
+        // the leader was gone; its votes reached me while I still followed.
+        for fast in [true, false] {
+            let mut f = Fle::new(cfg(1, &[1, 2, 3, 4, 5], fast));
+            f.start_election(ms(0), 0, 0);
+            for from in [2, 3, 4] {
+                f.on_notification(ms(1), from, &notif(Looking, 5, 0, 1, 0));
+            }
+            f.on_notification(ms(1), 5, &notif(Looking, 5, 0, 1, 0));
+            f.on_timer(ms(300));
+            assert_eq!(f.state(), Following);
+            let out = f.on_notification(ms(310), 2, &notif(Looking, 4, 0, 2, 1));
+            assert_eq!(
+                sends_to(&out, 2),
+                vec![notif(Following, 5, 0, 1, 0)],
+                "answered with my decision, as ZooKeeper does"
+            );
+            // An asker still in my round is answered and not kept.
+            f.on_notification(ms(310), 3, &notif(Looking, 3, 0, 1, 1));
+            f.leave_role();
+            f.set_link(5, LinkState::Down, false);
+            f.start_election(ms(311), 0, 1);
+            let kept = f.received_votes().get(2).map(|v| v.vote);
+            if fast {
+                assert_eq!(kept, Some(Vote::new(4, 0, 1)));
+                assert_eq!(f.proposal(), Vote::new(4, 0, 1));
+                assert!(f.received_votes().get(3).is_none());
+            } else {
+                assert_eq!(kept, None, "ZooKeeper forgets it");
+            }
+        }
     }
 
     #[test]
