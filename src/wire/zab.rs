@@ -406,6 +406,64 @@ pub fn decode_session_touches(data: Option<&[u8]>) -> Result<Vec<(i64, i32)>, Wi
     Ok(touches)
 }
 
+/// The header of a client request a learner forwards to its leader in a
+/// REQUEST packet: session id, client xid, operation code, then the
+/// operation's own record (not decoded: zkfle serves no client API and only
+/// reports what it dropped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForwardedRequest {
+    pub session_id: i64,
+    pub cxid: i32,
+    pub op: i32,
+}
+
+impl ForwardedRequest {
+    pub fn from_packet(packet: &QuorumPacket) -> Result<ForwardedRequest, WireError> {
+        if packet.packet_type != REQUEST {
+            return Err(WireError::MalformedPacket("not a REQUEST packet"));
+        }
+        let data = packet.data.as_deref().unwrap_or(&[]);
+        if data.len() < 16 {
+            return Err(WireError::MalformedPacket(
+                "REQUEST shorter than its 16-byte header",
+            ));
+        }
+        let mut r = Reader::new(data);
+        Ok(ForwardedRequest {
+            session_id: r.i64()?,
+            cxid: r.i32()?,
+            op: r.i32()?,
+        })
+    }
+
+    /// ZooKeeper's name of the operation (`ZooDefs.OpCode`), for logs.
+    pub fn op_name(&self) -> &'static str {
+        match self.op {
+            -11 => "closeSession",
+            -10 => "createSession",
+            1 => "create",
+            2 => "delete",
+            3 => "exists",
+            4 => "getData",
+            5 => "setData",
+            6 => "getACL",
+            7 => "setACL",
+            8 => "getChildren",
+            9 => "sync",
+            11 => "ping",
+            12 => "getChildren2",
+            13 => "check",
+            14 => "multi",
+            15 => "create2",
+            16 => "reconfig",
+            19 => "createContainer",
+            20 => "deleteContainer",
+            21 => "createTTL",
+            _ => "unknown operation",
+        }
+    }
+}
+
 /// One entry of an access-control list in the snapshot's ACL map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SnapshotAcl<'a> {
@@ -566,4 +624,37 @@ fn count(r: &mut Reader<'_>, what: &'static str) -> Result<usize, WireError> {
         return Err(WireError::MalformedSnapshot(what));
     }
     Ok(n as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_request_header() {
+        // A follower forwarding a new client's session: session id with the
+        // follower's sid in the top byte, cxid 0, createSession (-10), then
+        // the CreateSessionTxn's timeout.
+        let mut data = Vec::new();
+        data.extend_from_slice(&0x0100_0000_0000_0001i64.to_be_bytes());
+        data.extend_from_slice(&0i32.to_be_bytes());
+        data.extend_from_slice(&(-10i32).to_be_bytes());
+        data.extend_from_slice(&30_000i32.to_be_bytes());
+        let p = QuorumPacket::new(REQUEST, 0, Some(data));
+        let r = ForwardedRequest::from_packet(&p).expect("decodes");
+        assert_eq!(
+            (r.session_id, r.cxid, r.op),
+            (0x0100_0000_0000_0001, 0, -10)
+        );
+        assert_eq!(r.op_name(), "createSession");
+        let short = QuorumPacket::new(REQUEST, 0, Some(vec![0; 15]));
+        assert!(matches!(
+            ForwardedRequest::from_packet(&short),
+            Err(WireError::MalformedPacket(_))
+        ));
+        assert!(ForwardedRequest::from_packet(&QuorumPacket::new(REQUEST, 0, None)).is_err());
+        assert!(
+            ForwardedRequest::from_packet(&QuorumPacket::new(PING, 0, Some(vec![0; 16]))).is_err()
+        );
+    }
 }

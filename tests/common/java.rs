@@ -3,8 +3,10 @@
 //! every JVM it started when dropped.
 #![allow(dead_code)]
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// The script, beside the checkout as CI lays it out.
 pub fn script() -> PathBuf {
@@ -127,5 +129,67 @@ impl JavaEnsemble {
 impl Drop for JavaEnsemble {
     fn drop(&mut self) {
         let _ = self.command(&["stop"], &[]).output();
+    }
+}
+
+/// What one run of ZooKeeper's own command-line client did.
+#[derive(Debug)]
+pub struct ClientRun {
+    /// Exit code; `None` if it was killed by the guard (or by a signal).
+    pub exit: Option<i32>,
+    /// stdout and stderr together.
+    pub output: String,
+    pub elapsed: Duration,
+    /// True if it was still running when `guard` expired: a hang.
+    pub hung: bool,
+}
+
+/// Runs Debian's `zkCli.sh -timeout <session_timeout_ms> -server <server>
+/// <command...>` and waits at most `guard` before killing it (by its pid).
+pub fn zk_client(
+    server: SocketAddr,
+    session_timeout_ms: u32,
+    command: &[&str],
+    guard: Duration,
+) -> ClientRun {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let out_path = tmp.path().join("client.out");
+    let out = std::fs::File::create(&out_path).expect("client output file");
+    let err = out.try_clone().expect("client output file");
+    let start = Instant::now();
+    // zkCli.sh runs java as its child, not by exec: its own process group
+    // lets the guard stop both.
+    use std::os::unix::process::CommandExt;
+    let mut child = Command::new("/usr/share/zookeeper/bin/zkCli.sh")
+        .process_group(0)
+        .arg("-timeout")
+        .arg(session_timeout_ms.to_string())
+        .arg("-server")
+        .arg(server.to_string())
+        .args(command)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("zkCli.sh starts");
+    let (exit, hung) = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break (st.code(), false),
+            Ok(None) if start.elapsed() < guard => std::thread::sleep(Duration::from_millis(50)),
+            _ => {
+                let _ = Command::new("kill")
+                    .arg("-KILL")
+                    .arg(format!("-{}", child.id()))
+                    .status();
+                let _ = child.wait();
+                break (None, true);
+            }
+        }
+    };
+    ClientRun {
+        exit,
+        output: std::fs::read_to_string(&out_path).unwrap_or_default(),
+        elapsed: start.elapsed(),
+        hung,
     }
 }

@@ -145,6 +145,14 @@ impl Proc {
         }
     }
 
+    /// SIGKILL by pid (a crash, no goodbye on any socket) and reap it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// The process's stderr so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -189,6 +197,25 @@ pub fn mode(addr: SocketAddr) -> Option<String> {
             .find_map(|l| l.strip_prefix("Mode: ").map(|m| m.trim().to_string()))
             .unwrap_or_else(|| "not-serving".to_string()),
     )
+}
+
+/// Checks `f` every 250 ms for `span` and panics at the first failure,
+/// saying how far into the span it came: "stays X for 30 s" claims.
+pub fn hold_for<F: FnMut() -> Result<(), String>>(span: Duration, what: &str, mut f: F) {
+    let start = Instant::now();
+    loop {
+        if let Err(e) = f() {
+            panic!(
+                "{what}: broke after {:.1} s of {:.0} s: {e}",
+                start.elapsed().as_secs_f64(),
+                span.as_secs_f64()
+            );
+        }
+        if start.elapsed() >= span {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
 
 /// Polls `f` every 15 ms until it returns `Some`, or panics after `limit`

@@ -362,6 +362,8 @@ struct LearnerHandler<'a> {
     ping_gen: u64,
     /// `initLimit` until the NEWLEADER ACK, then `syncLimit`.
     limit: Duration,
+    /// Client requests this learner forwarded and zkfle dropped.
+    requests_dropped: u64,
 }
 
 impl<'a> LearnerHandler<'a> {
@@ -386,6 +388,7 @@ impl<'a> LearnerHandler<'a> {
             new_epoch: -1,
             ping_gen: 0,
             limit: cfg.init_timeout(),
+            requests_dropped: 0,
         };
         let why = h.serve();
         h.conn.shutdown();
@@ -537,9 +540,34 @@ impl<'a> LearnerHandler<'a> {
             }
             (Hs::Broadcast, zab::PING | zab::ACK) => Ok(()),
             (Hs::Broadcast, zab::REQUEST) => {
-                // zkfle serves no client API: sessions and writes forwarded
-                // by a Java follower are dropped (documented in the module).
-                log::debug!("learner sid {}: REQUEST ignored", self.sid);
+                // zkfle serves no client API (PROTOCOL.md §6.5): sessions
+                // and writes a Java follower forwards get no PROPOSAL, so
+                // the client's library gives up with a connection loss after
+                // its own timeout, and the follower stays in sync. Said once
+                // per learner at warn so an operator sees why clients of a
+                // mixed ensemble fail; the rest at debug.
+                self.requests_dropped += 1;
+                let what = match zab::ForwardedRequest::from_packet(&p) {
+                    Ok(r) => format!(
+                        "{} (session {:#x}, cxid {})",
+                        r.op_name(),
+                        r.session_id,
+                        r.cxid
+                    ),
+                    Err(e) => format!("undecodable request ({e})"),
+                };
+                if self.requests_dropped == 1 {
+                    log::warn!(
+                        "learner sid {} forwarded a client request, {what}: dropped, zkfle serves no ZooKeeper client API (the client will see a connection loss)",
+                        self.sid
+                    );
+                } else {
+                    log::debug!(
+                        "learner sid {}: client request {what} dropped ({} so far)",
+                        self.sid,
+                        self.requests_dropped
+                    );
+                }
                 Ok(())
             }
             (Hs::Broadcast, other) => {
