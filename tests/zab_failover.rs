@@ -158,6 +158,35 @@ fn leader_killed_then_hung_three_zkfle_processes_fail_over_and_rejoin() {
         );
     }
 
+    // A follower's restart: leader 3 keeps its quorum with sid 2 (no new
+    // election, no new epoch), and sid 1 rejoins it from its epoch files.
+    let elections = |sid: i64| {
+        mntr(ports.client_addr(sid))
+            .and_then(|m| m.get("zk_election_count").cloned())
+            .unwrap_or_default()
+    };
+    let before = elections(3);
+    procs[0].as_mut().expect("sid 1").kill();
+    hold_for(
+        Duration::from_millis(3 * SYNC * TICK_MS),
+        "leader 3 serving sid 2 without sid 1",
+        || {
+            let s = (peer_state(ports, 3), peer_state(ports, 2));
+            if s == ("leading - broadcast".into(), "following - broadcast".into()) {
+                Ok(())
+            } else {
+                Err(format!("{s:?}"))
+            }
+        },
+    );
+    procs[0] = Some(Proc::run_cfg(&cfgs[0]));
+    let (leader, _) = await_agreement(ports, &[1, 2, 3], AGREE);
+    assert_eq!(leader, 3);
+    assert_eq!(peer_state(ports, 1), "following - broadcast");
+    assert_eq!(elections(3), before, "the leader never re-elected");
+    assert_eq!(epochs(dir.path(), 1), ("3".into(), "3".into()));
+    println!("kill -9 and restart of follower 1: rejoined leader 3 in epoch 3");
+
     for p in procs.iter_mut().flatten() {
         let st = p.terminate(Duration::from_secs(10));
         assert!(
