@@ -4,9 +4,12 @@
 //! and rejoins as a follower after SIGCONT, and the epoch files rise as
 //! ZooKeeper's do. Ports 27000–27299.
 
+#[path = "common/java.rs"]
+mod java;
 #[path = "common/peer.rs"]
 mod peer;
 
+use java::{java_available, JavaEnsemble};
 use peer::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -203,95 +206,37 @@ fn leader_killed_then_hung_three_zkfle_processes_fail_over_and_rejoin() {
 mod mixed {
     use super::*;
 
+    /// Client ports; quorum +100, election +200 (zk-ensemble.sh's bases).
     const CLIENT: u16 = 27300;
-    const QUORUM: u16 = 27400;
-    const ELECTION: u16 = 27500;
 
-    pub struct Java {
-        _tmp: tempfile::TempDir,
-        env: Vec<(&'static str, String)>,
+    /// Java sids 1, 2 of a 3-server ensemble with this file's timing; the
+    /// configs are written (`init`) but no JVM runs until `start`.
+    pub fn java() -> JavaEnsemble {
+        let java = JavaEnsemble::new(CLIENT, 3)
+            .with_env("ZK_SIDS", "1 2")
+            .with_env("ZK_TICK", &TICK_MS.to_string())
+            .with_env("ZK_INIT", "10")
+            .with_env("ZK_SYNC", &SYNC.to_string())
+            .with_env("ZK_HEAP_MB", "256")
+            .with_env("ZK_KEEP_DATA", "1");
+        java.cmd(&["init"], &[]);
+        java
     }
 
-    fn script() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/zk-ensemble.sh")
-    }
-
-    pub fn available() -> bool {
-        let ok = Path::new("/usr/share/java/zookeeper.jar").exists() && script().exists();
-        if !ok {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI: Java ZooKeeper or zk-ensemble.sh missing"
-            );
-            println!("SKIP: Java ZooKeeper 3.8 not installed");
-        }
-        ok
-    }
-
-    impl Java {
-        pub fn new() -> Java {
-            let tmp = tempfile::tempdir().expect("temp dir");
-            let env = vec![
-                ("ZK_DIR", tmp.path().join("zk").display().to_string()),
-                ("ZK_CLIENT_BASE", CLIENT.to_string()),
-                ("ZK_QUORUM_BASE", QUORUM.to_string()),
-                ("ZK_ELECTION_BASE", ELECTION.to_string()),
-                ("ZK_SIZE", "3".to_string()),
-                ("ZK_SIDS", "1 2".to_string()),
-                ("ZK_TICK", TICK_MS.to_string()),
-                ("ZK_INIT", "10".to_string()),
-                ("ZK_SYNC", SYNC.to_string()),
-                ("ZK_HEAP_MB", "256".to_string()),
-                ("ZK_KEEP_DATA", "1".to_string()),
-            ];
-            Java { _tmp: tmp, env }
-        }
-
-        pub fn run(&self, args: &[&str]) -> (bool, String) {
-            let out = Command::new("bash")
-                .arg(script())
-                .args(args)
-                .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
-                .output()
-                .expect("run zk-ensemble.sh");
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            (out.status.success(), text)
-        }
-
-        pub fn ports() -> Ports {
-            Ports { base: CLIENT }
-        }
-    }
-
-    impl Drop for Java {
-        fn drop(&mut self) {
-            for sid in ["1", "2"] {
-                let _ = self.run(&["kill", sid, "CONT"]);
-            }
-            let _ = self.run(&["stop"]);
-        }
+    pub fn ports() -> Ports {
+        Ports { base: CLIENT }
     }
 
     /// (leader, its `zk_server_state` per sid) once all of `sids` serve
     /// under one leader; `srvr`'s Mode for Java, mntr for zkfle.
-    pub fn agreed(java: &Java, sids: &[i64], not: i64) -> i64 {
+    pub fn agreed(java: &JavaEnsemble, sids: &[i64], not: i64) -> i64 {
         poll(
             AGREE,
             &format!("sids {sids:?} serving under one leader != {not}"),
             || {
                 let mut leaders = Vec::new();
                 for &sid in sids {
-                    let (_, text) = java.run(&["srvr", &sid.to_string()]);
-                    let mode = text
-                        .lines()
-                        .find_map(|l| l.strip_prefix("Mode: "))
-                        .map(str::trim)
-                        .unwrap_or("")
-                        .to_string();
+                    let mode = java.srvr_mode(sid).unwrap_or_default();
                     match mode.as_str() {
                         "leader" => leaders.push(sid),
                         "follower" => {}
@@ -309,18 +254,13 @@ mod mixed {
 
 #[test]
 fn mixed_java_and_zkfle_survive_hung_leaders_in_turn() {
-    if !mixed::available() {
+    if !java_available() {
         return;
     }
-    let java = mixed::Java::new();
-    let (ok, text) = java.run(&["init"]);
-    assert!(ok, "init: {text}");
-    let (_, cfg3) = java.run(&["cfg", "3"]);
-    let cfg3 = PathBuf::from(cfg3.trim());
-    let zkfle = Proc::run_cfg(&cfg3);
-    await_up(mixed::Java::ports(), 3, AGREE);
-    let (ok, text) = java.run(&["start"]);
-    assert!(ok, "start: {text}");
+    let java = mixed::java();
+    let zkfle = Proc::run_cfg(&java.cfg(3));
+    await_up(mixed::ports(), 3, AGREE);
+    java.cmd(&["start"], &[]);
     let mut leader = mixed::agreed(&java, &[1, 2, 3], -1);
     println!(
         "mixed ensemble up: leader sid {leader} ({})",
@@ -333,8 +273,7 @@ fn mixed_java_and_zkfle_survive_hung_leaders_in_turn() {
             if leader == 3 {
                 signal(&zkfle, sig);
             } else {
-                let (ok, text) = java.run(&["kill", &leader.to_string(), sig]);
-                assert!(ok, "kill {sig}: {text}");
+                java.cmd(&["kill", &leader.to_string(), sig], &[]);
             }
         };
         stop("STOP");

@@ -8,16 +8,17 @@
 //! Needs Debian's `zookeeper` package and `../shared/tools/zk-ensemble.sh`;
 //! with `CI` set their absence fails the test, otherwise it is skipped.
 
+#[path = "common/java.rs"]
+mod java;
 #[path = "common/zab.rs"]
 mod zab;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use java::{java_available, JavaEnsemble};
 use zab::{wait_for, MemHost};
 use zkfle::config::QuorumVerifier;
 use zkfle::peer::zab::{follow, ZabConfig, ZabExit, ZabHost, ZabPhase};
@@ -36,107 +37,18 @@ const TICK_MS: u64 = 200;
 const INIT: u32 = 10;
 const SYNC: u32 = 5;
 
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/zk-ensemble.sh")
-}
-
-/// True if Java ZooKeeper can run here; fails under CI when it cannot.
-fn java_available() -> bool {
-    let ok = std::path::Path::new("/usr/share/java/zookeeper.jar").exists() && script().exists();
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI: Java ZooKeeper (apt-get install zookeeper) or zk-ensemble.sh missing"
-        );
-        println!("SKIP: Java ZooKeeper 3.8 or ../shared/tools/zk-ensemble.sh not installed");
-    }
-    ok
-}
-
-/// A Java ensemble started by zk-ensemble.sh; stopped on drop (the script
-/// only signals the processes it started, by pid).
-struct Ensemble {
-    _tmp: tempfile::TempDir,
-    env: Vec<(&'static str, String)>,
-}
-
-impl Ensemble {
-    fn start(size: u32, sids: &str, extra_cfg: &str) -> Ensemble {
-        Self::start_on(
-            size,
-            sids,
-            extra_cfg,
-            [CLIENT_BASE, QUORUM_BASE, ELECTION_BASE],
-        )
-    }
-
-    fn start_on(size: u32, sids: &str, extra_cfg: &str, bases: [u16; 3]) -> Ensemble {
-        let tmp = tempfile::tempdir().expect("temp dir");
-        let env = vec![
-            ("ZK_DIR", tmp.path().join("zk").display().to_string()),
-            ("ZK_CLIENT_BASE", bases[0].to_string()),
-            ("ZK_QUORUM_BASE", bases[1].to_string()),
-            ("ZK_ELECTION_BASE", bases[2].to_string()),
-            ("ZK_SIZE", size.to_string()),
-            ("ZK_SIDS", sids.to_string()),
-            ("ZK_TICK", TICK_MS.to_string()),
-            ("ZK_INIT", INIT.to_string()),
-            ("ZK_SYNC", SYNC.to_string()),
-            ("ZK_HEAP_MB", "256".to_string()),
-            ("ZK_EXTRA_CFG", extra_cfg.to_string()),
-        ];
-        let e = Ensemble { _tmp: tmp, env };
-        let out = e.run(&["start"]);
-        assert!(out.0, "zk-ensemble.sh start failed: {}", out.1);
-        e
-    }
-
-    /// Runs the script; (success, stdout + stderr).
-    fn run(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new("bash")
-            .arg(script())
-            .args(args)
-            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
-            .output()
-            .expect("run zk-ensemble.sh");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
-    }
-
-    fn dir(&self) -> PathBuf {
-        PathBuf::from(&self.env[0].1)
-    }
-
-    fn srvr_mode(&self, sid: i64) -> Option<String> {
-        let (_, text) = self.run(&["srvr", &sid.to_string()]);
-        text.lines()
-            .find_map(|l| l.strip_prefix("Mode: "))
-            .map(|m| m.trim().to_string())
-    }
-
-    fn mntr(&self, sid: i64) -> BTreeMap<String, String> {
-        let (_, text) = self.run(&["mntr", &sid.to_string()]);
-        text.lines()
-            .filter_map(|l| l.split_once('\t'))
-            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-            .collect()
-    }
-}
-
-impl Drop for Ensemble {
-    fn drop(&mut self) {
-        let _ = self.run(&["kill", "1", "CONT"]);
-        let _ = self.run(&["kill", "2", "CONT"]);
-        let _ = self.run(&["kill", "3", "CONT"]);
-        let (ok, text) = self.run(&["stop"]);
-        if !ok {
-            eprintln!("zk-ensemble.sh stop: {text}");
-        }
-    }
+/// Java sids `sids` (space-separated) of a `size`-server zk-ensemble.sh
+/// ensemble on client ports `base + sid` (quorum +100, election +200), with
+/// this file's timing; stopped on drop.
+fn start_java(size: u32, sids: &str, extra_cfg: &str, base: u16) -> JavaEnsemble {
+    let ens = JavaEnsemble::new(base, size)
+        .with_env("ZK_TICK", &TICK_MS.to_string())
+        .with_env("ZK_INIT", &INIT.to_string())
+        .with_env("ZK_SYNC", &SYNC.to_string())
+        .with_env("ZK_HEAP_MB", "256")
+        .with_env("ZK_EXTRA_CFG", extra_cfg);
+    ens.cmd(&["start"], &[("ZK_SIDS", sids)]);
+    ens
 }
 
 fn addr(base: u16, sid: i64) -> SocketAddr {
@@ -190,8 +102,8 @@ fn zkfle_follower_and_observer_stay_synced_with_a_java_leader() {
         QUORUM_BASE + 5,
         ELECTION_BASE + 5
     );
-    let ens = Ensemble::start(4, "1 2 3", &extra);
-    let (ok, text) = ens.run(&["wait", "60", "1", "2", "3"]);
+    let ens = start_java(4, "1 2 3", &extra, CLIENT_BASE);
+    let (ok, text) = ens.try_cmd(&["wait", "60", "1", "2", "3"]);
     assert!(ok, "Java sids 1-3 did not elect a leader: {text}");
     let leader: i64 = text
         .split_whitespace()
@@ -261,14 +173,14 @@ fn zkfle_follower_and_observer_stay_synced_with_a_java_leader() {
     );
 
     // Hung Java leader: both learners leave after syncLimit x tickTime.
-    let (ok, text) = ens.run(&["kill", &leader.to_string(), "STOP"]);
+    let (ok, text) = ens.try_cmd(&["kill", &leader.to_string(), "STOP"]);
     assert!(ok, "SIGSTOP failed: {text}");
     let stopped = Instant::now();
     let fexit = f.join().expect("follower thread");
     let took_f = stopped.elapsed();
     let oexit = o.join().expect("observer thread");
     let took_o = stopped.elapsed();
-    let _ = ens.run(&["kill", &leader.to_string(), "CONT"]);
+    let _ = ens.try_cmd(&["kill", &leader.to_string(), "CONT"]);
     println!(
         "SIGSTOPped Java leader left by the follower after {took_f:?} ({fexit}), by the observer after {took_o:?} ({oexit}); syncLimit x tickTime = {} ms",
         TICK_MS * u64::from(SYNC)
@@ -332,12 +244,7 @@ fn java_followers_sync_with_a_zkfle_leader_and_reelect_when_it_leaves() {
     }
     let _serial = JAVA.lock();
     let _ = env_logger::builder().is_test(true).try_init();
-    let ens = Ensemble::start_on(
-        3,
-        "1 2",
-        "",
-        [L_CLIENT_BASE, L_QUORUM_BASE, L_ELECTION_BASE],
-    );
+    let ens = start_java(3, "1 2", "", L_CLIENT_BASE);
 
     // The zkfle leader listens first; Java learners arrive whenever their
     // JVMs have booted and decided, so give discovery a long initLimit.
@@ -386,7 +293,7 @@ fn java_followers_sync_with_a_zkfle_leader_and_reelect_when_it_leaves() {
         (1, 1, 1 << 32)
     );
     for sid in 1..=2 {
-        let v2 = ens.dir().join(format!("node{sid}/data/version-2"));
+        let v2 = ens.zk_dir.join(format!("node{sid}/data/version-2"));
         for f in ["acceptedEpoch", "currentEpoch"] {
             let t = std::fs::read_to_string(v2.join(f)).unwrap_or_default();
             assert_eq!(t, "1", "Java sid {sid} {f} after syncing with zkfle");
@@ -409,7 +316,7 @@ fn java_followers_sync_with_a_zkfle_leader_and_reelect_when_it_leaves() {
     let left = Instant::now();
     let exit = l.join().expect("leader thread");
     assert!(matches!(exit, ZabExit::Shutdown), "{exit}");
-    let (ok, out) = ens.run(&["wait", "30", "1", "2"]);
+    let (ok, out) = ens.try_cmd(&["wait", "30", "1", "2"]);
     assert!(ok, "Java sids 1, 2 did not re-elect: {out}");
     println!(
         "after the zkfle leader left, Java re-elected: {} ({:?} since leaving)",

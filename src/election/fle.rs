@@ -1183,19 +1183,26 @@ mod tests {
         assert!(g.on_timer(ms(201)).decision.is_some());
     }
 
+    /// Sid 3 of 5 in round 1, finalizing on 4 with the votes of 1 and 2;
+    /// 4's link Up but 4 unheard, 5's link as given.
+    fn finalizing_on_4(fast: bool, link5: LinkState) -> Fle {
+        let mut f = Fle::new(cfg(3, &[1, 2, 3, 4, 5], fast));
+        f.set_link(4, LinkState::Up, false);
+        f.set_link(5, link5, false);
+        f.start_election(ms(0), 0, 1);
+        f.on_notification(ms(1), 1, &notif(Looking, 4, 0, 1, 1));
+        f.on_notification(ms(1), 2, &notif(Looking, 4, 0, 1, 1));
+        assert!(f.is_finalizing(), "1, 2 and I agree on 4");
+        f
+    }
+
     #[test]
     fn leaders_own_leading_reply_ends_the_finalize_wait() {
         // Failover as traced in the election bench: sid 4 decided before
         // my LOOKING vote reached it, so all I get from it is its LEADING
         // answer in my round. Java drops that during finalizeWait.
         for fast in [true, false] {
-            let mut f = Fle::new(cfg(3, &[1, 2, 3, 4, 5], fast));
-            f.set_link(4, LinkState::Up, false);
-            f.set_link(5, LinkState::Down, false);
-            f.start_election(ms(0), 0, 1);
-            f.on_notification(ms(1), 1, &notif(Looking, 4, 0, 1, 1));
-            f.on_notification(ms(1), 2, &notif(Looking, 4, 0, 1, 1));
-            assert!(f.is_finalizing(), "1, 2 and I agree on 4");
+            let mut f = finalizing_on_4(fast, LinkState::Down);
             let out = f.on_notification(ms(2), 4, &notif(Leading, 4, 0, 1, 1));
             if fast {
                 let d = out.decision.expect("decided on 4's LEADING reply");
@@ -1212,13 +1219,7 @@ mod tests {
         // A settled vote for someone else, or from another round, is no
         // reason to stop waiting.
         for n in [notif(Leading, 4, 0, 2, 1), notif(Following, 5, 0, 1, 1)] {
-            let mut f = Fle::new(cfg(3, &[1, 2, 3, 4, 5], true));
-            f.set_link(4, LinkState::Up, false);
-            f.set_link(5, LinkState::Up, false);
-            f.start_election(ms(0), 0, 1);
-            f.on_notification(ms(1), 1, &notif(Looking, 4, 0, 1, 1));
-            f.on_notification(ms(1), 2, &notif(Looking, 4, 0, 1, 1));
-            assert!(f.is_finalizing());
+            let mut f = finalizing_on_4(true, LinkState::Up);
             let out = f.on_notification(ms(2), 4, &n);
             assert!(out.decision.is_none(), "{n:?}");
         }

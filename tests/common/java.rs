@@ -119,6 +119,23 @@ impl JavaEnsemble {
         PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
     }
 
+    /// `srvr`'s `Mode:` of Java `sid`, through the script.
+    pub fn srvr_mode(&self, sid: i64) -> Option<String> {
+        let (_, text) = self.try_cmd(&["srvr", &sid.to_string()]);
+        text.lines()
+            .find_map(|l| l.strip_prefix("Mode: "))
+            .map(|m| m.trim().to_string())
+    }
+
+    /// `mntr` of Java `sid` as a map (empty if it does not answer).
+    pub fn mntr(&self, sid: i64) -> std::collections::BTreeMap<String, String> {
+        let (_, text) = self.try_cmd(&["mntr", &sid.to_string()]);
+        text.lines()
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect()
+    }
+
     /// `sid`'s log4j log so far.
     pub fn log(&self, sid: i64) -> String {
         std::fs::read_to_string(self.zk_dir.join(format!("node{sid}/zookeeper.log")))
@@ -128,6 +145,14 @@ impl JavaEnsemble {
 
 impl Drop for JavaEnsemble {
     fn drop(&mut self) {
+        // A test may end (or fail) with a JVM still SIGSTOPped: resume it so
+        // the script's SIGTERM stops it at once rather than after its 10 s
+        // SIGKILL fallback.
+        for sid in 1..=self.size {
+            let _ = self
+                .command(&["kill", &sid.to_string(), "CONT"], &[])
+                .output();
+        }
         let _ = self.command(&["stop"], &[]).output();
     }
 }
