@@ -6,26 +6,16 @@
 mod embed;
 #[path = "../examples/replicated_kv/kv.rs"]
 mod kv;
+#[path = "common/kv_nodes.rs"]
+mod kv_nodes;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use embed::*;
 use kv::{Client, Node};
-use zkfle::config::ZkConfig;
+use kv_nodes::{leader_of, start};
 
 const T: Duration = Duration::from_secs(60);
-
-fn start(cfgs: &[PathBuf], sid: i64) -> Node {
-    let cfg = ZkConfig::load(&cfgs[sid as usize - 1], Some(sid)).unwrap();
-    Node::start(cfg).unwrap()
-}
-
-fn leader_of(nodes: &[Option<Node>]) -> Option<usize> {
-    nodes
-        .iter()
-        .position(|n| n.as_ref().is_some_and(|n| n.is_serving_leader()))
-}
 
 fn write(addr: std::net::SocketAddr, keys: std::ops::Range<u32>) {
     let mut c = Client::connect(addr, Duration::from_secs(10)).unwrap();

@@ -15,34 +15,25 @@
 mod embed;
 #[path = "../examples/replicated_kv/kv.rs"]
 mod kv;
+#[path = "common/kv_nodes.rs"]
+mod kv_nodes;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use embed::*;
 use kv::{Client, Node};
+use kv_nodes::{leader_of, start};
 use parking_lot::Mutex;
-use zkfle::config::ZkConfig;
 
 const T: Duration = Duration::from_secs(60);
 
 /// The two tests each run a three-node ensemble: one at a time on a small
 /// machine.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn start(cfgs: &[PathBuf], sid: i64) -> Node {
-    let cfg = ZkConfig::load(&cfgs[sid as usize - 1], Some(sid)).unwrap();
-    Node::start(cfg).unwrap()
-}
-
-fn leader_index(nodes: &[Option<Node>]) -> Option<usize> {
-    nodes
-        .iter()
-        .position(|n| n.as_ref().is_some_and(|n| n.is_serving_leader()))
-}
 
 /// One acknowledged write.
 #[derive(Debug, Clone)]
@@ -121,7 +112,7 @@ fn no_acknowledged_write_is_lost_across_repeated_leader_crashes() {
     let ports = Ports { base: 31200 };
     let cfgs = write_store_configs(dir.path(), 3, ports);
     let mut nodes: Vec<Option<Node>> = (1..=3).map(|sid| Some(start(&cfgs, sid))).collect();
-    eventually("a serving leader", T, || leader_index(&nodes));
+    eventually("a serving leader", T, || leader_of(&nodes));
 
     let addrs: Vec<SocketAddr> = (1..=3).map(|s| ports.kv(s)).collect();
     let stop = Arc::new(AtomicBool::new(false));
@@ -137,12 +128,12 @@ fn no_acknowledged_write_is_lost_across_repeated_leader_crashes() {
         eventually("40 more acknowledged writes", T, || {
             (acked.lock().len() >= base + 40).then_some(())
         });
-        let li = leader_index(&nodes).expect("a leader before the crash");
+        let li = leader_of(&nodes).expect("a leader before the crash");
         nodes[li].take().unwrap().kill();
         // Measured from the moment the crashed node is wholly gone: an
         // answer it sent while dying is not a new leader's.
         let killed_at = Instant::now();
-        let new = eventually("a new serving leader", T, || leader_index(&nodes));
+        let new = eventually("a new serving leader", T, || leader_of(&nodes));
         let elected_ms = killed_at.elapsed().as_millis();
         let first_ack = eventually("a write acknowledged by the new leader", T, || {
             acked.lock().iter().find(|a| a.at > killed_at).map(|a| a.at)
@@ -167,7 +158,7 @@ fn no_acknowledged_write_is_lost_across_repeated_leader_crashes() {
     let acked = acked.lock().clone();
 
     // Everything settles: one leader, two followers with its whole log.
-    let li = eventually("a serving leader at the end", T, || leader_index(&nodes));
+    let li = eventually("a serving leader at the end", T, || leader_of(&nodes));
     let leader = nodes[li].as_ref().unwrap();
     eventually("followers holding the leader's whole log", T, || {
         let last = leader.last_zxid();
@@ -225,7 +216,7 @@ fn epoch_file(data: &Path, name: &str) -> i64 {
 /// following synchronized) and returns that epoch.
 fn settled_epoch(nodes: &[Option<Node>]) -> i64 {
     eventually("every node serving the leader's epoch", T, || {
-        let li = leader_index(nodes)?;
+        let li = leader_of(nodes)?;
         let epoch = nodes[li].as_ref()?.epoch();
         nodes
             .iter()
@@ -248,7 +239,7 @@ fn epoch_files_stay_consistent_across_leader_crashes_and_zkfle_restarts() {
     for round in 0..4 {
         let epoch = settled_epoch(&nodes);
         epochs.push(epoch);
-        let li = leader_index(&nodes).expect("the settled leader");
+        let li = leader_of(&nodes).expect("the settled leader");
         // The store stamps with zkfle's epoch: what the Zab session
         // established, as the embedded peer reports it.
         assert_eq!(nodes[li].as_ref().unwrap().handle().current_epoch(), epoch);
@@ -277,7 +268,7 @@ fn epoch_files_stay_consistent_across_leader_crashes_and_zkfle_restarts() {
             break;
         }
         nodes[li].take().unwrap().kill();
-        eventually("a new serving leader", T, || leader_index(&nodes));
+        eventually("a new serving leader", T, || leader_of(&nodes));
         nodes[li] = Some(start(&cfgs, li as i64 + 1));
     }
     assert!(
@@ -307,7 +298,7 @@ fn epoch_files_stay_consistent_across_leader_crashes_and_zkfle_restarts() {
     nodes = (1..=3).map(|sid| Some(start(&cfgs, sid))).collect();
     let epoch = settled_epoch(&nodes);
     assert!(epoch > last_epoch, "{last_epoch} -> {epoch}");
-    let li = leader_index(&nodes).expect("the settled leader");
+    let li = leader_of(&nodes).expect("the settled leader");
     let mut c = Client::connect(ports.kv(li as i64 + 1), Duration::from_secs(10)).unwrap();
     for (k, v) in &acked {
         assert_eq!(
