@@ -21,7 +21,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 use zkfle::cnx::{LinkState, Qcm, QcmConfig};
 use zkfle::wire::{Notification, ServerState};
 
@@ -111,15 +112,22 @@ impl Drop for Counter {
     }
 }
 
+/// Both loopback benches count BATCH notifications per iteration; each
+/// iteration takes real sockets and threads, so few samples.
+fn loopback_group(c: &mut Criterion) -> BenchmarkGroup<'_, WallTime> {
+    let mut g = c.benchmark_group("qcm_loopback");
+    g.throughput(Throughput::Elements(BATCH));
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(5));
+    g
+}
+
 fn one_way(c: &mut Criterion, name: &str, zk: bool, port_base: u16) {
     const WINDOW: u64 = 64;
     let ports = free_ports(2, port_base);
     let (a, b) = pair(&ports, zk, zk);
     let counter = Counter::new(&b);
-    let mut g = c.benchmark_group("qcm_loopback");
-    g.throughput(Throughput::Elements(BATCH));
-    g.sample_size(10);
-    g.measurement_time(Duration::from_secs(5));
+    let mut g = loopback_group(c);
     g.bench_function(name, |bench| {
         bench.iter_custom(|iters| {
             let start = Instant::now();
@@ -192,10 +200,7 @@ fn echo_window(c: &mut Criterion, name: &str, zk: bool, port_base: u16) {
     };
     let rx = a.receiver();
     let lost = Arc::new(AtomicU64::new(0));
-    let mut g = c.benchmark_group("qcm_loopback");
-    g.throughput(Throughput::Elements(BATCH));
-    g.sample_size(10);
-    g.measurement_time(Duration::from_secs(5));
+    let mut g = loopback_group(c);
     g.bench_function(name, |bench| {
         bench.iter_custom(|iters| {
             let start = Instant::now();

@@ -124,15 +124,7 @@ fn java_peers_follow_a_zkfle_sid_3_started_first() {
     poll(
         Duration::from_secs(30),
         "Mode: follower on Java sids 1 and 2 and Mode: leader on zkfle sid 3",
-        || {
-            let modes: Vec<Option<String>> = (1..=3).map(|s| mode(ports.client_addr(s))).collect();
-            let want = [Some("follower"), Some("follower"), Some("leader")];
-            if modes.iter().map(Option::as_deref).eq(want) {
-                Ok(())
-            } else {
-                Err(format!("{modes:?}"))
-            }
-        },
+        || modes_are(ports, &[1, 2, 3], &["follower", "follower", "leader"]),
     );
     let m = mntr(ports.client_addr(3)).expect("zkfle sid 3 answers mntr");
     assert_eq!(m["zk_leader_sid"], "3");

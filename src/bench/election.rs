@@ -312,18 +312,20 @@ impl Ensemble for ZkfleEnsemble {
         self.wipe_data();
         let t0 = now_ns();
         for sid in 1..=self.n {
-            let log_path = match &self.keep_logs {
+            let (log_path, level) = match &self.keep_logs {
                 Some((dir, trial)) => {
                     std::fs::create_dir_all(dir).map_err(ElectionBenchError::WorkDir)?;
-                    dir.join(format!("n{}-trial{trial}-sid{sid}.log", self.n))
+                    (
+                        dir.join(format!("n{}-trial{trial}-sid{sid}.log", self.n)),
+                        std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+                    )
                 }
-                None => self.dir.path().join(format!("node{sid}.log")),
+                None => (
+                    self.dir.path().join(format!("node{sid}.log")),
+                    "info".into(),
+                ),
             };
             let log = std::fs::File::create(log_path).map_err(ElectionBenchError::WorkDir)?;
-            let level = match &self.keep_logs {
-                Some(_) => std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-                None => "info".into(),
-            };
             let child = Command::new(&self.bin)
                 .arg("run")
                 .arg(self.dir.path().join(format!("zoo{sid}.cfg")))

@@ -421,25 +421,23 @@ async fn await_callback(
 async fn dial_once(shared: &Arc<Shared>, slot: &Arc<PeerSlot>, higher: bool) -> Dialled {
     let sid = slot.sid;
     let timeout = shared.cfg.cnx_timeout;
+    let failed = |why: std::fmt::Arguments<'_>| {
+        bump(&shared.counters.dial_failures, 1);
+        shared.limits.warn(LogKind::Dial, why);
+    };
     for addr in &slot.addrs {
         let mut stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
-                bump(&shared.counters.dial_failures, 1);
-                shared.limits.warn(
-                    LogKind::Dial,
-                    format_args!("cannot open election connection to sid {sid} at {addr}: {e}"),
-                );
+                failed(format_args!(
+                    "cannot open election connection to sid {sid} at {addr}: {e}"
+                ));
                 continue;
             }
             Err(_) => {
-                bump(&shared.counters.dial_failures, 1);
-                shared.limits.warn(
-                    LogKind::Dial,
-                    format_args!(
-                        "election connection to sid {sid} at {addr} timed out after {timeout:?}"
-                    ),
-                );
+                failed(format_args!(
+                    "election connection to sid {sid} at {addr} timed out after {timeout:?}"
+                ));
                 continue;
             }
         };
@@ -454,19 +452,15 @@ async fn dial_once(shared: &Arc<Shared>, slot: &Arc<PeerSlot>, higher: bool) -> 
         match tokio::time::timeout(timeout, stream.write_all(&shared.handshake)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                bump(&shared.counters.dial_failures, 1);
-                shared.limits.warn(
-                    LogKind::Dial,
-                    format_args!("writing handshake to sid {sid} at {addr} failed: {e}"),
-                );
+                failed(format_args!(
+                    "writing handshake to sid {sid} at {addr} failed: {e}"
+                ));
                 continue;
             }
             Err(_) => {
-                bump(&shared.counters.dial_failures, 1);
-                shared.limits.warn(
-                    LogKind::Dial,
-                    format_args!("writing handshake to sid {sid} at {addr} timed out"),
-                );
+                failed(format_args!(
+                    "writing handshake to sid {sid} at {addr} timed out"
+                ));
                 continue;
             }
         }
