@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod api;
+#[cfg(feature = "cli")]
 pub mod bench;
 pub mod cnx;
 pub mod config;
