@@ -217,23 +217,26 @@ impl Published {
 
     /// Installs `next` and hands out `events`. Everything happens under
     /// the lock, so a subscriber or a watcher that registers meanwhile sees
-    /// each change exactly once (in its starting state or after it), and
-    /// the atomic, the watch channel and the subscriptions never disagree
-    /// for long. Nothing here blocks (unbounded channels, a watch send).
+    /// each change exactly once (in its starting state or after it). The
+    /// order matters to whoever wakes first: the atomic, then the
+    /// subscriptions, then the watch channel and the blocking waiters, so
+    /// code woken by the watch channel finds the events already queued and
+    /// `is_leader()` already agreeing. Nothing here blocks (unbounded
+    /// channels, a watch send).
     fn apply(&self, cur: &mut Current, next: PeerState, events: &[Event]) {
         if next == cur.state {
             return;
         }
         self.is_leader
             .store(next.role.is_leader(), Ordering::Release);
-        if let Some(tx) = &cur.watch {
-            tx.send_replace(next.clone());
-        }
-        cur.state = next;
         if !events.is_empty() {
             cur.subscribers
                 .retain(|tx| events.iter().all(|e| tx.send(*e).is_ok()));
         }
+        if let Some(tx) = &cur.watch {
+            tx.send_replace(next.clone());
+        }
+        cur.state = next;
         self.changed.notify_all();
     }
 
