@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod api;
+#[cfg(feature = "cli")]
 pub mod bench;
 pub mod cnx;
 pub mod config;
@@ -12,3 +13,10 @@ pub mod sim;
 pub mod wire;
 
 pub use api::{Event, LeaderInfo, PeerBuilder, PeerHandle, PeerState, Role, RoleEvent, ZkfleError};
+
+/// The README's Rust code, compiled by `cargo test --doc` so the embedding
+/// snippet cannot drift from the API (it is `no_run`: it names servers that
+/// do not exist here).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

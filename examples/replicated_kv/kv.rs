@@ -809,6 +809,7 @@ fn role_loop(sh: Arc<Shared>, handle: PeerHandle, events: crossbeam_channel::Rec
             Ok(Event::Role(role)) => on_role(&sh, role),
             Ok(Event::PeerUp(s)) => log::debug!("sid {}: election link to {s} up", sh.sid),
             Ok(Event::PeerDown(s)) => log::debug!("sid {}: election link to {s} down", sh.sid),
+            Ok(_) => {}
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
         }
@@ -836,11 +837,6 @@ fn on_role(sh: &Arc<Shared>, role: Role) {
         st.seen_epoch = st.seen_epoch.max(e);
     }
     match role {
-        Role::Looking => {
-            if !matches!(st.mode, Mode::Looking) {
-                sh.set_mode(&mut st, Mode::Looking);
-            }
-        }
         Role::Leading { epoch } => {
             if matches!(&st.mode, Mode::Leading(l) if l.epoch == epoch) {
                 return;
@@ -907,6 +903,12 @@ fn on_role(sh: &Arc<Shared>, role: Role) {
                     lost: false,
                 }),
             );
+        }
+        // Looking, or a role this store does not know: serve nothing.
+        _ => {
+            if !matches!(st.mode, Mode::Looking) {
+                sh.set_mode(&mut st, Mode::Looking);
+            }
         }
     }
 }

@@ -76,22 +76,30 @@ impl AdminServer {
         status: Arc<PeerStatus>,
         conf: String,
     ) -> Result<AdminServer, AdminError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name(format!("admin{}", status.snapshot().my_sid))
-            .enable_all()
-            .build()
-            .map_err(AdminError::Runtime)?;
+        // Bound before the runtime exists: a runtime dropped on this error
+        // path would panic when the caller runs async code.
         let std_listener = std::net::TcpListener::bind(addr)
             .map_err(|source| AdminError::Bind { addr, source })?;
         std_listener
             .set_nonblocking(true)
             .map_err(|source| AdminError::Bind { addr, source })?;
         let local_addr = std_listener.local_addr().unwrap_or(addr);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name(format!("admin{}", status.snapshot().my_sid))
+            .enable_all()
+            .build()
+            .map_err(AdminError::Runtime)?;
         let listener = {
             let _g = runtime.enter();
             tokio::net::TcpListener::from_std(std_listener)
-                .map_err(|source| AdminError::Bind { addr, source })?
+        };
+        let listener = match listener {
+            Ok(l) => l,
+            Err(source) => {
+                crate::cnx::shutdown_runtime(runtime, Duration::from_secs(2));
+                return Err(AdminError::Bind { addr, source });
+            }
         };
         let stop = Arc::new(tokio::sync::Notify::new());
         let counters = Arc::new(AdminCounters::default());
@@ -140,7 +148,8 @@ impl AdminServer {
     pub fn shutdown(&mut self) {
         self.stop.notify_one();
         if let Some(rt) = self.runtime.take() {
-            rt.shutdown_timeout(Duration::from_secs(2));
+            // Safe from an embedder's async context too.
+            crate::cnx::shutdown_runtime(rt, Duration::from_secs(2));
         }
     }
 }

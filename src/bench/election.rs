@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::workdir::WorkDir;
+
 /// Which implementation an ensemble runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Implementation {
@@ -242,7 +244,7 @@ trait Ensemble {
 }
 
 struct ZkfleEnsemble {
-    dir: tempfile::TempDir,
+    dir: WorkDir,
     bin: PathBuf,
     n: usize,
     base: u16,
@@ -257,10 +259,7 @@ impl ZkfleEnsemble {
         n: usize,
         trial: usize,
     ) -> Result<Self, ElectionBenchError> {
-        let dir = tempfile::Builder::new()
-            .prefix("zkfle-bench-")
-            .tempdir()
-            .map_err(ElectionBenchError::WorkDir)?;
+        let dir = WorkDir::new("zkfle-bench-").map_err(ElectionBenchError::WorkDir)?;
         let mut servers = String::new();
         for sid in 1..=n as u16 {
             let _ = writeln!(
@@ -392,7 +391,7 @@ impl Drop for ZkfleEnsemble {
 
 struct JavaEnsemble {
     script: PathBuf,
-    dir: tempfile::TempDir,
+    dir: WorkDir,
     n: usize,
     base: u16,
     opts: (u64, u32, u32),
@@ -403,10 +402,7 @@ impl JavaEnsemble {
     fn new(opts: &ElectionBenchOptions, n: usize) -> Result<Self, ElectionBenchError> {
         Ok(JavaEnsemble {
             script: opts.zk_ensemble.clone(),
-            dir: tempfile::Builder::new()
-                .prefix("zk-bench-")
-                .tempdir()
-                .map_err(ElectionBenchError::WorkDir)?,
+            dir: WorkDir::new("zk-bench-").map_err(ElectionBenchError::WorkDir)?,
             n,
             base: opts.java_base_port,
             opts: (opts.tick_ms, opts.init_limit, opts.sync_limit),

@@ -4,3 +4,4 @@
 pub mod cli;
 pub mod election;
 pub mod notify;
+pub mod workdir;

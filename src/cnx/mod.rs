@@ -263,7 +263,14 @@ pub(crate) struct Shared {
     pub(crate) next_link_id: AtomicU64,
     pub(crate) pending_handshakes: AtomicUsize,
     pub(crate) limits: LogLimits,
+    /// Told the connected peers on every Up/Down; held across the count
+    /// and the call so calls are ordered and each carries the newest set.
+    pub(crate) link_listener: Mutex<Option<LinkListener>>,
 }
+
+/// Told the configured peers with a live election link (ascending) each
+/// time one comes up or goes down; see [`Qcm::set_link_listener`].
+pub type LinkListener = Arc<dyn Fn(&[i64]) + Send + Sync>;
 
 /// Per-sid state that outlives connections: the send queue, the last
 /// message written, and the current link.
@@ -467,6 +474,26 @@ impl Shared {
 
     pub(crate) fn event(&self, e: PeerEvent) {
         self.events.push(e);
+        if let PeerEvent::Up(_) | PeerEvent::Down(_) = e {
+            // Called with no slot or link lock held (both are taken here).
+            let listener = self.link_listener.lock();
+            if let Some(l) = listener.as_ref() {
+                l(&self.connected_peers());
+            }
+        }
+    }
+
+    /// Configured peers with a live link, ascending.
+    pub(crate) fn connected_peers(&self) -> Vec<i64> {
+        let mut v: Vec<i64> = self
+            .slots
+            .lock()
+            .values()
+            .filter(|s| s.configured && s.is_up())
+            .map(|s| s.sid)
+            .collect();
+        v.sort_unstable();
+        v
     }
 
     /// A link id, taken when a connection is accepted or dialled: ids order
@@ -776,6 +803,7 @@ impl Qcm {
             next_link_id: AtomicU64::new(1),
             pending_handshakes: AtomicUsize::new(0),
             limits: LogLimits::new(),
+            link_listener: Mutex::new(None),
             cfg,
         });
         for listener in listeners {
@@ -891,16 +919,21 @@ impl Qcm {
 
     /// Configured peers with a live link, ascending.
     pub fn connected_peers(&self) -> Vec<i64> {
-        let mut v: Vec<i64> = self
-            .shared()
-            .slots
-            .lock()
-            .values()
-            .filter(|s| s.configured && s.is_up())
-            .map(|s| s.sid)
-            .collect();
-        v.sort_unstable();
-        v
+        self.shared().connected_peers()
+    }
+
+    /// Installs the listener told the connected peers whenever a
+    /// configured peer's link comes up or goes down (replacing any earlier
+    /// one), and calls it at once with the current set, so it misses
+    /// nothing. It runs on the connection's thread: it must be quick and
+    /// must not call back into the QCM's listener. Unlike
+    /// [`Qcm::peer_events`], whose queue belongs to the election layer, it
+    /// never drops a change.
+    pub fn set_link_listener(&self, listener: LinkListener) {
+        let sh = self.shared();
+        let mut slot = sh.link_listener.lock();
+        listener(&sh.connected_peers());
+        *slot = Some(listener);
     }
 
     /// Sids in no configuration with a live link, ascending.
@@ -936,6 +969,40 @@ impl Qcm {
     }
 }
 
+/// Shuts a private runtime down and waits (up to `timeout`) for its
+/// threads, from any context. Tokio panics ("Cannot drop a runtime in a
+/// context where blocking is not allowed") when a runtime is shut down or
+/// dropped on a thread that runs async code, and an embedder may well
+/// stop zkfle from its own runtime's worker; there the wait happens on a
+/// helper thread, which the caller joins.
+pub(crate) fn shutdown_runtime(rt: tokio::runtime::Runtime, timeout: Duration) {
+    if tokio::runtime::Handle::try_current().is_err() {
+        rt.shutdown_timeout(timeout);
+        return;
+    }
+    // The runtime is sent only once the thread exists: a failed spawn
+    // would drop a runtime moved into its closure right here.
+    let (tx, rx) = std::sync::mpsc::channel::<tokio::runtime::Runtime>();
+    let spawned = std::thread::Builder::new()
+        .name("zkfle-rt-stop".into())
+        .spawn(move || {
+            if let Ok(rt) = rx.recv() {
+                rt.shutdown_timeout(timeout);
+            }
+        });
+    match spawned {
+        Ok(h) => {
+            let _ = tx.send(rt);
+            let _ = h.join();
+        }
+        Err(e) => {
+            // Never blocks, never panics; its threads stop on their own.
+            log::warn!("cannot spawn a thread to stop a runtime ({e}); not waiting for it");
+            rt.shutdown_background();
+        }
+    }
+}
+
 fn shutdown_owner(owner: &Owner) {
     let shared = &owner.shared;
     {
@@ -943,14 +1010,7 @@ fn shutdown_owner(owner: &Owner) {
         shared.shutting_down.store(true, Ordering::Release);
     }
     if let Some(rt) = owner.runtime.lock().take() {
-        // A runtime may not be shut down from inside an async context;
-        // do it from a helper thread then.
-        if tokio::runtime::Handle::try_current().is_ok() {
-            let h = std::thread::spawn(move || rt.shutdown_timeout(Duration::from_secs(2)));
-            let _ = h.join();
-        } else {
-            rt.shutdown_timeout(Duration::from_secs(2));
-        }
+        shutdown_runtime(rt, Duration::from_secs(2));
     }
     let slots: Vec<Arc<PeerSlot>> = shared.slots.lock().values().cloned().collect();
     for slot in slots {

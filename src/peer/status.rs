@@ -4,7 +4,9 @@
 //!
 //! Readers never block the writers for long: one small `RwLock`ed snapshot
 //! plus a condition variable, so a caller can wait for "state is X" instead
-//! of sleeping (the openraft `wait().state(..)` idea).
+//! of sleeping (the openraft `wait().state(..)` idea). One listener (the
+//! embedding API) may also be told of every change, by the thread that
+//! makes it, so role changes reach embedders without a polling thread.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,6 +55,10 @@ pub struct NetStats {
 
 /// A source of [`NetStats`] (the running QCM).
 pub type NetSource = Arc<dyn Fn() -> NetStats + Send + Sync>;
+
+/// Told of every status change, with the snapshot after it; see
+/// [`PeerStatus::set_listener`].
+pub type StatusListener = Arc<dyn Fn(&StatusSnapshot) + Send + Sync>;
 
 /// One consistent view of a peer's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +124,9 @@ pub struct PeerStatus {
     net: RwLock<Option<NetSource>>,
     changed: Mutex<u64>,
     cv: Condvar,
+    /// Held across a change and the call that reports it, so the listener
+    /// sees changes one at a time and in the order they were made.
+    listener: Mutex<Option<StatusListener>>,
 }
 
 impl std::fmt::Debug for PeerStatus {
@@ -149,6 +158,7 @@ impl PeerStatus {
             net: RwLock::new(None),
             changed: Mutex::new(0),
             cv: Condvar::new(),
+            listener: Mutex::new(None),
         }
     }
 
@@ -157,12 +167,33 @@ impl PeerStatus {
         self.snap.read().clone()
     }
 
-    /// Applies `f` to the state and wakes every waiter.
+    /// Applies `f` to the state, tells the listener (on this thread) and
+    /// wakes every waiter.
     pub fn update<F: FnOnce(&mut StatusSnapshot)>(&self, f: F) {
-        f(&mut self.snap.write());
+        let listener = self.listener.lock();
+        let after = {
+            let mut snap = self.snap.write();
+            f(&mut snap);
+            listener.as_ref().map(|_| snap.clone())
+        };
+        if let (Some(l), Some(after)) = (listener.as_ref(), after) {
+            l(&after);
+        }
+        drop(listener);
         let mut gen = self.changed.lock();
         *gen = gen.wrapping_add(1);
         self.cv.notify_all();
+    }
+
+    /// Installs the listener told of every later change (replacing any
+    /// earlier one) and calls it at once with the current state, so it
+    /// misses nothing. It runs on the updating thread (the peer's main
+    /// loop, its role session) while updates wait: it must be quick and
+    /// must not call [`PeerStatus::update`].
+    pub fn set_listener(&self, listener: StatusListener) {
+        let mut slot = self.listener.lock();
+        listener(&self.snapshot());
+        *slot = Some(listener);
     }
 
     /// Installs the source of election-port figures.
@@ -242,5 +273,20 @@ mod tests {
         h.join().unwrap();
         let (_, ok) = st.wait_until(Duration::from_millis(30), |s| s.leader_sid == 1);
         assert!(!ok);
+    }
+
+    #[test]
+    fn the_listener_sees_the_current_state_then_every_change_in_order() {
+        let st = PeerStatus::new(1, 2, 0, 0);
+        st.update(|s| s.leader_sid = 4);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        st.set_listener(Arc::new(move |s: &StatusSnapshot| {
+            s2.lock().push(s.leader_sid)
+        }));
+        for sid in 5..=7 {
+            st.update(|s| s.leader_sid = sid);
+        }
+        assert_eq!(*seen.lock(), vec![4, 5, 6, 7]);
     }
 }

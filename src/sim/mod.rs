@@ -17,6 +17,7 @@
 //! `zkfle sim` ([`cli`]) runs many seeds and prints a replay command for any
 //! failure.
 
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod invariants;
 mod rng;
