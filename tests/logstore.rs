@@ -28,8 +28,20 @@ fn zxids(es: &[Entry]) -> Vec<i64> {
     es.iter().map(|e| e.zxid).collect()
 }
 
+/// Small segments, no padding: files hold exactly the frames, so tests can
+/// cut and flip bytes at known offsets.
 fn small() -> FileLogOptions {
-    FileLogOptions { segment_bytes: 256 }
+    FileLogOptions {
+        segment_bytes: 256,
+        prealloc_bytes: 0,
+    }
+}
+
+fn exact() -> FileLogOptions {
+    FileLogOptions {
+        prealloc_bytes: 0,
+        ..FileLogOptions::default()
+    }
 }
 
 /// Segment files in name (= zxid) order.
@@ -102,14 +114,14 @@ fn out_of_order_appends_are_refused_and_leave_the_log_usable() {
 /// Writes entries 1..=10 in batches of two into one segment and returns
 /// the segment file and the offset where the last frame starts.
 fn ten_in_one_segment(dir: &Path) -> (PathBuf, u64) {
-    let mut log = FileLog::open(dir).unwrap();
+    let mut log = FileLog::open_with(dir, exact()).unwrap();
     for z in (1..=8).step_by(2) {
         log.append(&batch([z, z + 1])).unwrap();
     }
     drop(log);
     let seg = segments(dir).pop().unwrap();
     let before = fs::metadata(&seg).unwrap().len();
-    let mut log = FileLog::open(dir).unwrap();
+    let mut log = FileLog::open_with(dir, exact()).unwrap();
     log.append(&batch([9, 10])).unwrap();
     (seg, before)
 }
@@ -121,7 +133,8 @@ fn a_torn_last_frame_is_cut_at_every_possible_length_and_the_prefix_survives() {
     let full = fs::read(&seg).unwrap();
     for cut in last_frame..full.len() as u64 {
         fs::write(&seg, &full[..cut as usize]).unwrap();
-        let mut log = FileLog::open(t.path()).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+        let mut log =
+            FileLog::open_with(t.path(), exact()).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
         assert_eq!(
             zxids(&all(&log)),
             (1..=8).collect::<Vec<_>>(),
@@ -150,8 +163,9 @@ fn a_zero_filled_tail_is_torn_not_corrupt() {
     let mut bytes = fs::read(&seg).unwrap();
     bytes.extend_from_slice(&[0u8; 700]);
     fs::write(&seg, &bytes).unwrap();
-    let log = FileLog::open(t.path()).unwrap();
+    let log = FileLog::open_with(t.path(), exact()).unwrap();
     assert_eq!(log.last_zxid(), 10);
+    assert_eq!(zxids(&all(&log)), (1..=10).collect::<Vec<_>>());
 }
 
 #[test]
@@ -260,7 +274,10 @@ fn a_flipped_bit_in_the_very_last_frame_looks_torn_and_drops_that_frame() {
     let mut bytes = fs::read(&seg).unwrap();
     bytes[last_frame as usize + 20] ^= 4;
     fs::write(&seg, &bytes).unwrap();
-    assert_eq!(FileLog::open(t.path()).unwrap().last_zxid(), 8);
+    assert_eq!(
+        FileLog::open_with(t.path(), exact()).unwrap().last_zxid(),
+        8
+    );
 }
 
 #[test]
@@ -342,6 +359,112 @@ fn truncate_after_is_durable_and_appends_continue_after_it() {
     assert_eq!(
         FileLog::open_with(t.path(), small()).unwrap().last_zxid(),
         0
+    );
+}
+
+fn padded() -> FileLogOptions {
+    FileLogOptions {
+        segment_bytes: 1 << 20,
+        prealloc_bytes: 64 << 10,
+    }
+}
+
+#[test]
+fn padding_is_allocated_ahead_kept_across_reopen_and_filled_in_place() {
+    let t = tempfile::tempdir().unwrap();
+    let mut log = FileLog::open_with(t.path(), padded()).unwrap();
+    for z in 1..=10 {
+        log.append(&batch([z])).unwrap();
+    }
+    let seg = segments(t.path()).pop().unwrap();
+    assert_eq!(
+        fs::metadata(&seg).unwrap().len(),
+        64 << 10,
+        "one padded chunk"
+    );
+    drop(log);
+    let mut log = FileLog::open_with(t.path(), padded()).unwrap();
+    assert_eq!(zxids(&all(&log)), (1..=10).collect::<Vec<_>>());
+    assert_eq!(
+        fs::metadata(&seg).unwrap().len(),
+        64 << 10,
+        "padding is not a torn tail"
+    );
+    for z in 11..=20 {
+        log.append(&batch([z])).unwrap();
+    }
+    assert_eq!(
+        fs::metadata(&seg).unwrap().len(),
+        64 << 10,
+        "appends fill the padding"
+    );
+    // Past the padded size, the next chunk is zero-filled.
+    let big: Vec<Entry> = (21..=30)
+        .map(|z| Entry::new(z, vec![1u8; 8 << 10]))
+        .collect();
+    log.append(&big).unwrap();
+    assert_eq!(fs::metadata(&seg).unwrap().len(), 128 << 10);
+    drop(log);
+    assert_eq!(
+        FileLog::open_with(t.path(), padded()).unwrap().last_zxid(),
+        30
+    );
+}
+
+#[test]
+fn a_torn_frame_inside_the_padding_is_cut_and_the_prefix_survives() {
+    let t = tempfile::tempdir().unwrap();
+    let mut log = FileLog::open_with(t.path(), padded()).unwrap();
+    log.append(&batch([1, 2, 3])).unwrap();
+    let seg = segments(t.path()).pop().unwrap();
+    let before = fs::read(&seg).unwrap();
+    log.append(&batch([4, 5, 6])).unwrap();
+    drop(log);
+    let after = fs::read(&seg).unwrap();
+    assert_eq!(before.len(), after.len(), "the frame went into the padding");
+    let start = before.iter().zip(&after).position(|(a, b)| a != b).unwrap();
+    let end = after.len() - after.iter().rev().position(|&b| b != 0).unwrap();
+    // Only the first half of the second frame reached the disk.
+    let mut torn = after.clone();
+    torn[start + (end - start) / 2..end].fill(0);
+    fs::write(&seg, &torn).unwrap();
+    let mut log = FileLog::open_with(t.path(), padded()).unwrap();
+    assert_eq!(zxids(&all(&log)), [1, 2, 3]);
+    log.append(&batch([4])).unwrap();
+    drop(log);
+    assert_eq!(
+        zxids(&all(&FileLog::open_with(t.path(), padded()).unwrap())),
+        [1, 2, 3, 4]
+    );
+}
+
+#[test]
+fn sealed_segments_keep_their_padding_and_garbage_in_it_is_corruption() {
+    let t = tempfile::tempdir().unwrap();
+    let opts = FileLogOptions {
+        segment_bytes: 200,
+        prealloc_bytes: 512,
+    };
+    let mut log = FileLog::open_with(t.path(), opts).unwrap();
+    for z in (1..=36).step_by(3) {
+        log.append(&batch([z, z + 1])).unwrap();
+        log.append(&batch([z + 2])).unwrap();
+    }
+    drop(log);
+    let segs = segments(t.path());
+    assert!(segs.len() > 3);
+    assert!(segs
+        .iter()
+        .all(|p| fs::metadata(p).unwrap().len() % 512 == 0));
+    let log = FileLog::open_with(t.path(), opts).unwrap();
+    assert_eq!(all(&log).len(), 36);
+    drop(log);
+    let mut b = fs::read(&segs[0]).unwrap();
+    let n = b.len();
+    b[n - 3] = 0x55;
+    fs::write(&segs[0], &b).unwrap();
+    assert!(
+        matches!(FileLog::open_with(t.path(), opts), Err(LogError::Corrupt { path, .. }) if path == segs[0])
     );
 }
 
@@ -705,9 +828,10 @@ proptest! {
         ops in prop::collection::vec(op(), 1..40),
         probes in prop::collection::vec(any::<u32>(), 4),
         seg in 150u64..2_000,
+        prealloc in prop::sample::select(vec![0u64, 64, 300, 4096]),
     ) {
         let t = tempfile::tempdir().unwrap();
-        let opts = FileLogOptions { segment_bytes: seg };
+        let opts = FileLogOptions { segment_bytes: seg, prealloc_bytes: prealloc };
         let log = FileLog::open_with(t.path(), opts).unwrap();
         let dir = t.path().to_path_buf();
         run_model(log, &ops, &probes, move |l| {

@@ -51,12 +51,30 @@ pub struct FileLogOptions {
     /// A new segment starts with the first batch appended after the active
     /// one reached this size.
     pub segment_bytes: u64,
+    /// Zero-fill the active segment this far ahead, in chunks (0: never).
+    /// An append that overwrites blocks already allocated and inside the
+    /// file's size needs no file-system journal commit at its fdatasync;
+    /// one that grows the file does (measured on this machine's ext4: about
+    /// 3 ms instead of 0.15 ms). ZooKeeper pads its logs for the same
+    /// reason. Recovery reads an all-zero tail as padding, not as a tear.
+    pub prealloc_bytes: u64,
 }
 
 impl Default for FileLogOptions {
     fn default() -> Self {
         FileLogOptions {
             segment_bytes: 32 << 20,
+            prealloc_bytes: 1 << 20,
+        }
+    }
+}
+
+impl FileLogOptions {
+    /// The file size to zero-fill up to when valid data ends at `end`.
+    fn padded(&self, end: u64) -> u64 {
+        match self.prealloc_bytes {
+            0 => end,
+            p => end.div_ceil(p).saturating_mul(p),
         }
     }
 }
@@ -68,6 +86,8 @@ pub(crate) struct Segment {
     pub(crate) last: i64,
     /// Validated length: frames end exactly here.
     pub(crate) len: u64,
+    /// The file's size: `len` plus zero padding.
+    pub(crate) alloc: u64,
     /// (first zxid of a frame, its offset), ascending; the first frame is
     /// always a point.
     pub(crate) index: Vec<(i64, u64)>,
@@ -79,6 +99,7 @@ impl Segment {
             first,
             last: first,
             len,
+            alloc: len,
             index: Vec::new(),
         }
     }
@@ -94,6 +115,7 @@ impl Segment {
         }
         self.last = hi;
         self.len = end;
+        self.alloc = self.alloc.max(end);
     }
 
     /// Where to start reading to find the first entry above `after` (or
@@ -270,8 +292,10 @@ impl FileLog {
     }
 
     /// Appends one frame, rolling to a new segment first if the active one
-    /// is full. New segment: create + write header and frame + fsync +
-    /// directory fsync. Otherwise: write at the end + fdatasync.
+    /// is full. New segment: create, write header, frame and zero padding,
+    /// fsync, directory fsync. Otherwise: one write at the end of the valid
+    /// data (with more zero padding if it passes the padded size), then
+    /// fdatasync.
     fn append_frame(&mut self, entries: &[Entry]) -> Result<(), LogError> {
         let (lo, hi) = match (entries.first(), entries.last()) {
             (Some(a), Some(b)) => (a.zxid, b.zxid),
@@ -284,14 +308,18 @@ impl FileLog {
         if roll {
             let mut buf = encode_segment_header(lo).to_vec();
             encode_frame(entries, &mut buf);
+            let end = buf.len() as u64;
+            let alloc = self.opts.padded(end);
+            buf.resize(alloc as usize, 0);
             let path = self.segment_path(lo);
             let f = self.disk.create_synced(&path, &buf)?;
             self.disk.fsync_dir()?;
             let mut seg = Segment::new(lo, SEGMENT_HEADER_LEN);
-            seg.push_frame(lo, hi, SEGMENT_HEADER_LEN, buf.len() as u64, INDEX_STRIDE);
+            seg.push_frame(lo, hi, SEGMENT_HEADER_LEN, end, INDEX_STRIDE);
+            seg.alloc = alloc;
             self.segments.push(seg);
             self.active = Some(f);
-            self.disk.stats.bytes += buf.len() as u64;
+            self.disk.stats.bytes += end - SEGMENT_HEADER_LEN;
             return Ok(());
         }
         let mut buf = Vec::with_capacity(format::frame_len(entries));
@@ -301,10 +329,16 @@ impl FileLog {
         };
         let path = self.disk.path(&segment_name(seg.first));
         let off = seg.len;
+        let end = off + buf.len() as u64;
+        if end > seg.alloc {
+            let alloc = self.opts.padded(end);
+            buf.resize((alloc - off) as usize, 0);
+            seg.alloc = alloc;
+        }
         self.disk.write_at(f, &path, &buf, off)?;
         self.disk.sync_data(f, &path)?;
-        seg.push_frame(lo, hi, off, off + buf.len() as u64, INDEX_STRIDE);
-        self.disk.stats.bytes += buf.len() as u64;
+        seg.push_frame(lo, hi, off, end, INDEX_STRIDE);
+        self.disk.stats.bytes += end - off;
         Ok(())
     }
 
@@ -520,6 +554,7 @@ impl LogStore for FileLog {
             if let (Some(c), Some(seg)) = (cut, log.segments.last_mut()) {
                 seg.index.retain(|&(_, o)| o < c.offset);
                 seg.len = c.offset;
+                seg.alloc = c.offset + c.replacement.len() as u64;
                 if !c.replacement.is_empty() {
                     let end = c.offset + c.replacement.len() as u64;
                     seg.push_frame(

@@ -136,6 +136,7 @@ pub(crate) fn recover_segment(
                 is_last,
                 file_len,
             };
+            // A bad header is never padding: torn creation or corruption.
             return tail.torn_or_corrupt(0, reason, None).map(|_| None);
         }
     }
@@ -197,12 +198,17 @@ pub(crate) fn recover_segment(
             is_last,
             file_len,
         };
-        tail.torn_or_corrupt(at, reason, next)?;
-        if at == SEGMENT_HEADER_LEN {
-            return Ok(None);
+        match tail.torn_or_corrupt(at, reason, next)? {
+            TailEnd::Padding => {
+                seg.len = at;
+                seg.alloc = file_len;
+            }
+            TailEnd::Cut if at <= SEGMENT_HEADER_LEN => return Ok(None),
+            TailEnd::Cut => {
+                seg.len = at;
+                seg.alloc = at;
+            }
         }
-        seg.len = at;
-        return Ok(Some(seg));
     }
     if seg.index.is_empty() {
         if is_last {
@@ -224,7 +230,16 @@ pub(crate) fn recover_segment(
     Ok(Some(seg))
 }
 
-/// The bad end of a segment: decides torn or corrupt, and cuts a torn one.
+/// How a segment's data ended.
+enum TailEnd {
+    /// Zeros to the end of the file: preallocated space, kept.
+    Padding,
+    /// A torn tail, now cut off (the file is gone if nothing was left).
+    Cut,
+}
+
+/// The bad end of a segment: decides padding, torn or corrupt, and cuts a
+/// torn one.
 struct Tail<'a> {
     disk: &'a mut Disk,
     path: &'a Path,
@@ -234,23 +249,28 @@ struct Tail<'a> {
 
 impl Tail<'_> {
     /// Bad bytes at `at`. `next` is where the frame after them would start
-    /// if their length field is right. Cuts a torn tail (deleting the file
-    /// if no frame is left); errors on corruption.
+    /// if their length field is right. Zeros to the end of the file after
+    /// a header are padding (any segment); otherwise, in the last segment,
+    /// cuts a torn tail (deleting the file if no frame is left); errors on
+    /// corruption.
     fn torn_or_corrupt(
         &mut self,
         at: u64,
         reason: String,
         next: Option<u64>,
-    ) -> Result<(), LogError> {
+    ) -> Result<TailEnd, LogError> {
         let corrupt = |reason: String| LogError::Corrupt {
             path: self.path.to_path_buf(),
             offset: at,
             reason,
         };
+        let rem = self.remainder(at)?;
+        if at >= SEGMENT_HEADER_LEN && rem.iter().all(|&b| b == 0) {
+            return Ok(TailEnd::Padding);
+        }
         if !self.is_last {
             return Err(corrupt(reason));
         }
-        let rem = self.remainder(at)?;
         if let Some(n) = next {
             let rel = (n - at) as usize;
             if rel < rem.len() && valid_frame_at(&rem[rel..]).is_some() {
@@ -267,7 +287,8 @@ impl Tail<'_> {
                 at + p as u64
             )));
         }
-        self.cut(at, &reason)
+        self.cut(at, &reason)?;
+        Ok(TailEnd::Cut)
     }
 
     fn remainder(&self, at: u64) -> Result<Vec<u8>, LogError> {

@@ -31,8 +31,12 @@ fn observe(log: &FileLog) -> State {
     }
 }
 
+/// Small segments with padding, so appends both fill and extend it.
 fn opts() -> FileLogOptions {
-    FileLogOptions { segment_bytes: 300 }
+    FileLogOptions {
+        segment_bytes: 300,
+        prealloc_bytes: 256,
+    }
 }
 
 fn batch(from: i64, n: i64) -> Vec<Entry> {
@@ -265,6 +269,7 @@ fn sparse_index_points_are_used_and_reads_agree_with_a_full_scan() {
         t.path(),
         FileLogOptions {
             segment_bytes: 4 << 20,
+            ..FileLogOptions::default()
         },
     )
     .unwrap();
