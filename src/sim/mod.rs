@@ -19,6 +19,7 @@
 
 pub mod cli;
 pub mod invariants;
+pub mod linearizability;
 mod rng;
 mod world;
 
