@@ -543,6 +543,10 @@ fn sync_source_answers_diff_trunc_and_snap_on_both_stores() {
     sync_cases(&mut FileLog::open_with(t.path(), small()).unwrap(), true);
     let t = tempfile::tempdir().unwrap();
     sync_cases(&mut FileLog::open(t.path()).unwrap(), false);
+    // Through a trait object, as the runtime holds the embedder's store.
+    let t = tempfile::tempdir().unwrap();
+    let mut boxed: Box<dyn LogStore> = Box::new(FileLog::open_with(t.path(), small()).unwrap());
+    sync_cases(&mut boxed, true);
 }
 
 #[test]

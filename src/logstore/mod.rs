@@ -295,6 +295,47 @@ pub trait LogStore: Send + 'static {
     }
 }
 
+/// A boxed store is a store, so the runtime can hold the embedder's choice
+/// as `Box<dyn LogStore>`.
+impl<S: LogStore + ?Sized> LogStore for Box<S> {
+    fn append(&mut self, entries: &[Entry]) -> Result<(), LogError> {
+        (**self).append(entries)
+    }
+    fn last_zxid(&self) -> i64 {
+        (**self).last_zxid()
+    }
+    fn first_zxid(&self) -> Option<i64> {
+        (**self).first_zxid()
+    }
+    fn floor_zxid(&self, zxid: i64) -> Result<Option<i64>, LogError> {
+        (**self).floor_zxid(zxid)
+    }
+    fn read_after(&self, after: i64, limit: ReadLimit) -> Result<Vec<Entry>, LogError> {
+        (**self).read_after(after, limit)
+    }
+    fn truncate_after(&mut self, zxid: i64) -> Result<(), LogError> {
+        (**self).truncate_after(zxid)
+    }
+    fn snapshot_zxid(&self) -> Option<i64> {
+        (**self).snapshot_zxid()
+    }
+    fn snapshot(&self) -> Result<Option<Snapshot>, LogError> {
+        (**self).snapshot()
+    }
+    fn save_snapshot(&mut self, snapshot: Snapshot) -> Result<(), LogError> {
+        (**self).save_snapshot(snapshot)
+    }
+    fn compact(&mut self, up_to: i64) -> Result<(), LogError> {
+        (**self).compact(up_to)
+    }
+    fn install_snapshot(&mut self, snapshot: Snapshot) -> Result<(), LogError> {
+        (**self).install_snapshot(snapshot)
+    }
+    fn sync_source(&self, learner_last: i64, limit: ReadLimit) -> Result<SyncSource, LogError> {
+        (**self).sync_source(learner_last, limit)
+    }
+}
+
 /// Checks a batch against the log's last zxid and the entry size limit;
 /// shared by every store so they refuse the same inputs.
 pub(crate) fn check_batch(entries: &[Entry], mut last: i64) -> Result<(), LogError> {
