@@ -167,7 +167,10 @@ impl FileLog {
     ///    one's unlink leaves both);
     /// 4. every segment is scanned and checked; a torn tail of the last one
     ///    is cut (see `recover`); corruption anywhere else is an error
-    ///    naming the file and offset.
+    ///    naming the file and offset;
+    /// 5. the last segment is fsynced: after a process crash (not a power
+    ///    loss) its last frame may be valid in the page cache but not on
+    ///    disk, and nothing may be reported that is not durable.
     ///
     /// Scanning reads the whole log once: open costs O(log size).
     pub fn open_with(dir: impl AsRef<Path>, opts: FileLogOptions) -> Result<FileLog, LogError> {
@@ -223,7 +226,17 @@ impl FileLog {
             }
         }
         let active = match segments.last() {
-            Some(s) => Some(disk.open_rw(&disk.path(&segment_name(s.first)))?),
+            Some(s) => {
+                let path = disk.path(&segment_name(s.first));
+                let f = disk.open_rw(&path)?;
+                // A process crash between an append's write and its
+                // fdatasync leaves the frame in the page cache, where the
+                // scan above read it as valid: make it durable before the
+                // log reports it (last_zxid is a vote). Sealed segments were
+                // synced before the next one was created.
+                disk.sync_data(&f, &path)?;
+                Some(f)
+            }
             None => None,
         };
         Ok(FileLog {
