@@ -232,12 +232,15 @@ impl Disk {
         Ok(f)
     }
 
-    /// Writes a whole `.tmp` file (replacing any leftover) and fsyncs it.
-    pub(crate) fn write_tmp(&mut self, path: &Path, buf: &[u8]) -> Result<(), LogError> {
+    /// Writes a whole `.tmp` file from `parts` (replacing any leftover)
+    /// and fsyncs it.
+    pub(crate) fn write_tmp(&mut self, path: &Path, parts: &[&[u8]]) -> Result<(), LogError> {
         self.step("create")?;
         let mut f = File::create(path).map_err(io_err(path, "create"))?;
         self.step("write")?;
-        f.write_all(buf).map_err(io_err(path, "write"))?;
+        for part in parts {
+            f.write_all(part).map_err(io_err(path, "write"))?;
+        }
         self.sync_all(&f, path)
     }
 

@@ -243,19 +243,19 @@ pub(crate) fn valid_frame_at(buf: &[u8]) -> Option<usize> {
     (crc.finalize() == be_u32(&h, 0)).then_some(end)
 }
 
-/// The snapshot file's bytes for `zxid` and `data`.
-pub(crate) fn encode_snapshot(zxid: i64, data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(SNAPSHOT_HEADER_LEN as usize + data.len());
-    out.extend_from_slice(SNAPSHOT_MAGIC);
-    out.extend_from_slice(&VERSION.to_be_bytes());
-    out.extend_from_slice(&zxid.to_be_bytes());
-    out.extend_from_slice(&(data.len() as u64).to_be_bytes());
+/// The snapshot file's header for `zxid` and `data` (the data follows it
+/// in the file; written separately so a large snapshot is never copied).
+pub(crate) fn encode_snapshot_header(zxid: i64, data: &[u8]) -> [u8; SNAPSHOT_HEADER_LEN as usize] {
+    let mut h = [0u8; SNAPSHOT_HEADER_LEN as usize];
+    h[..8].copy_from_slice(SNAPSHOT_MAGIC);
+    h[8..12].copy_from_slice(&VERSION.to_be_bytes());
+    h[12..20].copy_from_slice(&zxid.to_be_bytes());
+    h[20..28].copy_from_slice(&(data.len() as u64).to_be_bytes());
     let mut crc = crc32fast::Hasher::new();
-    crc.update(&out[12..28]);
+    crc.update(&h[12..28]);
     crc.update(data);
-    out.extend_from_slice(&crc.finalize().to_be_bytes());
-    out.extend_from_slice(data);
-    out
+    h[28..32].copy_from_slice(&crc.finalize().to_be_bytes());
+    h
 }
 
 /// A snapshot file's header: (zxid, data_len, crc).
@@ -462,7 +462,8 @@ mod tests {
 
     #[test]
     fn snapshot_round_trips_and_rejects_flips_and_short_files() {
-        let f = encode_snapshot(42, b"state");
+        let mut f = encode_snapshot_header(42, b"state").to_vec();
+        f.extend_from_slice(b"state");
         assert_eq!(
             decode_snapshot(Bytes::from(f.clone())).unwrap(),
             (42, Bytes::from_static(b"state"))

@@ -33,8 +33,9 @@ pub use disk::FileLogStats;
 
 use disk::{io_err, segment_name, snapshot_name, Disk};
 use format::{
-    decode_snapshot, decode_snapshot_header, encode_frame, encode_segment_header, encode_snapshot,
-    split_frames, Intent, MAX_FRAME_BODY, SEGMENT_HEADER_LEN, SNAPSHOT_HEADER_LEN,
+    decode_snapshot, decode_snapshot_header, encode_frame, encode_segment_header,
+    encode_snapshot_header, split_frames, Intent, MAX_FRAME_BODY, SEGMENT_HEADER_LEN,
+    SNAPSHOT_HEADER_LEN,
 };
 use read::FrameReader;
 use recover::{recover_segment, redo, write_intent};
@@ -633,8 +634,13 @@ impl LogStore for FileLog {
             let name = snapshot_name(snapshot.zxid);
             let tmp = log.disk.path(&format!("{name}.tmp"));
             let path = log.disk.path(&name);
-            log.disk
-                .write_tmp(&tmp, &encode_snapshot(snapshot.zxid, &snapshot.data))?;
+            log.disk.write_tmp(
+                &tmp,
+                &[
+                    &encode_snapshot_header(snapshot.zxid, &snapshot.data),
+                    &snapshot.data,
+                ],
+            )?;
             log.disk.rename(&tmp, &path)?;
             log.disk.fsync_dir()?;
             if let Some(old) = log.snapshot.take().filter(|o| o.zxid != snapshot.zxid) {
@@ -689,8 +695,13 @@ impl LogStore for FileLog {
         self.mutate(|log| {
             let name = snapshot_name(snapshot.zxid);
             let tmp = log.disk.path(&format!("{name}.tmp"));
-            log.disk
-                .write_tmp(&tmp, &encode_snapshot(snapshot.zxid, &snapshot.data))?;
+            log.disk.write_tmp(
+                &tmp,
+                &[
+                    &encode_snapshot_header(snapshot.zxid, &snapshot.data),
+                    &snapshot.data,
+                ],
+            )?;
             let intent = Intent::Install {
                 zxid: snapshot.zxid,
             };

@@ -11,7 +11,10 @@
 //! on a sealed segment, or a checksum-valid frame whose zxids are out of
 //! order are always corruption. What this cannot tell apart: bit rot in
 //! the very last frame looks like a torn write, and that frame is dropped
-//! (with a warning) as etcd's and LevelDB's logs do.
+//! (with a warning) as etcd's and LevelDB's logs do. The rule errs the
+//! other way only if a torn last frame carries an entry whose payload is
+//! itself a complete zkfle frame: open then refuses (corruption) rather
+//! than guess, and an operator decides.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -30,7 +33,7 @@ use crate::logstore::LogError;
 /// rename on, a crash leads to the redo at open.
 pub(crate) fn write_intent(disk: &mut Disk, intent: &Intent) -> Result<(), LogError> {
     let tmp = disk.path(&format!("{INTENT}.tmp"));
-    disk.write_tmp(&tmp, &intent.encode())?;
+    disk.write_tmp(&tmp, &[&intent.encode()])?;
     disk.rename(&tmp, &disk.path(INTENT))?;
     disk.fsync_dir()
 }
