@@ -44,7 +44,7 @@ use recover::{recover_segment, redo, write_intent};
 pub const MAX_ENTRY_BYTES: usize = MAX_FRAME_BODY / 2;
 
 /// One sparse-index point per this many bytes of a segment.
-pub const INDEX_STRIDE: u64 = 256 << 10;
+pub(crate) const INDEX_STRIDE: u64 = 256 << 10;
 
 /// [`FileLog`] tuning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
