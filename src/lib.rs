@@ -8,6 +8,7 @@ pub mod bench;
 pub mod cnx;
 pub mod config;
 pub mod election;
+pub mod logstore;
 pub mod peer;
 pub mod sim;
 pub mod wire;

@@ -20,6 +20,7 @@
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod invariants;
+pub mod linearizability;
 mod rng;
 mod world;
 
