@@ -10,5 +10,6 @@ pub mod election;
 pub mod peer;
 pub mod sim;
 pub mod wire;
+pub mod zab;
 
 pub use api::{Event, LeaderInfo, PeerBuilder, PeerHandle, PeerState, Role, RoleEvent, ZkfleError};
