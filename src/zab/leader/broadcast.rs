@@ -171,9 +171,14 @@ impl Leader {
         }
     }
 
-    /// True if a quorum of voters, the leader included, has `zxid` durable.
+    /// True if a quorum of voters that includes the leader has `zxid`
+    /// durable (the design's rule: a write is acknowledged only once the
+    /// leader itself holds it, so the leader's applied state never runs
+    /// ahead of its own log).
     fn acked_by_quorum(&self, zxid: i64) -> bool {
-        let me = (self.durable_zxid >= zxid).then_some(self.cfg.my_sid);
+        if self.durable_zxid < zxid {
+            return false;
+        }
         let followers = self
             .peers
             .values()
@@ -181,7 +186,7 @@ impl Leader {
             .filter_map(|p| p.sid);
         self.cfg
             .verifier
-            .contains_quorum(me.into_iter().chain(followers))
+            .contains_quorum(followers.chain([self.cfg.my_sid]))
     }
 
     /// Commits, in zxid order, every pending proposal a quorum has durable.

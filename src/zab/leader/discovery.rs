@@ -301,6 +301,8 @@ impl Leader {
         }
         if self.stage == LeaderStage::Broadcast {
             self.send_uptodate(now, conn);
+            // What it holds may complete a quorum for pending proposals.
+            self.try_commit(now);
         } else {
             peer.enter(LearnerStep::AwaitEstablished, now);
             self.check_established(now);
