@@ -362,3 +362,57 @@ impl Leader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::LAST_COUNTER;
+    use crate::config::QuorumVerifier;
+    use crate::zab::{Leader, LeaderAction, Mode, Persisted, RequestError, ZabConfig, ZabExit};
+    use bytes::Bytes;
+    use std::time::Duration;
+
+    fn solo() -> Leader {
+        let cfg = ZabConfig {
+            my_sid: 1,
+            tick_time: Duration::from_millis(100),
+            init_limit: 10,
+            sync_limit: 3,
+            verifier: QuorumVerifier::majority([1]),
+            servers: [1].into(),
+            config_text: String::new(),
+            mode: Mode::Store,
+        };
+        let now = Duration::ZERO;
+        let (mut l, _) = Leader::start(cfg, Persisted::default(), now);
+        l.accepted_epoch_durable(now, 1);
+        l.current_epoch_durable(now, 1);
+        assert!(l.is_established());
+        l
+    }
+
+    #[test]
+    fn counter_rollover_forces_a_new_epoch_instead_of_wrapping() {
+        let mut l = solo();
+        l.counter = LAST_COUNTER - 1;
+        let now = Duration::ZERO;
+        let out = l.propose_batch(now, vec![(Bytes::new(), 1), (Bytes::new(), 2)]);
+        let last = (1i64 << 32) | i64::from(LAST_COUNTER);
+        assert!(
+            matches!(&out[0], LeaderAction::AppendLog(es) if es.len() == 1 && es[0].zxid == last)
+        );
+        assert_eq!(
+            out[1..],
+            [
+                LeaderAction::ProposeDone {
+                    req: 2,
+                    result: Err(RequestError::NotEstablished)
+                },
+                LeaderAction::ProposeDone {
+                    req: 1,
+                    result: Err(RequestError::OutcomeUnknown)
+                },
+                LeaderAction::Exit(ZabExit::CounterRollover { epoch: 1 }),
+            ]
+        );
+    }
+}

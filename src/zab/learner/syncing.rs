@@ -203,6 +203,15 @@ impl Learner {
         if self.store() && !self.sync_started {
             return self.unexpected(now, wz::NEWLEADER, "awaiting DIFF, TRUNC or SNAP");
         }
+        if self.store() && zxid != zxid_of_epoch(self.new_epoch) {
+            // Interop echoes whatever a Java leader sent, as before; a
+            // zkfle leader always announces its epoch's start.
+            let text = format!(
+                "NEWLEADER {zxid:#x} is not the start of epoch {}",
+                self.new_epoch
+            );
+            return self.invalid(now, text);
+        }
         self.newleader_zxid = zxid;
         self.sync_end = self.position;
         self.newleader_seq = self.next_seq;
