@@ -635,3 +635,33 @@ fn a_one_voter_ensemble_leads_alone() {
         }]
     );
 }
+
+#[test]
+fn acks_count_only_from_learners_past_their_newleader_ack() {
+    // An ACK from a learner whose NEWLEADER ACK has not arrived says
+    // nothing about its currentEpoch: its vote could still lose to a peer
+    // without the entry (the ZOOKEEPER-4643 class), so it must not count.
+    let mut l = established_leader(&[]);
+    l.propose(T0, Bytes::from_static(b"w"), 1);
+    assert!(l.log_durable(T0, z(2, 1)).is_empty(), "sid 2 has not ACKed");
+    let c3 = ConnId(3);
+    l.learner_connected(T0, c3);
+    assert_eq!(
+        sent_types(&l.packet(T0, c3, marked_info(3, 0))),
+        [wz::LEADERINFO]
+    );
+    l.packet(T0, c3, ackepoch(0, 0));
+    let out = l.log_read(T0, c3, LogRead::default());
+    assert_eq!(sent_types(&out), [wz::DIFF, wz::PROPOSAL, wz::NEWLEADER]);
+    let out = l.packet(T0, c3, pkt(wz::ACK, z(2, 1), None));
+    assert!(out.is_empty(), "not counted: {out:?}");
+    assert_eq!(l.commit_zxid(), 0);
+    let out = l.packet(T0, c3, pkt(wz::ACK, 2 << 32, None));
+    assert_eq!(
+        out.last(),
+        Some(&LeaderAction::ProposeDone {
+            req: 1,
+            result: Ok(z(2, 1))
+        })
+    );
+}
