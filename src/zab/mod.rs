@@ -97,8 +97,10 @@
 //!   is cumulative; its NEWLEADER ACK acknowledges everything sent to it
 //!   before NEWLEADER; ACKs count only from followers past their NEWLEADER
 //!   ACK (whose currentEpoch is the new epoch, so their votes protect the
-//!   entry: the ZOOKEEPER-4643 class). Commit in zxid order once a quorum,
-//!   the leader included (`log_durable`), has it: one cumulative COMMIT per
+//!   entry: the ZOOKEEPER-4643 class). Commit in zxid order once a quorum
+//!   of voters *that includes the leader* (its own `log_durable`) has it
+//!   durable, so the leader's state machine never runs ahead of its own
+//!   log: one cumulative COMMIT per
 //!   batch to followers, INFORM(z, data) per entry to observers,
 //!   `Deliver(entries)` from memory (the hot path: no log read), then
 //!   `ProposeDone { req, Ok(zxid) }` in zxid order. A proposal pending at
@@ -151,7 +153,9 @@
 //! currentEpoch) only after its completion; equal → ACKEPOCH(.., −1) at
 //! once. Store sync: DIFF (zxid must equal our last zxid), TRUNC →
 //! `TruncateLog`, SNAP → `InstallSnapshot`, PROPOSAL/INFORM → `AppendLog`
-//! (zxids strictly increasing), COMMIT marks. **On NEWLEADER: (1) every log
+//! (zxids strictly increasing, never past the new epoch), COMMIT marks (of
+//! entries we hold), NEWLEADER (zxid must be `newEpoch << 32`); anything
+//! else is a protocol exit, never a panic. **On NEWLEADER: (1) every log
 //! action of the sync completes, (2) `PersistCurrentEpoch`, (3) after its
 //! completion the ACK of NEWLEADER.** PING replies and (interop) proposal
 //! ACKs that arrive meanwhile wait until after that ACK (a Java leader
@@ -189,12 +193,21 @@
 //! * The vote of the next election is (currentEpoch, last durable zxid,
 //!   sid) read from disk (store), or the interop vote zxid.
 //!
-//! # Invariant hooks (for the simulator)
+//! * A role ends only through `Exit` (or the runtime's own reasons:
+//!   `BindFailed`, `NoQuorumAddress`, `Io`); after it every input returns
+//!   nothing, except `propose`/`read_barrier`, which fail at once.
+//! * Crash semantics: dropping a machine loses nothing the disk holds; a
+//!   restarted peer builds [`Persisted`] from what survived (unsynced writes
+//!   may be lost) and the next role starts from it.
+//!
+//! # Status and invariant hooks (mntr, the simulator)
 //!
 //! `Leader`: [`Leader::epoch`], [`Leader::is_established`],
 //! [`Leader::established_by`], [`Leader::commit_zxid`],
 //! [`Leader::durable_zxid`], [`Leader::accepted_epoch`],
-//! [`Leader::current_epoch`] (as the machine believes them durable).
+//! [`Leader::current_epoch`] (as the machine believes them durable),
+//! [`Leader::phase`], [`Leader::learners`], [`Leader::synced_followers`],
+//! [`Leader::outstanding_proposals`], [`Leader::next_deadline`].
 //! `Learner`: [`Learner::epoch`], [`Learner::accepted_epoch`],
 //! [`Learner::current_epoch`], [`Learner::durable_zxid`],
 //! [`Learner::commit_zxid`], [`Learner::applied_zxid`],
@@ -206,6 +219,8 @@
 //! broadcast: established epoch ..`, `FOLLOWING - broadcast: ..`,
 //! "dropping learner sid ..") through `log`; the runtime logs `Exit`
 //! reasons and IO errors.
+
+#![deny(missing_docs)]
 
 pub mod leader;
 pub mod learner;

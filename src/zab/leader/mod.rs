@@ -1,7 +1,7 @@
 //! The leader state machine: one instance per leading term (created when
 //! the election decides LEADING, dropped when it emits [`LeaderAction::Exit`]).
-//! Split by stage: [`discovery`] (D1, D2, NEWLEADER, UPTODATE, D4, D8),
-//! [`syncing`] (D3) and [`broadcast`] (D5–D7, D9).
+//! Split by stage: `discovery` (D1, D2, NEWLEADER, UPTODATE, D4, D8),
+//! `syncing` (D3) and `broadcast` (D5–D7, D9).
 
 mod broadcast;
 mod discovery;

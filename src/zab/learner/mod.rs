@@ -1,7 +1,7 @@
 //! The learner state machine (follower or observer): one instance per
-//! FOLLOWING/OBSERVING term. Split by stage: [`handshake`] (connect policy,
-//! L1), [`syncing`] (L2, L3 up to UPTODATE, and the broadcast packets) and
-//! [`log`] (the ordered log pipeline, L4 acknowledgements, delivery).
+//! FOLLOWING/OBSERVING term. Split by stage: `handshake` (connect policy,
+//! L1), `syncing` (L2, L3 up to UPTODATE, and the broadcast packets) and
+//! `log` (the ordered log pipeline, L4 acknowledgements, delivery).
 
 mod handshake;
 mod log;
