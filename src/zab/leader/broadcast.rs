@@ -194,25 +194,25 @@ impl Leader {
         if self.stage != LeaderStage::Broadcast {
             return;
         }
+        // "A quorum has z durable" is monotone in z (ACKs are cumulative,
+        // durability only grows): a binary search finds the new commit
+        // point with O(log n) quorum checks however long the pipeline.
+        let end = self
+            .recent
+            .partition_point(|p| self.acked_by_quorum(p.entry.zxid));
         let mut committed: Vec<Entry> = Vec::new();
         let mut done: Vec<(ReqId, i64)> = Vec::new();
-        while let Some(z) = self
-            .recent
-            .get(self.committed_in_recent)
-            .map(|p| p.entry.zxid)
-        {
-            if !self.acked_by_quorum(z) {
-                break;
-            }
-            let Some(p) = self.recent.get(self.committed_in_recent) else {
-                break;
-            };
+        for p in self.recent.range(self.committed_in_recent.min(end)..end) {
             committed.push(p.entry.clone());
             if let Some(req) = p.req {
-                done.push((req, z));
+                done.push((req, p.entry.zxid));
             }
-            self.committed_in_recent += 1;
-            self.commit_zxid = z;
+        }
+        if end > self.committed_in_recent {
+            self.committed_in_recent = end;
+            if let Some(last) = committed.last() {
+                self.commit_zxid = last.zxid;
+            }
         }
         if committed.is_empty() {
             return;
