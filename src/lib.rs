@@ -12,6 +12,7 @@ pub mod logstore;
 pub mod peer;
 pub mod sim;
 pub mod wire;
+pub mod zab;
 
 pub use api::{Event, LeaderInfo, PeerBuilder, PeerHandle, PeerState, Role, RoleEvent, ZkfleError};
 

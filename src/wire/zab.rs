@@ -157,6 +157,29 @@ fn put_buffer(data: Option<&[u8]>, out: &mut Vec<u8>) {
     }
 }
 
+fn put_head(packet_type: i32, zxid: i64, data: Option<&[u8]>, out: &mut Vec<u8>) {
+    out.extend_from_slice(&packet_type.to_be_bytes());
+    out.extend_from_slice(&zxid.to_be_bytes());
+    put_buffer(data, out);
+}
+
+/// Appends the encoding of a packet with null authinfo (the only form the
+/// handshake and broadcast subset uses) without building a
+/// [`QuorumPacket`]: the bytes are exactly those of
+/// `QuorumPacket::new(packet_type, zxid, data).encode(out)`. Lets a caller
+/// holding the data in a shared buffer (one proposal sent to N learners)
+/// encode it without copying it into a `Vec` first.
+pub fn encode_packet(packet_type: i32, zxid: i64, data: Option<&[u8]>, out: &mut Vec<u8>) {
+    put_head(packet_type, zxid, data, out);
+    out.extend_from_slice(&(-1i32).to_be_bytes());
+}
+
+/// The length of [`encode_packet`]'s output for `data_len` bytes of data
+/// (`None` = null data): type, zxid, buffer length, data, authinfo count.
+pub fn encoded_packet_len(data_len: Option<usize>) -> usize {
+    4 + 8 + 4 + data_len.unwrap_or(0) + 4
+}
+
 impl QuorumPacket {
     /// A packet with null authinfo, the only form the handshake and broadcast
     /// subset uses.
@@ -212,9 +235,7 @@ impl QuorumPacket {
 
     /// Appends the jute encoding to `out`, to be written in one call.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.packet_type.to_be_bytes());
-        out.extend_from_slice(&self.zxid.to_be_bytes());
-        put_buffer(self.data.as_deref(), out);
+        put_head(self.packet_type, self.zxid, self.data.as_deref(), out);
         match &self.authinfo {
             None => out.extend_from_slice(&(-1i32).to_be_bytes()),
             Some(ids) => {
@@ -349,6 +370,78 @@ impl LeaderInfo {
             new_epoch: epoch_of_zxid(packet.zxid),
             protocol_version,
         })
+    }
+}
+
+/// First word of the store-mode marker: ASCII "zkfl".
+pub const STORE_MAGIC: i32 = 0x7a6b_666c;
+/// Store-marker flag bit 0: the peer replicates an embedder's log through
+/// Zab (full history, DIFF/TRUNC/SNAP with data).
+pub const STORE_FLAG_REPLICATED_LOG: i32 = 1;
+/// Where the marker starts in a FOLLOWERINFO/OBSERVERINFO payload: after the
+/// 20-byte 3.8 LearnerInfo.
+pub const STORE_MARKER_LEARNER_OFFSET: usize = 20;
+/// Where the marker starts in a LEADERINFO payload: after the `i32`
+/// protocol version.
+pub const STORE_MARKER_LEADER_OFFSET: usize = 4;
+
+/// The 8 bytes a zkfle peer that replicates a log appends to its
+/// LearnerInfo (after byte 20) and to its LEADERINFO data (after byte 4):
+/// `i32` [`STORE_MAGIC`] then `i32 flags`. Java 3.8 reads only the bytes
+/// before them (the first 20 of a LearnerInfo, the first 4 of a
+/// LEADERINFO), so it neither fails on nor notices the marker; that is why
+/// each zkfle side checks the other's marker itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StoreMarker {
+    /// Flag bits; bit 0 is [`STORE_FLAG_REPLICATED_LOG`], the rest are
+    /// reserved (sent as 0, ignored on receipt).
+    pub flags: i32,
+}
+
+impl StoreMarker {
+    /// Encoded length.
+    pub const LEN: usize = 8;
+
+    /// The marker of a peer that replicates a log.
+    pub fn replicated_log() -> StoreMarker {
+        StoreMarker {
+            flags: STORE_FLAG_REPLICATED_LOG,
+        }
+    }
+
+    /// True if the replicated-log flag is set.
+    pub fn replicates_log(&self) -> bool {
+        self.flags & STORE_FLAG_REPLICATED_LOG != 0
+    }
+
+    /// The 8 bytes: magic then flags, big-endian.
+    pub fn encode(&self) -> [u8; 8] {
+        let mut b = [0u8; 8];
+        b[..4].copy_from_slice(&STORE_MAGIC.to_be_bytes());
+        b[4..].copy_from_slice(&self.flags.to_be_bytes());
+        b
+    }
+
+    /// The marker at `offset` of `data`, if the 8 bytes there start with
+    /// [`STORE_MAGIC`]; `None` when the data is shorter or the magic differs
+    /// (a Java peer or an election-only zkfle peer). Bytes after the marker
+    /// are ignored, leaving room for later extensions.
+    pub fn decode_at(data: &[u8], offset: usize) -> Option<StoreMarker> {
+        let b = data.get(offset..offset.checked_add(Self::LEN)?)?;
+        let magic = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        (magic == STORE_MAGIC).then(|| StoreMarker {
+            flags: i32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+        })
+    }
+
+    /// The marker of a FOLLOWERINFO/OBSERVERINFO payload.
+    pub fn in_learner_info(data: &[u8]) -> Option<StoreMarker> {
+        Self::decode_at(data, STORE_MARKER_LEARNER_OFFSET)
+    }
+
+    /// The marker of a LEADERINFO payload.
+    pub fn in_leader_info(data: &[u8]) -> Option<StoreMarker> {
+        Self::decode_at(data, STORE_MARKER_LEADER_OFFSET)
     }
 }
 
@@ -629,6 +722,57 @@ fn count(r: &mut Reader<'_>, what: &'static str) -> Result<usize, WireError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn store_marker_round_trips_and_hides_from_java_readers() {
+        let info = LearnerInfo {
+            sid: 1,
+            protocol_version: PROTOCOL_VERSION,
+            config_version: Some(0),
+        };
+        let mut data = info.encode();
+        data.extend_from_slice(&StoreMarker::replicated_log().encode());
+        assert_eq!(data.len(), 28);
+        assert_eq!(&data[20..24], b"zkfl");
+        // What a Java 3.8 leader reads: the first 20 bytes, unchanged.
+        assert_eq!(LearnerInfo::decode(&data).expect("decodes"), info);
+        let m = StoreMarker::in_learner_info(&data).expect("marker");
+        assert!(m.replicates_log());
+        assert_eq!(StoreMarker::in_learner_info(&info.encode()), None);
+        assert_eq!(
+            StoreMarker::in_learner_info(&data[..27]),
+            None,
+            "cut marker"
+        );
+        let mut wrong = data.clone();
+        wrong[20] = b'Z';
+        assert_eq!(StoreMarker::in_learner_info(&wrong), None, "bad magic");
+        assert_eq!(StoreMarker::decode_at(&data, usize::MAX), None);
+
+        let mut li = PROTOCOL_VERSION.to_be_bytes().to_vec();
+        li.extend_from_slice(&StoreMarker { flags: 0 }.encode());
+        let p = QuorumPacket::new(LEADERINFO, 1 << 32, Some(li.clone()));
+        assert_eq!(
+            LeaderInfo::from_packet(&p)
+                .expect("decodes")
+                .protocol_version,
+            PROTOCOL_VERSION
+        );
+        let m = StoreMarker::in_leader_info(&li).expect("marker");
+        assert!(!m.replicates_log(), "flag bit 0 clear");
+    }
+
+    #[test]
+    fn encode_packet_matches_quorum_packet_encode() {
+        for data in [None, Some(&[][..]), Some(&[1u8, 2, 3][..])] {
+            let mut a = Vec::new();
+            QuorumPacket::new(PROPOSAL, 0x1_0000_0007, data.map(<[u8]>::to_vec)).encode(&mut a);
+            let mut b = Vec::new();
+            encode_packet(PROPOSAL, 0x1_0000_0007, data, &mut b);
+            assert_eq!(a, b);
+            assert_eq!(b.len(), encoded_packet_len(data.map(<[u8]>::len)));
+        }
+    }
 
     #[test]
     fn forwarded_request_header() {
