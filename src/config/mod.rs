@@ -30,12 +30,18 @@
 //! # Ok::<(), zkfle::config::ConfigError>(())
 //! ```
 
+mod dynamic;
 pub mod error;
+mod hierarchy;
+mod keys;
 mod parse;
 pub mod props;
 pub mod quorum;
 mod render;
 pub mod resolve;
+mod server_line;
+mod servers;
+mod values;
 
 pub use error::{ConfigError, MyIdProblem, PortKind, Problem};
 pub use quorum::QuorumVerifier;
