@@ -12,6 +12,7 @@ use super::props::RawEntry;
 use super::server_line::parse_learner_type;
 use super::values::{parse_bool, parse_decode_int, parse_int, parse_positive};
 use super::LearnerType;
+use super::{admin, security};
 
 /// ZooKeeper keys zkfle accepts without using them (no warning; they end
 /// up in [`ZkConfig::extra`]).
@@ -27,8 +28,6 @@ const KNOWN_UNUSED: &[&str] = &[
     "maxSessionTimeout",
     "connectToLearnerMasterLimit",
     "syncEnabled",
-    "sslQuorum",
-    "portUnification",
     "sslQuorumReloadCertFiles",
     "quorum.cnxn.threads.size",
     "multiAddress.reachabilityCheckTimeoutMs",
@@ -62,14 +61,10 @@ const KNOWN_UNUSED_PREFIXES: &[&str] = &[
     "metricsProvider.",
     "jvm.pause.",
     "autopurge.",
-    "4lw.",
     "authProvider.",
     "audit.",
     "kvAddress.",
 ];
-
-/// Keys that switch on something zkfle does not implement when true.
-const UNSUPPORTED_WHEN_TRUE: &[&str] = &["sslQuorum", "quorum.auth.enableSasl", "portUnification"];
 
 /// Scalar settings as written (validated one by one; defaults and
 /// cross-checks come in the last stage).
@@ -93,6 +88,14 @@ pub(super) struct Scalars {
     pub reconfig_enabled: bool,
     pub peer_type: Option<(usize, LearnerType)>,
     pub config_version: i64,
+    /// `4lw.commands.whitelist` as written.
+    pub four_letter_words: Option<String>,
+    /// `metricsProvider.className` said Prometheus.
+    pub prometheus: bool,
+    /// `metricsProvider.httpHost` and its line.
+    pub metrics_host: Option<(usize, String)>,
+    /// `metricsProvider.httpPort`.
+    pub metrics_port: Option<u16>,
 }
 
 impl Default for Scalars {
@@ -117,6 +120,10 @@ impl Default for Scalars {
             reconfig_enabled: false,
             peer_type: None,
             config_version: 0,
+            four_letter_words: None,
+            prometheus: false,
+            metrics_host: None,
+            metrics_port: None,
         }
     }
 }
@@ -226,6 +233,20 @@ pub(super) fn classify(path: &Path, entries: &[&RawEntry]) -> Result<Keys, Confi
                 }
                 k.dynamic_file = Some((line, PathBuf::from(value)));
             }
+            "4lw.commands.whitelist" => k.s.four_letter_words = Some(value.to_string()),
+            "metricsProvider.className" => {
+                k.s.prometheus = admin::metrics_provider(value).map_err(err)?;
+            }
+            "metricsProvider.httpHost" => {
+                if value.is_empty() {
+                    return Err(err(Problem::EmptyValue));
+                }
+                k.s.metrics_host = Some((line, value.to_string()));
+            }
+            "metricsProvider.httpPort" => {
+                k.s.metrics_port = Some(admin::metrics_port(value).map_err(err)?);
+            }
+            _ if security::is_switch(key) => security::check(key, value).map_err(err)?,
             _ if key.starts_with("server.") => k.servers.push(e.clone()),
             _ if key.starts_with("group") => k.groups.push(e.clone()),
             _ if key.starts_with("weight") => k.weights.push(e.clone()),
@@ -234,11 +255,6 @@ pub(super) fn classify(path: &Path, entries: &[&RawEntry]) -> Result<Keys, Confi
                     || KNOWN_UNUSED_PREFIXES.iter().any(|p| key.starts_with(p));
                 if !known {
                     log::warn!("{shown}:{line}: unknown key {key}: ignored");
-                } else if UNSUPPORTED_WHEN_TRUE.contains(&key) && value.eq_ignore_ascii_case("true")
-                {
-                    log::warn!(
-                        "{shown}:{line}: {key}=true: zkfle does not implement this; its peer links are plain TCP"
-                    );
                 } else if key == "oraclePath" {
                     log::warn!(
                         "{shown}:{line}: oraclePath: zkfle does not implement the two-node oracle quorum; ignored"

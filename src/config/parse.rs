@@ -17,14 +17,15 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
+use super::admin::{DEFAULT_METRICS_HOST, DEFAULT_METRICS_PORT};
 use super::dynamic::load_quorum_lines;
 use super::error::{ConfigError, MyIdProblem, Problem};
 use super::hierarchy::build_verifier;
-use super::keys::classify;
+use super::keys::{classify, Scalars};
 use super::props::{java_trim, parse_properties, RawEntry};
 use super::resolve::{resolve_host, HostResolver};
 use super::servers::parse_servers;
-use super::{LearnerType, ZkConfig};
+use super::{FourLetterWords, LearnerType, MetricsConfig, ZkConfig};
 
 /// ZooKeeper's `DEFAULT_TICK_TIME`.
 const DEFAULT_TICK_MS: u64 = 3000;
@@ -214,6 +215,8 @@ pub(crate) fn parse_config(
         Some((_, v)) => u32::try_from(v).unwrap_or(DEFAULT_BIND_RETRY),
     };
 
+    let metrics = metrics_config(path, &s, resolver)?;
+
     let handshake_ms = match s.quorum_cnxn_timeout {
         Some(t) if t > 0 => u64::try_from(t).unwrap_or(0),
         _ => tick_ms.saturating_mul(u64::from(sync_limit)),
@@ -250,6 +253,8 @@ pub(crate) fn parse_config(
         standalone_enabled: s.standalone_enabled,
         reconfig_enabled: s.reconfig_enabled,
         config_version: s.config_version,
+        four_letter_words: FourLetterWords::parse(s.four_letter_words.as_deref()),
+        metrics,
         extra,
     })
 }
@@ -313,6 +318,38 @@ fn check_shape(
         log::warn!("{shown}: non-optimal configuration, consider an odd number of servers");
     }
     Ok(())
+}
+
+/// Stage 6c: where `GET /metrics` is served, if the Prometheus provider
+/// is configured (`PrometheusMetricsProvider` binds `httpHost:httpPort`,
+/// default `0.0.0.0:7000`).
+fn metrics_config(
+    path: &Path,
+    s: &Scalars,
+    resolver: &dyn HostResolver,
+) -> Result<Option<MetricsConfig>, ConfigError> {
+    if !s.prometheus {
+        return Ok(None);
+    }
+    let port = s.metrics_port.unwrap_or(DEFAULT_METRICS_PORT);
+    let (line, host) = match &s.metrics_host {
+        Some((line, host)) => (Some(*line), host.as_str()),
+        None => (None, DEFAULT_METRICS_HOST),
+    };
+    let addr = resolve_host(resolver, host, port).ok_or_else(|| {
+        entry_err(
+            path,
+            line.unwrap_or(0),
+            "metricsProvider.httpHost",
+            Problem::Unresolvable {
+                host: host.to_string(),
+            },
+        )
+    })?;
+    Ok(Some(MetricsConfig {
+        addr,
+        host_text: host.to_string(),
+    }))
 }
 
 /// Keys whose repeats are errors (by id) rather than "last one wins".
