@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
 
+use crate::admin::Admin;
 use crate::config::{ConfigError, ZkConfig};
 use crate::peer::{PeerError, PeerOptions, QuorumPeer, StatusSnapshot, ZxidSupplier};
 use crate::wire::ServerState;
@@ -65,6 +66,9 @@ pub enum ZkfleError {
     /// The peer could not start (epoch files, ports, threads).
     #[error(transparent)]
     Start(#[from] PeerError),
+    /// The four-letter-word or metrics port could not be opened.
+    #[error(transparent)]
+    Admin(#[from] crate::admin::AdminError),
     /// A builder without `server(..)` lines.
     #[error("no servers configured: call PeerBuilder::server at least once")]
     NoServers,
@@ -530,8 +534,9 @@ impl PeerBuilder {
         self
     }
 
-    /// Do not serve four-letter words even if the config names a client
-    /// port (a store usually owns that port itself).
+    /// Do not serve four-letter words or metrics even if the config names
+    /// a client port or a metrics provider (a store usually owns that port
+    /// itself).
     ///
     /// ```
     /// let b = zkfle::PeerBuilder::from_config_file("conf/kv1.cfg").no_admin();
@@ -618,9 +623,8 @@ impl PeerBuilder {
         std::fs::create_dir_all(&config.data_dir).map_err(ZkfleError::Io)?;
         let opts = PeerOptions {
             zxid_supplier: self.supplier.clone(),
-            no_admin: !self.admin,
         };
-        PeerHandle::start(config, opts)
+        PeerHandle::start(config, opts, self.admin)
     }
 }
 
@@ -658,6 +662,8 @@ impl std::fmt::Debug for PeerHandle {
 struct Inner {
     config: ZkConfig,
     opts: PeerOptions,
+    /// Serve four-letter words and metrics beside the peer.
+    admin: bool,
     shared: Arc<Shared>,
     /// The running peer and the thread mirroring its status; `None` once
     /// shut down.
@@ -681,6 +687,7 @@ struct Shared {
 
 struct Running {
     peer: QuorumPeer,
+    admin: Option<Admin>,
     stop: Arc<AtomicBool>,
     watcher: Option<JoinHandle<()>>,
 }
@@ -699,11 +706,14 @@ fn stop_running(mut r: Running) {
     if let Some(h) = r.watcher.take() {
         let _ = h.join();
     }
+    if let Some(a) = r.admin.as_mut() {
+        a.shutdown();
+    }
     r.peer.shutdown();
 }
 
 impl PeerHandle {
-    fn start(config: ZkConfig, opts: PeerOptions) -> Result<PeerHandle, ZkfleError> {
+    fn start(config: ZkConfig, opts: PeerOptions, admin: bool) -> Result<PeerHandle, ZkfleError> {
         let state = PeerState {
             my_sid: config.my_sid,
             role: Role::Looking,
@@ -715,6 +725,7 @@ impl PeerHandle {
         let inner = Arc::new(Inner {
             config,
             opts,
+            admin,
             shared: Arc::new(Shared {
                 is_leader: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
@@ -1056,7 +1067,20 @@ impl PeerHandle {
 /// Starts one peer instance and the thread that mirrors its status into
 /// the handle's state.
 fn launch(inner: &Arc<Inner>) -> Result<Running, ZkfleError> {
-    let peer = QuorumPeer::start(inner.config.clone(), inner.opts.clone())?;
+    let mut peer = QuorumPeer::start(inner.config.clone(), inner.opts.clone())?;
+    // The peer never starts its admin side itself (DESIGN.md's import
+    // rules); the builder does, beside it.
+    let admin = if inner.admin {
+        match Admin::start(&peer) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                peer.shutdown();
+                return Err(e.into());
+            }
+        }
+    } else {
+        None
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let status = peer.status().clone();
     let qcm = peer.qcm().clone();
@@ -1117,6 +1141,7 @@ fn launch(inner: &Arc<Inner>) -> Result<Running, ZkfleError> {
     match watcher {
         Ok(h) => Ok(Running {
             peer,
+            admin,
             stop,
             watcher: Some(h),
         }),

@@ -11,7 +11,11 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::election::DecidedBy;
 use crate::wire::ServerState;
+
+use super::timings::{History, Timings};
+use super::zab::LearnerCounts;
 
 /// The phase of a role, as ZooKeeper's `zk_peer_state` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -83,8 +87,13 @@ pub struct StatusSnapshot {
     /// The last election's span from entering LOOKING to the decision, in
     /// ms; `None` before the first decision.
     pub last_election_ms: Option<u64>,
-    /// Smallest number of voters that make a quorum.
+    /// Voting members in the configuration (ZooKeeper's `quorum_size`:
+    /// `QuorumPeer.getQuorumSize`, the size of the voting view).
     pub quorum_size: usize,
+    /// Which rule ended the last election; `None` before the first.
+    pub decided_by: Option<DecidedBy>,
+    /// While leading: the learners, as the leader last reported them.
+    pub learners: Option<LearnerCounts>,
 }
 
 impl StatusSnapshot {
@@ -115,6 +124,7 @@ impl StatusSnapshot {
 /// The shared, live status of one peer. Cheap to read from any thread.
 pub struct PeerStatus {
     snap: RwLock<StatusSnapshot>,
+    history: Mutex<History>,
     net: RwLock<Option<NetSource>>,
     changed: Mutex<u64>,
     cv: Condvar,
@@ -129,8 +139,9 @@ impl std::fmt::Debug for PeerStatus {
 }
 
 impl PeerStatus {
-    /// A LOOKING status for `my_sid` with the given persisted epochs.
-    pub fn new(my_sid: i64, quorum_size: usize, current_epoch: i64, accepted_epoch: i64) -> Self {
+    /// A LOOKING status for `my_sid` with `voters` voting members and the
+    /// given persisted epochs.
+    pub fn new(my_sid: i64, voters: usize, current_epoch: i64, accepted_epoch: i64) -> Self {
         PeerStatus {
             snap: RwLock::new(StatusSnapshot {
                 my_sid,
@@ -144,8 +155,11 @@ impl PeerStatus {
                 election_epoch: 0,
                 election_count: 0,
                 last_election_ms: None,
-                quorum_size,
+                quorum_size: voters,
+                decided_by: None,
+                learners: None,
             }),
+            history: Mutex::new(History::default()),
             net: RwLock::new(None),
             changed: Mutex::new(0),
             cv: Condvar::new(),
@@ -157,12 +171,25 @@ impl PeerStatus {
         self.snap.read().clone()
     }
 
-    /// Applies `f` to the state and wakes every waiter.
+    /// Applies `f` to the state and wakes every waiter. The transition
+    /// also feeds ZooKeeper's timing metrics ([`PeerStatus::timings`]).
     pub fn update<F: FnOnce(&mut StatusSnapshot)>(&self, f: F) {
-        f(&mut self.snap.write());
+        {
+            let mut snap = self.snap.write();
+            let before = snap.clone();
+            f(&mut snap);
+            self.history
+                .lock()
+                .transition(&before, &snap, Instant::now());
+        }
         let mut gen = self.changed.lock();
         *gen = gen.wrapping_add(1);
         self.cv.notify_all();
+    }
+
+    /// ZooKeeper's election and availability timings as of now.
+    pub fn timings(&self) -> Timings {
+        self.history.lock().at(Instant::now())
     }
 
     /// Installs the source of election-port figures.
