@@ -369,6 +369,37 @@ mod tests {
         assert!(std::net::TcpStream::connect(m).is_err());
     }
 
+    /// DESIGN.md's import rule: the peer never reaches up to the admin
+    /// side or the embedding API; they are started beside it.
+    #[test]
+    fn peer_never_imports_admin_or_api() {
+        fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for e in std::fs::read_dir(dir).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    out.push(p);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        walk(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/peer"),
+            &mut files,
+        );
+        assert!(!files.is_empty());
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            // Code, not docs: a doc comment may name the admin side.
+            for line in text.lines().filter(|l| !l.trim_start().starts_with("//")) {
+                for bad in ["crate::admin", "crate::api", "crate::PeerBuilder"] {
+                    assert!(!line.contains(bad), "{}: {line}", f.display());
+                }
+            }
+        }
+    }
+
     #[test]
     fn doubles_print_as_java_does() {
         assert_eq!(java_double(490.0), "490.0");
