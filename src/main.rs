@@ -1,10 +1,11 @@
-//! The `zkfle` binary: `run`, `ensemble`, `bench`, `sim`.
+//! The `zkfle` binary: `run`, `ensemble`, `status`, `4lw`, `bench`, `sim`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use zkfle::admin::Admin;
 use zkfle::config::ZkConfig;
 use zkfle::peer::{PeerOptions, QuorumPeer};
 
@@ -26,6 +27,12 @@ enum Command {
     /// Run the local three-peer ensemble of `conf/` in this process and show
     /// who leads.
     Ensemble(EnsembleArgs),
+    /// Print a server's Mode as `zkServer.sh status` does (exit 0 with a
+    /// Mode, 1 without). Works against Java ZooKeeper too.
+    Status(StatusArgs),
+    /// Send a four-letter word and print the answer.
+    #[command(name = "4lw")]
+    FourLetterWord(FourLetterWordArgs),
     /// Benchmarks against any election port (zkfle or Java ZooKeeper).
     Bench(zkfle::bench::cli::BenchArgs),
     /// Seeded simulation of the election under faults.
@@ -40,6 +47,23 @@ struct RunArgs {
     /// This server's sid; default: the number in `dataDir/myid`.
     #[arg(long)]
     myid: Option<i64>,
+}
+
+/// `zkfle status`.
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// A zoo.cfg (its clientPort/clientPortAddress, or this server's
+    /// server.N client part) or HOST:PORT of a client port.
+    target: String,
+}
+
+/// `zkfle 4lw`.
+#[derive(Debug, Args)]
+struct FourLetterWordArgs {
+    /// The client port, HOST:PORT.
+    addr: String,
+    /// The word: ruok, srvr, stat, conf, mntr, ...
+    word: String,
 }
 
 /// `zkfle ensemble`.
@@ -69,6 +93,8 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run(&args),
         Command::Ensemble(args) => ensemble(&args),
+        Command::Status(args) => status(&args),
+        Command::FourLetterWord(args) => four_letter_word(&args),
         Command::Bench(args) => exit_code(zkfle::bench::cli::main(args)),
         Command::Sim(args) => exit_code(zkfle::sim::cli::main(args)),
     }
@@ -90,7 +116,7 @@ fn run(args: &RunArgs) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let mut peer = match QuorumPeer::start(cfg, PeerOptions::default()) {
+    let (mut peer, mut admin) = match start_peer(cfg) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("zkfle: {e}");
@@ -98,8 +124,52 @@ fn run(args: &RunArgs) -> ExitCode {
         }
     };
     wait_for_signal();
+    admin.shutdown();
     peer.shutdown();
     ExitCode::SUCCESS
+}
+
+/// Starts a peer and, beside it, its four-letter words and metrics.
+fn start_peer(cfg: ZkConfig) -> Result<(QuorumPeer, Admin), String> {
+    let mut peer = QuorumPeer::start(cfg, PeerOptions::default()).map_err(|e| e.to_string())?;
+    match Admin::start(&peer) {
+        Ok(admin) => Ok((peer, admin)),
+        Err(e) => {
+            peer.shutdown();
+            Err(e.to_string())
+        }
+    }
+}
+
+fn status(args: &StatusArgs) -> ExitCode {
+    let r = zkfle::admin::client::status(&args.target);
+    for l in &r.stderr {
+        eprintln!("{l}");
+    }
+    for l in &r.stdout {
+        println!("{l}");
+    }
+    ExitCode::from(r.code)
+}
+
+fn four_letter_word(args: &FourLetterWordArgs) -> ExitCode {
+    use std::io::Write as _;
+    match zkfle::admin::client::send_word(&args.addr, &args.word) {
+        Ok(bytes) => {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(&bytes);
+            // `ruok` and `isro` answer without a newline; a shell prompt
+            // should not end up on the answer's line.
+            if !bytes.is_empty() && !bytes.ends_with(b"\n") {
+                let _ = out.write_all(b"\n");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("zkfle: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn ensemble(args: &EnsembleArgs) -> ExitCode {
@@ -110,7 +180,7 @@ fn ensemble(args: &EnsembleArgs) -> ExitCode {
             Ok(c) => c,
             Err(code) => return code,
         };
-        match QuorumPeer::start(cfg, PeerOptions::default()) {
+        match start_peer(cfg) {
             Ok(p) => peers.push(p),
             Err(e) => {
                 eprintln!("zkfle: {}: {e}", path.display());
@@ -121,7 +191,7 @@ fn ensemble(args: &EnsembleArgs) -> ExitCode {
     let deadline = std::time::Instant::now() + Duration::from_secs(args.timeout);
     let mut agreed = false;
     while std::time::Instant::now() < deadline {
-        let snaps: Vec<_> = peers.iter().map(|p| p.status().snapshot()).collect();
+        let snaps: Vec<_> = peers.iter().map(|(p, _)| p.status().snapshot()).collect();
         let leader = snaps[0].leader_sid;
         if snaps.iter().all(|s| s.serving && s.leader_sid == leader) {
             for s in &snaps {
@@ -139,6 +209,7 @@ fn ensemble(args: &EnsembleArgs) -> ExitCode {
         // Wake on the first peer's changes, and re-check the others at
         // least every 20 ms.
         peers[0]
+            .0
             .status()
             .wait_until(Duration::from_millis(20), |s| s.leader_sid != leader);
     }
@@ -150,7 +221,8 @@ fn ensemble(args: &EnsembleArgs) -> ExitCode {
     } else if !args.exit_after_election {
         wait_for_signal();
     }
-    for p in peers.iter_mut() {
+    for (p, a) in peers.iter_mut() {
+        a.shutdown();
         p.shutdown();
     }
     if agreed {

@@ -315,7 +315,7 @@ fn election_port_bind_retry_zero_is_forever_negative_is_default() {
 #[test]
 fn unknown_and_accepted_keys_are_kept_in_extra_with_their_lines() {
     let c = ok(&base_plus(&[
-        "4lw.commands.whitelist=*",
+        "metricsProvider.exportJvmInfo=false",
         "admin.enableServer=false",
         "kvAddress.1=127.0.0.1:7001",
         "someUnknownKey = x y ",
@@ -324,7 +324,11 @@ fn unknown_and_accepted_keys_are_kept_in_extra_with_their_lines() {
     assert_eq!(
         c.extra,
         vec![
-            (9, "4lw.commands.whitelist".to_string(), "*".to_string()),
+            (
+                9,
+                "metricsProvider.exportJvmInfo".to_string(),
+                "false".to_string()
+            ),
             (10, "admin.enableServer".to_string(), "false".to_string()),
             (11, "kvAddress.1".to_string(), "127.0.0.1:7001".to_string()),
             (12, "someUnknownKey".to_string(), "x y".to_string()),
@@ -789,7 +793,7 @@ fn unknown_keys_are_warned_once_with_file_line_and_key() {
     let text = base_plus(&[
         "zkfleTestUnknownKey=1",
         "admin.enableServer=false",
-        "sslQuorum=true",
+        "oraclePath=/var/zk/oracle",
     ]);
     ZkConfig::parse_with_resolver(&text, Path::new("warn-test.cfg"), Some(1), &Table).unwrap();
     let logged = LOGGED.lock().unwrap().clone();
@@ -812,7 +816,7 @@ fn unknown_keys_are_warned_once_with_file_line_and_key() {
     );
     assert!(
         mine.iter()
-            .any(|l| l.starts_with("warn-test.cfg:11: sslQuorum=true")),
+            .any(|l| l.starts_with("warn-test.cfg:11: oraclePath: zkfle does not implement")),
         "{mine:?}"
     );
 }
@@ -1399,4 +1403,117 @@ proptest! {
         }
         check_no_panic(&text);
     }
+}
+
+// ---------------------------------------------------- operations (issue 16)
+
+#[test]
+fn security_switches_zkfle_cannot_honour_refuse_to_start_with_line_and_key() {
+    let sasl = "SASL authentication between quorum peers";
+    let tls = "TLS on the quorum and election ports (not yet)";
+    let unif = "TLS port unification (not yet)";
+    for (line, feature) in [
+        ("quorum.auth.enableSasl=true", sasl),
+        ("quorum.auth.learnerRequireSasl=True", sasl),
+        ("quorum.auth.serverRequireSasl=TRUE", sasl),
+        ("sslQuorum=true", tls),
+        ("portUnification=true", unif),
+    ] {
+        let key = line.split('=').next().unwrap();
+        let e = err(&base_plus(&["admin.enableServer=false", line]));
+        assert_entry_err(
+            &e,
+            10,
+            key,
+            &format!("true asks for {feature}, which zkfle does not implement; it refuses to start rather than run without it (set it to false to run without {feature})"),
+        );
+        // false asks for nothing zkfle lacks.
+        ok(&base_plus(&[&format!("{key}=false")]));
+    }
+    // Not a boolean: rejected, as ZooKeeper's parseBoolean does.
+    let e = err(&base_plus(&["sslQuorum=yes"]));
+    assert_entry_err(
+        &e,
+        9,
+        "sslQuorum",
+        "\"yes\" is not a boolean: choose true or false",
+    );
+    // Settings that only configure SASL/TLS are inert while it is off.
+    ok(&base_plus(&[
+        "quorum.auth.kerberos.servicePrincipal=zkquorum/_HOST",
+        "quorum.auth.learner.saslLoginContext=QuorumLearner",
+        "ssl.quorum.keyStore.location=/etc/zk/keystore.jks",
+        "sslQuorumReloadCertFiles=true",
+    ]));
+}
+
+#[test]
+fn four_letter_word_whitelist_defaults_to_srvr_only() {
+    let c = ok(&base_plus(&[]));
+    assert!(c.four_letter_words.allows("srvr"));
+    assert!(!c.four_letter_words.allows("ruok"));
+    assert!(!c.four_letter_words.allows("mntr"));
+    let c = ok(&base_plus(&["4lw.commands.whitelist=ruok, mntr"]));
+    assert_eq!(
+        c.four_letter_words.enabled().collect::<Vec<_>>(),
+        vec!["mntr", "ruok", "srvr"]
+    );
+    assert!(ok(&base_plus(&["4lw.commands.whitelist=*"]))
+        .four_letter_words
+        .allows("conf"));
+    assert!(
+        c.extra.is_empty(),
+        "a used key is not in extra: {:?}",
+        c.extra
+    );
+}
+
+#[test]
+fn prometheus_provider_defaults_and_errors() {
+    let prom = "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
+    assert_eq!(ok(&base_plus(&[])).metrics, None);
+    assert_eq!(
+        ok(&base_plus(&[
+            "metricsProvider.className=org.apache.zookeeper.metrics.impl.DefaultMetricsProvider",
+            "metricsProvider.httpPort=7001",
+        ]))
+        .metrics,
+        None,
+        "the default provider serves no endpoint"
+    );
+    let m = ok(&base_plus(&[prom])).metrics.unwrap();
+    assert_eq!(m.addr, sa("0.0.0.0:7000"), "ZooKeeper's defaults");
+    let m = ok(&base_plus(&[
+        prom,
+        "metricsProvider.httpHost=localhost",
+        "metricsProvider.httpPort=7011",
+    ]))
+    .metrics
+    .unwrap();
+    assert_eq!(m.addr, sa("127.0.0.1:7011"));
+    assert_eq!(m.host_text, "localhost");
+    assert_entry_err(
+        &err(&base_plus(&[prom, "metricsProvider.httpPort=70000"])),
+        10,
+        "metricsProvider.httpPort",
+        "metrics port 70000 out of range",
+    );
+    assert_entry_err(
+        &err(&base_plus(&[
+            prom,
+            "metricsProvider.httpHost=nowhere.invalid",
+        ])),
+        10,
+        "metricsProvider.httpHost",
+        "cannot resolve host \"nowhere.invalid\"",
+    );
+    let e = err(&base_plus(&[
+        "metricsProvider.className=com.example.Metrics",
+    ]));
+    assert_eq!(e.line(), Some(9));
+    assert!(
+        e.to_string()
+            .contains("\"com.example.Metrics\" is not a metrics provider zkfle has"),
+        "{e}"
+    );
 }

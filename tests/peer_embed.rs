@@ -1,5 +1,6 @@
 //! The peer as a library: `QuorumPeer::start` with a zxid supplier, the
-//! way a replicated store embeds it. The vote order is (peerEpoch, zxid,
+//! way a replicated store embeds it, and `Admin::start` beside it (the peer
+//! never starts its four-letter words itself). The vote order is (peerEpoch, zxid,
 //! sid), so the peer with the longest log leads even with the lowest sid.
 //!
 //! Ports: 25651..=25903 (bases 25650 and 25700; each base uses +1..3,
@@ -11,6 +12,7 @@ mod peer;
 use peer::*;
 use std::sync::Arc;
 use std::time::Duration;
+use zkfle::admin::Admin;
 use zkfle::config::ZkConfig;
 use zkfle::peer::{PeerOptions, QuorumPeer};
 use zkfle::wire::ServerState;
@@ -20,7 +22,7 @@ fn the_peer_with_the_highest_supplied_zxid_leads_and_status_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let ports = Ports { base: 25700 };
     let cfgs = write_ensemble(dir.path(), 3, ports, "");
-    let mut peers: Vec<QuorumPeer> = cfgs
+    let mut peers: Vec<(QuorumPeer, Admin)> = cfgs
         .iter()
         .enumerate()
         .map(|(i, c)| {
@@ -29,12 +31,13 @@ fn the_peer_with_the_highest_supplied_zxid_leads_and_status_says_so() {
             let zxid = if i == 0 { 7 } else { 3 };
             let opts = PeerOptions {
                 zxid_supplier: Some(Arc::new(move || zxid)),
-                ..PeerOptions::default()
             };
-            QuorumPeer::start(cfg, opts).unwrap()
+            let peer = QuorumPeer::start(cfg, opts).unwrap();
+            let admin = Admin::start(&peer).unwrap();
+            (peer, admin)
         })
         .collect();
-    for p in &peers {
+    for (p, _) in &peers {
         let (s, ok) = p.status().wait_until(Duration::from_secs(20), |s| {
             s.serving && s.state != ServerState::Looking
         });
@@ -43,12 +46,12 @@ fn the_peer_with_the_highest_supplied_zxid_leads_and_status_says_so() {
         assert_eq!(s.election_count, 1);
         assert!(s.last_election_ms.is_some());
     }
-    assert_eq!(peers[0].status().snapshot().state, ServerState::Leading);
+    assert_eq!(peers[0].0.status().snapshot().state, ServerState::Leading);
     // zab integration: once the leader has established epoch 1 its zxid is
     // the epoch start, as a 3.8 leader's (PROTOCOL.md §6.3); it voted with 7.
-    assert_eq!(peers[0].status().snapshot().last_zxid, 1 << 32);
+    assert_eq!(peers[0].0.status().snapshot().last_zxid, 1 << 32);
     // Zab ran: the new epoch is persisted and published.
-    let s = peers[0].status().snapshot();
+    let s = peers[0].0.status().snapshot();
     assert_eq!(s.current_epoch, 1, "{s:?}");
     assert_eq!(
         std::fs::read(dir.path().join("node1/version-2/currentEpoch")).unwrap(),
@@ -58,7 +61,8 @@ fn the_peer_with_the_highest_supplied_zxid_leads_and_status_says_so() {
     let m = mntr(ports.client_addr(2)).expect("mntr");
     assert_eq!(m["zk_leader_sid"], "1");
     assert_eq!(m["zk_server_state"], "follower");
-    for p in peers.iter_mut() {
+    for (p, a) in peers.iter_mut() {
+        a.shutdown();
         p.shutdown();
     }
     assert!(mntr(ports.client_addr(2)).is_none(), "client port closed");
@@ -72,6 +76,7 @@ fn a_lone_looking_peer_shuts_down_promptly_and_closes_its_ports() {
     let cfgs = write_ensemble(dir.path(), 3, ports, "");
     let cfg = ZkConfig::load(&cfgs[0], None).unwrap();
     let mut p = QuorumPeer::start(cfg, PeerOptions::default()).unwrap();
+    let mut admin = Admin::start(&p).unwrap();
     // Alone of three it can never decide: mntr says so.
     let m = poll(
         Duration::from_secs(10),
@@ -91,6 +96,7 @@ fn a_lone_looking_peer_shuts_down_promptly_and_closes_its_ports() {
         Some("This ZooKeeper instance is not currently serving requests\n")
     );
     let t = std::time::Instant::now();
+    admin.shutdown();
     p.shutdown();
     println!("shutdown while LOOKING took {:?}", t.elapsed());
     assert!(

@@ -231,7 +231,7 @@ impl Lab {
         std::fs::write(
             &path,
             format!(
-                "tickTime={TICK_MS}\ninitLimit={INIT}\nsyncLimit={SYNC}\ndataDir={}\nclientPort={CLIENT_PORT}\nclientPortAddress={}\n{servers}",
+                "tickTime={TICK_MS}\ninitLimit={INIT}\nsyncLimit={SYNC}\ndataDir={}\nclientPort={CLIENT_PORT}\nclientPortAddress={}\n4lw.commands.whitelist=*\n{servers}",
                 data.display(),
                 self.mgmt_pair(sid).1
             ),

@@ -1,39 +1,53 @@
-//! Four-letter words on `clientPort` (DESIGN.md "Contracts"): `ruok`,
-//! `srvr`, `stat`, `conf`, `mntr`, one command per TCP connection, answered
-//! in ZooKeeper 3.8's line formats so `zk-ensemble.sh`, the election probe
-//! and operators' scripts read zkfle peers and Java peers alike.
+//! The operator's side of a peer: four-letter words on `clientPort`
+//! ([`fourlw`], ZooKeeper 3.8's line formats, `4lw.commands.whitelist`) and
+//! Prometheus metrics on `GET /metrics` ([`metrics`], [`http`]) when
+//! `metricsProvider.className` names ZooKeeper's Prometheus provider.
 //!
-//! The listener runs on its own small tokio runtime: a client that connects
-//! and never writes only holds its own task until the read deadline.
+//! [`Admin`] is started beside a running [`QuorumPeer`] by the binary and by
+//! `PeerBuilder`; the peer itself never starts or imports it (DESIGN.md's
+//! import rules). Both listeners run on one small tokio runtime: a client
+//! that connects and never writes only holds its own task until the read
+//! deadline. Every answer is computed from a [`View`], one consistent
+//! reading of the peer's status and of its connection manager.
+
+pub mod client;
+pub mod fourlw;
+pub mod http;
+pub mod metrics;
+pub mod mntr;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
+use crate::cnx::{Qcm, QcmStats};
+use crate::config::{FourLetterWords, ZkConfig};
 use crate::peer::status::{NetStats, PeerStatus, StatusSnapshot};
+use crate::peer::timings::Timings;
+use crate::peer::QuorumPeer;
+
+pub use fourlw::{AdminCounters, NOT_SERVING};
 
 /// The version string `srvr`/`stat`/`mntr` print. It starts with the
 /// ZooKeeper release whose protocol zkfle speaks, as tools that parse the
 /// version only look at that part.
 pub const VERSION_TEXT: &str = concat!("3.8.0-zkfle-", env!("CARGO_PKG_VERSION"));
 
-/// What Java ZooKeeper answers `srvr`/`stat` with while not serving.
-pub const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests\n";
+/// How long a client may take to send its request (four letters or an
+/// HTTP request head).
+pub(crate) const READ_DEADLINE: Duration = Duration::from_secs(5);
 
-/// How long a client may take to send its four letters.
-const READ_DEADLINE: Duration = Duration::from_secs(5);
-
-/// Errors starting the admin server.
+/// Errors starting the admin listeners.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
-    /// The client port could not be bound.
-    #[error("cannot bind client port {addr}: {source}")]
+    /// A port could not be bound.
+    #[error("cannot bind {what} {addr}: {source}")]
     Bind {
+        /// `client port` or `metrics port`.
+        what: &'static str,
         /// The address.
         addr: SocketAddr,
+        /// What the OS said.
         #[source]
         source: std::io::Error,
     },
@@ -42,111 +56,219 @@ pub enum AdminError {
     Runtime(#[source] std::io::Error),
 }
 
-/// Counters of the client port itself (`srvr`'s Received/Sent/Connections).
-#[derive(Debug, Default)]
-pub struct AdminCounters {
-    /// Commands received.
-    pub received: AtomicU64,
-    /// Answers sent.
-    pub sent: AtomicU64,
-    /// Connections open now.
-    pub connections: AtomicU64,
+/// One consistent reading of everything the answers are computed from.
+#[derive(Debug, Clone)]
+pub struct View {
+    /// The peer's status.
+    pub snap: StatusSnapshot,
+    /// ZooKeeper's election and availability timings.
+    pub timings: Timings,
+    /// The election-port figures `mntr` has always shown.
+    pub net: NetStats,
+    /// The connection manager's counters (`None` without one, in tests).
+    pub qcm: Option<QcmStats>,
+    /// Every configured peer but this one, with whether its election link
+    /// is up now.
+    pub links: Vec<(i64, bool)>,
+    /// When the reading was taken (summaries' windows end here).
+    pub at: Instant,
 }
 
-/// The four-letter-word server. Dropping it stops it.
-pub struct AdminServer {
-    runtime: Option<tokio::runtime::Runtime>,
-    local_addr: SocketAddr,
-    stop: Arc<tokio::sync::Notify>,
+/// Where [`View`]s come from.
+#[derive(Clone)]
+pub struct Sources {
+    /// The peer's status.
+    pub status: Arc<PeerStatus>,
+    /// Its connection manager.
+    pub qcm: Option<Qcm>,
+    /// Every configured sid but this one.
+    pub peers: Vec<i64>,
 }
 
-impl std::fmt::Debug for AdminServer {
+impl std::fmt::Debug for Sources {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AdminServer")
-            .field("local_addr", &self.local_addr)
+        f.debug_struct("Sources")
+            .field("peers", &self.peers)
             .finish()
     }
 }
 
-impl AdminServer {
-    /// Binds `addr` and serves four-letter words about `status`; `conf` is
-    /// the text `conf` answers with.
-    pub fn start(
-        addr: SocketAddr,
-        status: Arc<PeerStatus>,
-        conf: String,
-    ) -> Result<AdminServer, AdminError> {
-        // Bound before the runtime exists: a runtime dropped on this error
-        // path would panic when the caller runs async code.
-        let std_listener = std::net::TcpListener::bind(addr)
-            .map_err(|source| AdminError::Bind { addr, source })?;
-        std_listener
-            .set_nonblocking(true)
-            .map_err(|source| AdminError::Bind { addr, source })?;
-        let local_addr = std_listener.local_addr().unwrap_or(addr);
+impl Sources {
+    /// The sources of a running peer.
+    pub fn of(peer: &QuorumPeer) -> Sources {
+        let me = peer.my_sid();
+        Sources {
+            status: peer.status().clone(),
+            qcm: Some(peer.qcm().clone()),
+            peers: peer
+                .config()
+                .servers
+                .iter()
+                .map(|s| s.sid)
+                .filter(|&s| s != me)
+                .collect(),
+        }
+    }
+
+    /// Reads them now.
+    pub fn view(&self) -> View {
+        let connected: Vec<i64> = self
+            .qcm
+            .as_ref()
+            .map(|q| q.connected_peers())
+            .unwrap_or_default();
+        View {
+            snap: self.status.snapshot(),
+            timings: self.status.timings(),
+            net: self.status.net(),
+            qcm: self.qcm.as_ref().map(|q| q.stats()),
+            links: self
+                .peers
+                .iter()
+                .map(|&sid| (sid, connected.contains(&sid)))
+                .collect(),
+            at: Instant::now(),
+        }
+    }
+}
+
+/// What the listeners serve, from `zoo.cfg`.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// The four-letter-word address (`clientPort`/`clientPortAddress` or
+    /// the server line's client part); `None` = no four-letter words.
+    pub client_addr: Option<SocketAddr>,
+    /// The metrics address; `None` = no `/metrics`.
+    pub metrics_addr: Option<SocketAddr>,
+    /// `4lw.commands.whitelist`.
+    pub words: FourLetterWords,
+    /// The answer to `conf`.
+    pub conf: String,
+}
+
+impl AdminConfig {
+    /// The settings of `config`.
+    pub fn from_config(config: &ZkConfig) -> AdminConfig {
+        AdminConfig {
+            client_addr: config.client_addr,
+            metrics_addr: config.metrics.as_ref().map(|m| m.addr),
+            words: config.four_letter_words.clone(),
+            conf: config.to_conf_text(),
+        }
+    }
+}
+
+/// The running admin listeners. Dropping it stops them.
+pub struct Admin {
+    runtime: Option<tokio::runtime::Runtime>,
+    client_addr: Option<SocketAddr>,
+    metrics_addr: Option<SocketAddr>,
+    stop: Arc<tokio::sync::Notify>,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin")
+            .field("client_addr", &self.client_addr)
+            .field("metrics_addr", &self.metrics_addr)
+            .finish()
+    }
+}
+
+impl Admin {
+    /// Serves four-letter words and metrics about `peer`, as its `zoo.cfg`
+    /// asks (nothing at all without a client port or a metrics provider).
+    pub fn start(peer: &QuorumPeer) -> Result<Admin, AdminError> {
+        Admin::start_with(AdminConfig::from_config(peer.config()), Sources::of(peer))
+    }
+
+    /// Serves what `cfg` asks about `sources`.
+    pub fn start_with(cfg: AdminConfig, sources: Sources) -> Result<Admin, AdminError> {
+        let stop = Arc::new(tokio::sync::Notify::new());
+        if cfg.client_addr.is_none() && cfg.metrics_addr.is_none() {
+            return Ok(Admin {
+                runtime: None,
+                client_addr: None,
+                metrics_addr: None,
+                stop,
+            });
+        }
+        // Both ports are bound before the runtime exists: a runtime dropped
+        // on a bind error would panic when the caller runs async code
+        // ("Cannot drop a runtime in a context where blocking is not
+        // allowed"), and a taken port must be a plain error.
+        let client = match cfg.client_addr {
+            Some(addr) => Some((addr, bind_std("client port", addr)?)),
+            None => None,
+        };
+        let metrics = match cfg.metrics_addr {
+            Some(addr) => Some((addr, bind_std("metrics port", addr)?)),
+            None => None,
+        };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
-            .thread_name(format!("admin{}", status.snapshot().my_sid))
+            .thread_name(format!("admin{}", sources.status.snapshot().my_sid))
             .enable_all()
             .build()
             .map_err(AdminError::Runtime)?;
-        let listener = {
-            let _g = runtime.enter();
-            tokio::net::TcpListener::from_std(std_listener)
-        };
-        let listener = match listener {
-            Ok(l) => l,
-            Err(source) => {
-                crate::cnx::shutdown_runtime(runtime, Duration::from_secs(2));
-                return Err(AdminError::Bind { addr, source });
-            }
-        };
-        let stop = Arc::new(tokio::sync::Notify::new());
-        let counters = Arc::new(AdminCounters::default());
-        let conf = Arc::new(conf);
-        let stop2 = stop.clone();
-        runtime.spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = stop2.notified() => break,
-                    acc = listener.accept() => match acc {
-                        Ok((sock, peer)) => {
-                            let status = status.clone();
-                            let counters = counters.clone();
-                            let conf = conf.clone();
-                            tokio::spawn(async move {
-                                counters.connections.fetch_add(1, Ordering::Relaxed);
-                                serve(sock, peer, &status, &counters, &conf).await;
-                                counters.connections.fetch_sub(1, Ordering::Relaxed);
-                            });
-                        }
-                        Err(e) => {
-                            // Out of descriptors and the like: back off
-                            // rather than spin.
-                            log::warn!("client port accept failed: {e}");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                    }
+        let registered = (|| {
+            let client_addr = match client {
+                Some((addr, std_listener)) => {
+                    let listener = register(&runtime, "client port", addr, std_listener)?;
+                    let local = listener.local_addr().unwrap_or(addr);
+                    runtime.spawn(fourlw::serve(
+                        listener,
+                        sources.clone(),
+                        Arc::new(cfg.words.clone()),
+                        Arc::new(cfg.conf.clone()),
+                        stop.clone(),
+                    ));
+                    log::info!("four-letter words on {local}");
+                    Some(local)
                 }
+                None => None,
+            };
+            let metrics_addr = match metrics {
+                Some((addr, std_listener)) => {
+                    let listener = register(&runtime, "metrics port", addr, std_listener)?;
+                    let local = listener.local_addr().unwrap_or(addr);
+                    runtime.spawn(http::serve(listener, sources, stop.clone()));
+                    log::info!("Prometheus metrics on http://{local}/metrics");
+                    Some(local)
+                }
+                None => None,
+            };
+            Ok((client_addr, metrics_addr))
+        })();
+        let (client_addr, metrics_addr) = match registered {
+            Ok(addrs) => addrs,
+            Err(e) => {
+                crate::cnx::shutdown_runtime(runtime, Duration::from_secs(2));
+                return Err(e);
             }
-        });
-        log::info!("four-letter words on {local_addr}");
-        Ok(AdminServer {
+        };
+        Ok(Admin {
             runtime: Some(runtime),
-            local_addr,
+            client_addr,
+            metrics_addr,
             stop,
         })
     }
 
-    /// The bound address (useful with port 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+    /// The bound four-letter-word address (useful with port 0).
+    pub fn client_addr(&self) -> Option<SocketAddr> {
+        self.client_addr
+    }
+
+    /// The bound metrics address.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// Stops accepting, drops open connections and joins the runtime's
     /// threads. Idempotent.
     pub fn shutdown(&mut self) {
-        self.stop.notify_one();
+        self.stop.notify_waiters();
         if let Some(rt) = self.runtime.take() {
             // Safe from an embedder's async context too.
             crate::cnx::shutdown_runtime(rt, Duration::from_secs(2));
@@ -154,252 +276,169 @@ impl AdminServer {
     }
 }
 
-impl Drop for AdminServer {
+impl Drop for Admin {
     fn drop(&mut self) {
         self.shutdown();
     }
 }
 
-async fn serve(
-    mut sock: tokio::net::TcpStream,
-    peer: SocketAddr,
-    status: &PeerStatus,
-    counters: &AdminCounters,
-    conf: &str,
-) {
-    let mut word = [0u8; 4];
-    let mut got = 0;
-    // ZooKeeper reads exactly four bytes; a client may send them in pieces.
-    while got < 4 {
-        match tokio::time::timeout(READ_DEADLINE, sock.read(&mut word[got..])).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
-            Ok(Ok(n)) => got += n,
+/// Binds `addr` (std bind, so the error is immediate and no runtime exists
+/// yet to be dropped on failure).
+fn bind_std(what: &'static str, addr: SocketAddr) -> Result<std::net::TcpListener, AdminError> {
+    let err = |source| AdminError::Bind { what, addr, source };
+    let std_listener = std::net::TcpListener::bind(addr).map_err(err)?;
+    std_listener.set_nonblocking(true).map_err(err)?;
+    Ok(std_listener)
+}
+
+/// Hands a bound listener to the runtime.
+fn register(
+    runtime: &tokio::runtime::Runtime,
+    what: &'static str,
+    addr: SocketAddr,
+    std_listener: std::net::TcpListener,
+) -> Result<tokio::net::TcpListener, AdminError> {
+    let _g = runtime.enter();
+    tokio::net::TcpListener::from_std(std_listener)
+        .map_err(|source| AdminError::Bind { what, addr, source })
+}
+
+/// A `double` as Java's `Double.toString` prints it (ZooKeeper's `mntr`
+/// averages): `490.0`, `0.2308`, `1.0E7`.
+pub fn java_double(v: f64) -> String {
+    if !v.is_finite() {
+        return if v.is_nan() {
+            "NaN".into()
+        } else if v > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
+    }
+    let a = v.abs();
+    if a == 0.0 || (1e-3..1e7).contains(&a) {
+        let s = format!("{v}");
+        if s.contains('.') {
+            s
+        } else {
+            format!("{s}.0")
         }
-    }
-    counters.received.fetch_add(1, Ordering::Relaxed);
-    let Ok(word) = std::str::from_utf8(&word) else {
-        return;
-    };
-    let snap = status.snapshot();
-    let net = status.net();
-    let Some(answer) = answer(word, &snap, &net, counters, conf, peer) else {
-        log::debug!("client port: unknown command {word:?} from {peer}");
-        return;
-    };
-    counters.sent.fetch_add(1, Ordering::Relaxed);
-    let _ = sock.write_all(answer.as_bytes()).await;
-    let _ = sock.shutdown().await;
-}
-
-/// The answer to one four-letter word, or `None` for a word zkfle does not
-/// know (the connection is then closed without a reply).
-pub fn answer(
-    word: &str,
-    snap: &StatusSnapshot,
-    net: &NetStats,
-    counters: &AdminCounters,
-    conf: &str,
-    client: SocketAddr,
-) -> Option<String> {
-    Some(match word {
-        "ruok" => "imok".to_string(),
-        "srvr" => server_lines(snap, counters, None),
-        "stat" => server_lines(snap, counters, Some(client)),
-        "conf" => conf.to_string(),
-        "mntr" => mntr(snap, net, counters),
-        _ => return None,
-    })
-}
-
-fn server_lines(snap: &StatusSnapshot, c: &AdminCounters, client: Option<SocketAddr>) -> String {
-    if !snap.serving {
-        return NOT_SERVING.to_string();
-    }
-    let mut s = format!("Zookeeper version: {VERSION_TEXT}\n");
-    if let Some(client) = client {
-        // `stat` lists the client connections; the only one zkfle has is
-        // the one asking.
-        s.push_str(&format!(
-            "Clients:\n /{client}[0](queued=0,recved=1,sent=0)\n\n"
-        ));
-    }
-    s.push_str(&format!(
-        "Latency min/avg/max: 0/0.0/0\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: 0\nZxid: {:#x}\nMode: {}\n",
-        c.received.load(Ordering::Relaxed),
-        c.sent.load(Ordering::Relaxed),
-        c.connections.load(Ordering::Relaxed),
-        snap.last_zxid,
-        snap.server_state_text(),
-    ));
-    s
-}
-
-fn mntr(snap: &StatusSnapshot, net: &NetStats, c: &AdminCounters) -> String {
-    let leader = if snap.state == crate::wire::ServerState::Looking {
-        -1
     } else {
-        snap.leader_sid
-    };
-    let last_ms = snap.last_election_ms.map(|m| m as i64).unwrap_or(-1);
-    let rows: Vec<(&str, String)> = vec![
-        ("zk_version", VERSION_TEXT.to_string()),
-        ("zk_server_state", snap.server_state_text().to_string()),
-        ("zk_peer_state", snap.peer_state_text()),
-        ("zk_leader_sid", leader.to_string()),
-        ("zk_current_epoch", snap.current_epoch.to_string()),
-        ("zk_accepted_epoch", snap.accepted_epoch.to_string()),
-        ("zk_election_count", snap.election_count.to_string()),
-        ("zk_last_election_ms", last_ms.to_string()),
-        ("zk_quorum_size", snap.quorum_size.to_string()),
-        ("zk_connected_peers", net.connected_peers.to_string()),
-        ("zk_notifications_sent", net.notifications_sent.to_string()),
-        (
-            "zk_notifications_received",
-            net.notifications_received.to_string(),
-        ),
-        ("zk_bad_frames", net.bad_frames.to_string()),
-        ("zk_last_zxid", format!("{:#x}", snap.last_zxid)),
-        ("zk_election_epoch", snap.election_epoch.to_string()),
-        (
-            "zk_packets_received",
-            c.received.load(Ordering::Relaxed).to_string(),
-        ),
-        (
-            "zk_packets_sent",
-            c.sent.load(Ordering::Relaxed).to_string(),
-        ),
-        (
-            "zk_num_alive_connections",
-            c.connections.load(Ordering::Relaxed).to_string(),
-        ),
-    ];
-    let mut s = String::new();
-    for (k, v) in rows {
-        s.push_str(k);
-        s.push('\t');
-        s.push_str(&v);
-        s.push('\n');
+        // Rust: "1e7", "1.5e-4"; Java: "1.0E7", "1.5E-4".
+        let s = format!("{v:e}");
+        let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
+        let mantissa = if mantissa.contains('.') {
+            mantissa.to_string()
+        } else {
+            format!("{mantissa}.0")
+        };
+        format!("{mantissa}E{exp}")
     }
-    s
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::peer::status::Phase;
     use crate::wire::ServerState;
     use std::io::{Read, Write};
 
-    fn client() -> SocketAddr {
-        "127.0.0.1:40000".parse().unwrap()
-    }
-
-    fn parse_mntr(t: &str) -> std::collections::BTreeMap<String, String> {
-        t.lines()
-            .filter_map(|l| l.split_once('\t'))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn looking_peer_is_not_serving_but_mntr_answers() {
-        let st = PeerStatus::new(2, 2, 0, 0);
-        let c = AdminCounters::default();
-        let s = st.snapshot();
-        let n = NetStats::default();
-        let srvr = answer("srvr", &s, &n, &c, "", client()).unwrap();
-        assert_eq!(srvr, NOT_SERVING);
-        assert!(!srvr.contains("Mode:"));
-        let m = parse_mntr(&answer("mntr", &s, &n, &c, "", client()).unwrap());
-        assert_eq!(m["zk_server_state"], "looking");
-        assert_eq!(m["zk_peer_state"], "looking");
-        assert_eq!(m["zk_leader_sid"], "-1");
-        assert_eq!(m["zk_quorum_size"], "2");
-        for k in [
-            "zk_version",
-            "zk_current_epoch",
-            "zk_accepted_epoch",
-            "zk_election_count",
-            "zk_last_election_ms",
-            "zk_connected_peers",
-            "zk_notifications_sent",
-            "zk_notifications_received",
-            "zk_bad_frames",
-        ] {
-            assert!(m.contains_key(k), "mntr lacks {k}");
-        }
-        assert_eq!(answer("ruok", &s, &n, &c, "", client()).unwrap(), "imok");
-        assert_eq!(answer("xyzw", &s, &n, &c, "", client()), None);
+    fn ask(addr: SocketAddr, bytes: &[u8]) -> String {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        // Split the request to check that partial reads are joined.
+        s.write_all(&bytes[..2]).unwrap();
+        s.write_all(&bytes[2..]).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
     }
 
     #[test]
-    fn serving_follower_prints_java_lines() {
-        let st = PeerStatus::new(1, 2, 1, 1);
-        st.update(|s| {
-            s.state = ServerState::Following;
-            s.phase = Phase::Broadcast;
-            s.serving = true;
-            s.leader_sid = 3;
-            s.last_zxid = 0x1_0000_0000;
-            s.election_count = 1;
-            s.last_election_ms = Some(214);
-        });
-        let s = st.snapshot();
-        let c = AdminCounters::default();
-        let n = NetStats {
-            connected_peers: 2,
-            notifications_sent: 5,
-            notifications_received: 6,
-            bad_frames: 1,
-        };
-        let srvr = answer("srvr", &s, &n, &c, "", client()).unwrap();
-        let lines: Vec<&str> = srvr.lines().collect();
-        assert!(lines[0].starts_with("Zookeeper version: 3.8.0-zkfle-"));
-        assert_eq!(lines[1], "Latency min/avg/max: 0/0.0/0");
-        assert!(lines.contains(&"Zxid: 0x100000000"));
-        assert_eq!(*lines.last().unwrap(), "Mode: follower");
-        let stat = answer("stat", &s, &n, &c, "", client()).unwrap();
-        assert!(stat.contains("Clients:\n /127.0.0.1:40000[0]"), "{stat}");
-        assert!(stat.contains("\nMode: follower\n"));
-        let m = parse_mntr(&answer("mntr", &s, &n, &c, "", client()).unwrap());
-        assert_eq!(m["zk_server_state"], "follower");
-        assert_eq!(m["zk_peer_state"], "following - broadcast");
-        assert_eq!(m["zk_leader_sid"], "3");
-        assert_eq!(m["zk_last_election_ms"], "214");
-        assert_eq!(m["zk_connected_peers"], "2");
-        assert_eq!(m["zk_bad_frames"], "1");
-        assert_eq!(m["zk_current_epoch"], "1");
-    }
-
-    #[test]
-    fn server_answers_one_word_per_connection_over_tcp() {
+    fn both_listeners_answer_over_tcp_and_stop_on_shutdown() {
         let st = Arc::new(PeerStatus::new(1, 1, 0, 0));
-        let mut srv = AdminServer::start(
-            "127.0.0.1:0".parse().unwrap(),
-            st.clone(),
-            "serverId=1\n".into(),
-        )
-        .unwrap();
-        let ask = |w: &[u8]| {
-            let mut s = std::net::TcpStream::connect(srv.local_addr()).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            // Split the word to check that partial reads are joined.
-            s.write_all(&w[..2]).unwrap();
-            s.write_all(&w[2..]).unwrap();
-            let mut out = String::new();
-            s.read_to_string(&mut out).unwrap();
-            out
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let cfg = AdminConfig {
+            client_addr: Some(any),
+            metrics_addr: Some(any),
+            words: FourLetterWords::parse(Some("ruok,conf")),
+            conf: "serverId=1\n".into(),
         };
-        assert_eq!(ask(b"ruok"), "imok");
-        assert_eq!(ask(b"conf"), "serverId=1\n");
-        assert_eq!(ask(b"srvr"), NOT_SERVING);
+        let sources = Sources {
+            status: st.clone(),
+            qcm: None,
+            peers: vec![],
+        };
+        let mut admin = Admin::start_with(cfg, sources).unwrap();
+        let c = admin.client_addr().unwrap();
+        let m = admin.metrics_addr().unwrap();
+        assert_eq!(ask(c, b"ruok"), "imok");
+        assert_eq!(ask(c, b"conf"), "serverId=1\n");
+        assert_eq!(ask(c, b"srvr"), NOT_SERVING);
+        assert_eq!(
+            ask(c, b"mntr"),
+            "mntr is not executed because it is not in the whitelist.\n"
+        );
         st.update(|s| {
             s.state = ServerState::Leading;
             s.serving = true;
             s.leader_sid = 1;
         });
-        assert!(ask(b"srvr").ends_with("Mode: leader\n"));
-        srv.shutdown();
-        assert!(std::net::TcpStream::connect(srv.local_addr()).is_err());
+        assert!(ask(c, b"srvr").ends_with("Mode: leader\n"));
+        let r = ask(m, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(
+            r.starts_with(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+            ),
+            "{r}"
+        );
+        assert!(r.contains("\r\n\r\n# HELP looking_count"), "{r}");
+        assert!(r.contains("\nquorum_size 1\n"), "{r}");
+        let r = ask(m, b"GET /other HTTP/1.1\r\n\r\n");
+        assert!(r.starts_with("HTTP/1.1 404 Not Found\r\n"), "{r}");
+        admin.shutdown();
+        assert!(std::net::TcpStream::connect(c).is_err());
+        assert!(std::net::TcpStream::connect(m).is_err());
+    }
+
+    /// DESIGN.md's import rule: the peer never reaches up to the admin
+    /// side or the embedding API; they are started beside it.
+    #[test]
+    fn peer_never_imports_admin_or_api() {
+        fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for e in std::fs::read_dir(dir).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    out.push(p);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        walk(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/peer"),
+            &mut files,
+        );
+        assert!(!files.is_empty());
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            // Code, not docs: a doc comment may name the admin side.
+            for line in text.lines().filter(|l| !l.trim_start().starts_with("//")) {
+                for bad in ["crate::admin", "crate::api", "crate::PeerBuilder"] {
+                    assert!(!line.contains(bad), "{}: {line}", f.display());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn doubles_print_as_java_does() {
+        assert_eq!(java_double(490.0), "490.0");
+        assert_eq!(java_double(0.0), "0.0");
+        assert_eq!(java_double(0.2308), "0.2308");
+        assert_eq!(java_double(1e7), "1.0E7");
+        assert_eq!(java_double(12345678.5), "1.23456785E7");
+        assert_eq!(java_double(0.0001), "1.0E-4");
+        assert_eq!(java_double(f64::NAN), "NaN");
     }
 }

@@ -396,8 +396,7 @@ impl PeerBuilder {
         std::fs::create_dir_all(&config.data_dir).map_err(ZkfleError::Io)?;
         let opts = PeerOptions {
             zxid_supplier: self.supplier.clone(),
-            no_admin: !self.admin,
         };
-        PeerHandle::start(config, opts)
+        PeerHandle::start(config, opts, self.admin)
     }
 }

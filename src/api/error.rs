@@ -27,6 +27,9 @@ pub enum ZkfleError {
     /// The peer could not start (epoch files, ports, threads).
     #[error(transparent)]
     Start(#[from] PeerError),
+    /// The four-letter-word or metrics port could not be opened.
+    #[error(transparent)]
+    Admin(#[from] crate::admin::AdminError),
     /// A builder without `server(..)` lines.
     #[error("no servers configured: call PeerBuilder::server at least once")]
     NoServers,

@@ -7,6 +7,7 @@ use crossbeam_channel::Receiver;
 use parking_lot::Mutex;
 
 use crate::config::ZkConfig;
+use crate::admin::Admin;
 use crate::peer::{PeerOptions, QuorumPeer};
 
 use super::state::Published;
@@ -78,28 +79,52 @@ struct Inner {
     config: ZkConfig,
     opts: PeerOptions,
     published: Arc<Published>,
+    /// Serve four-letter words and metrics beside the peer.
+    admin: bool,
     /// The running peer; `None` once shut down. Held while a peer stops or
     /// starts, so a second `shutdown` returns only once the first is done.
-    running: Mutex<Option<QuorumPeer>>,
+    running: Mutex<Option<Running>>,
+}
+
+/// One running peer instance and the admin listeners started beside it
+/// (the peer never starts them itself: DESIGN.md's import rules).
+struct Running {
+    peer: QuorumPeer,
+    admin: Option<Admin>,
+}
+
+impl Running {
+    /// Stops the admin listeners, then the peer; joins their threads.
+    fn shutdown(mut self) {
+        if let Some(a) = self.admin.as_mut() {
+            a.shutdown();
+        }
+        self.peer.shutdown();
+    }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         self.published.close();
-        if let Some(mut peer) = self.running.get_mut().take() {
+        if let Some(running) = self.running.get_mut().take() {
             // Joins the peer's threads; safe on an async runtime's thread
             // (its private runtimes stop on a helper thread there).
-            peer.shutdown();
+            running.shutdown();
         }
     }
 }
 
 impl PeerHandle {
-    pub(super) fn start(config: ZkConfig, opts: PeerOptions) -> Result<PeerHandle, ZkfleError> {
+    pub(super) fn start(
+        config: ZkConfig,
+        opts: PeerOptions,
+        admin: bool,
+    ) -> Result<PeerHandle, ZkfleError> {
         let inner = Arc::new(Inner {
             published: Arc::new(Published::new(config.my_sid)),
             config,
             opts,
+            admin,
             running: Mutex::new(None),
         });
         let peer = launch(&inner)?;
@@ -348,12 +373,11 @@ impl PeerHandle {
     /// ```
     pub fn restart_election(&self) -> Result<(), ZkfleError> {
         let mut running = self.inner.running.lock();
-        let mut old = running.take().ok_or(ZkfleError::Shutdown)?;
-        let count = old.status().snapshot().election_count;
+        let old = running.take().ok_or(ZkfleError::Shutdown)?;
+        let count = old.peer.status().snapshot().election_count;
         // Retired first: nothing the stopping instance still reports counts.
         self.inner.published.retire_instance(count);
         old.shutdown();
-        drop(old);
         match launch(&self.inner) {
             Ok(peer) => {
                 *running = Some(peer);
@@ -502,8 +526,8 @@ impl PeerHandle {
         // has finished stopping, never after.
         self.inner.published.close();
         let mut running = self.inner.running.lock();
-        if let Some(mut peer) = running.take() {
-            peer.shutdown();
+        if let Some(r) = running.take() {
+            r.shutdown();
         }
     }
 
@@ -547,8 +571,21 @@ impl PeerHandle {
 
 /// Starts one peer instance whose status and election links publish into
 /// the handle's state, from the peer's own threads.
-fn launch(inner: &Inner) -> Result<QuorumPeer, ZkfleError> {
-    let peer = QuorumPeer::start(inner.config.clone(), inner.opts.clone())?;
+fn launch(inner: &Inner) -> Result<Running, ZkfleError> {
+    let mut peer = QuorumPeer::start(inner.config.clone(), inner.opts.clone())?;
+    // The peer never starts its admin side itself (DESIGN.md's import
+    // rules); the builder does, beside it.
+    let admin = if inner.admin {
+        match Admin::start(&peer) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                peer.shutdown();
+                return Err(e.into());
+            }
+        }
+    } else {
+        None
+    };
     let instance = inner.published.instance();
     let p = inner.published.clone();
     peer.status()
@@ -556,5 +593,5 @@ fn launch(inner: &Inner) -> Result<QuorumPeer, ZkfleError> {
     let p = inner.published.clone();
     peer.qcm()
         .set_link_listener(Arc::new(move |up| p.on_links(instance, up)));
-    Ok(peer)
+    Ok(Running { peer, admin })
 }

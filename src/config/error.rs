@@ -131,6 +131,8 @@ pub enum PortKind {
     Election,
     /// The client port after `;`, or `clientPort`.
     Client,
+    /// `metricsProvider.httpPort`.
+    Metrics,
 }
 
 impl fmt::Display for PortKind {
@@ -139,6 +141,7 @@ impl fmt::Display for PortKind {
             PortKind::Quorum => "quorum",
             PortKind::Election => "election",
             PortKind::Client => "client",
+            PortKind::Metrics => "metrics",
         })
     }
 }
@@ -175,6 +178,19 @@ pub enum Problem {
     /// A key that needs a value has an empty one.
     #[error("empty value")]
     EmptyValue,
+    /// A security setting zkfle cannot honour is switched on: the peer
+    /// refuses to start rather than run without it.
+    #[error("true asks for {feature}, which zkfle does not implement; it refuses to start rather than run without it (set it to false to run without {feature})")]
+    Unhonoured {
+        /// What the setting asks for.
+        feature: super::security::Unhonoured,
+    },
+    /// `metricsProvider.className` names a provider zkfle does not have.
+    #[error("{class:?} is not a metrics provider zkfle has: use org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider (GET /metrics) or org.apache.zookeeper.metrics.impl.DefaultMetricsProvider (mntr only)")]
+    UnknownMetricsProvider {
+        /// The class name as written.
+        class: String,
+    },
     /// A port outside 1..65535.
     #[error("{kind} port {value} out of range")]
     PortOutOfRange {

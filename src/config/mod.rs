@@ -30,16 +30,26 @@
 //! # Ok::<(), zkfle::config::ConfigError>(())
 //! ```
 
+pub mod admin;
+mod dynamic;
 pub mod error;
+mod hierarchy;
+mod keys;
 mod parse;
 pub mod props;
 pub mod quorum;
 mod render;
 pub mod resolve;
+mod security;
+mod server_line;
+mod servers;
+mod values;
 
+pub use admin::{FourLetterWords, MetricsConfig};
 pub use error::{ConfigError, MyIdProblem, PortKind, Problem};
 pub use quorum::QuorumVerifier;
 pub use resolve::{HostResolver, SystemResolver};
+pub use security::Unhonoured;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -152,10 +162,15 @@ pub struct ZkConfig {
     /// A `version=` line's value (hex, as ZooKeeper reads it); 0 for
     /// ordinary static configs. Shown in [`ZkConfig::config_text`].
     pub config_version: i64,
+    /// `4lw.commands.whitelist` (default: `srvr` only, as in ZooKeeper).
+    pub four_letter_words: FourLetterWords,
+    /// `GET /metrics` address, set when `metricsProvider.className` is
+    /// ZooKeeper's `PrometheusMetricsProvider`.
+    pub metrics: Option<MetricsConfig>,
     /// Keys this reader does not use, as (line, key, value), in file
-    /// order: ZooKeeper's other settings (`4lw.commands.whitelist`,
-    /// `admin.*`, ...) and unknown keys (logged as a warning). The
-    /// replicated-store example reads its `kvAddress.N` lines here.
+    /// order: ZooKeeper's other settings (`admin.*`, `autopurge.*`, ...)
+    /// and unknown keys (logged as a warning). The replicated-store example
+    /// reads its `kvAddress.N` lines here.
     pub extra: Vec<(usize, String, String)>,
 }
 
@@ -213,7 +228,7 @@ impl ZkConfig {
     }
 
     /// The value of an unused key from [`ZkConfig::extra`] (e.g.
-    /// `4lw.commands.whitelist`, `kvAddress.2`).
+    /// `kvAddress.2`).
     pub fn extra_value(&self, key: &str) -> Option<&str> {
         self.extra
             .iter()

@@ -177,6 +177,8 @@ pub struct Decision {
     /// The round of the decision (ZooKeeper's electionEpoch of the end
     /// vote); also this server's logical clock afterwards.
     pub election_epoch: i64,
+    /// Which rule ended the election (metrics count them by kind).
+    pub decided_by: DecidedBy,
 }
 
 /// What the runtime must do after one call.
@@ -928,6 +930,7 @@ impl Fle {
             vote,
             state: self.state,
             election_epoch: round,
+            decided_by: how,
         });
     }
 }
@@ -1025,7 +1028,8 @@ mod tests {
             Some(Decision {
                 vote: Vote::new(3, 0, 0),
                 state: Following,
-                election_epoch: 1
+                election_epoch: 1,
+                decided_by: DecidedBy::FinalizeWait,
             })
         );
         assert_eq!(out.timer, None);

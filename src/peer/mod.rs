@@ -10,12 +10,16 @@
 //!   LOOKING peers that ask always get this peer's current vote (§4.3 rule 3)
 //!   — that is how late and restarted servers join;
 //! * the **main loop** goes LOOKING → decision → role → LOOKING, publishing
-//!   every step in [`PeerStatus`];
-//! * the four-letter-word server ([`crate::admin`]) reads [`PeerStatus`].
+//!   every step in [`PeerStatus`].
+//!
+//! The four-letter words and the metrics endpoint (`crate::admin`) read
+//! [`PeerStatus`] and the connection manager; the binary and `PeerBuilder`
+//! start them beside the peer, which knows nothing of them.
 
 pub mod epoch;
 mod role;
 pub mod status;
+pub mod timings;
 pub mod zab;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,7 +31,6 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver, Sender};
 use parking_lot::Mutex;
 
-use crate::admin::{AdminError, AdminServer};
 use crate::cnx::{CnxError, PeerEvent, Qcm, QcmConfig, Received};
 use crate::config::{LearnerType, ZkConfig};
 use crate::election::{Decision, Fle, FleConfig, LinkState, Output};
@@ -57,9 +60,6 @@ pub enum PeerError {
     /// The election port could not be opened.
     #[error(transparent)]
     Cnx(#[from] CnxError),
-    /// The client port could not be opened.
-    #[error(transparent)]
-    Admin(#[from] AdminError),
     /// A thread could not be spawned.
     #[error("cannot spawn the {what} thread: {source}")]
     Thread {
@@ -75,15 +75,12 @@ pub enum PeerError {
 pub struct PeerOptions {
     /// The zxid to vote with; `None` = an empty store (zxid 0).
     pub zxid_supplier: Option<ZxidSupplier>,
-    /// Do not serve four-letter words even if `clientPort` is set.
-    pub no_admin: bool,
 }
 
 impl std::fmt::Debug for PeerOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PeerOptions")
             .field("zxid_supplier", &self.zxid_supplier.is_some())
-            .field("no_admin", &self.no_admin)
             .finish()
     }
 }
@@ -108,7 +105,6 @@ enum ElectionCmd {
 pub struct QuorumPeer {
     status: Arc<PeerStatus>,
     qcm: Qcm,
-    admin: Option<AdminServer>,
     /// Dropped to tell the main loop and the role to stop (a closed channel
     /// wakes every receiver at once).
     stop: Option<Sender<()>>,
@@ -126,8 +122,8 @@ impl std::fmt::Debug for QuorumPeer {
 }
 
 impl QuorumPeer {
-    /// Checks the epoch files, opens the election and client ports and
-    /// starts electing.
+    /// Checks the epoch files, opens the election port and starts
+    /// electing.
     pub fn start(config: ZkConfig, opts: PeerOptions) -> Result<QuorumPeer, PeerError> {
         let config = Arc::new(config);
         let me = config.me().ok_or_else(|| PeerError::NotInConfig {
@@ -147,7 +143,7 @@ impl QuorumPeer {
         );
         let status = Arc::new(PeerStatus::new(
             config.my_sid,
-            config.verifier.quorum_size(),
+            config.verifier.voters().len(),
             epochs.current(),
             epochs.accepted(),
         ));
@@ -165,14 +161,6 @@ impl QuorumPeer {
                 }
             }));
         }
-        let admin = match (config.client_addr, opts.no_admin) {
-            (Some(addr), false) => Some(AdminServer::start(
-                addr,
-                status.clone(),
-                conf_text(&config),
-            )?),
-            _ => None,
-        };
 
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
         let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded::<ElectionCmd>();
@@ -232,7 +220,6 @@ impl QuorumPeer {
         Ok(QuorumPeer {
             status,
             qcm,
-            admin,
             stop: Some(stop_tx),
             threads,
             config,
@@ -254,11 +241,6 @@ impl QuorumPeer {
         &self.config
     }
 
-    /// The four-letter-word address, if serving one.
-    pub fn admin_addr(&self) -> Option<SocketAddr> {
-        self.admin.as_ref().map(|a| a.local_addr())
-    }
-
     /// The election connection manager (hook for the embedding API, which
     /// polls its connected peers; its `peer_events` queue belongs to the
     /// election thread).
@@ -266,17 +248,14 @@ impl QuorumPeer {
         &self.qcm
     }
 
-    /// Stops the role, the election, the connection manager and the admin
-    /// server, and joins every thread. Idempotent.
+    /// Stops the role, the election and the connection manager, and joins
+    /// every thread. Idempotent.
     pub fn shutdown(&mut self) {
         if self.stop.take().is_none() {
             return;
         }
         log::info!("sid {}: shutting down", self.config.my_sid);
         self.status.poke();
-        if let Some(a) = self.admin.as_mut() {
-            a.shutdown();
-        }
         for h in self.threads.drain(..) {
             let _ = h.join();
         }
@@ -331,10 +310,6 @@ fn qcm_config(config: &ZkConfig, me: &crate::config::ServerSpec) -> QcmConfig {
     q.handshake_timeout = config.handshake_timeout;
     q.bind_retry = config.election_port_bind_retry;
     q
-}
-
-fn conf_text(config: &ZkConfig) -> String {
-    config.to_conf_text()
 }
 
 /// The election thread's state.
@@ -538,6 +513,7 @@ impl MainLoop {
                 s.leader_sid = decision.vote.leader;
                 s.election_epoch = decision.election_epoch;
                 s.last_election_ms = Some(took);
+                s.decided_by = Some(decision.decided_by);
             });
             let ctx = role::RoleContext {
                 config: &self.config,

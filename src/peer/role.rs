@@ -63,7 +63,10 @@ pub(crate) fn run(ctx: &RoleContext<'_>, decision: &Decision) -> RoleEnd {
             }
         }
     };
-    ctx.status.update(|s| s.serving = false);
+    ctx.status.update(|s| {
+        s.serving = false;
+        s.learners = None;
+    });
     match exit {
         zab::ZabExit::Shutdown => RoleEnd::Shutdown,
         zab::ZabExit::LeaderSilent { .. } => RoleEnd::LookAgain {
@@ -161,6 +164,9 @@ impl zab::ZabHost for RoleHost<'_> {
             s.phase = p;
             s.serving = serving;
         });
+    }
+    fn learners(&self, counts: zab::LearnerCounts) {
+        self.ctx.status.update(|s| s.learners = Some(counts));
     }
     fn stopping(&self) -> bool {
         // The peer closes the channel to stop its threads.

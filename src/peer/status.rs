@@ -13,7 +13,11 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::election::DecidedBy;
 use crate::wire::ServerState;
+
+use super::timings::{History, Timings};
+use super::zab::LearnerCounts;
 
 /// The phase of a role, as ZooKeeper's `zk_peer_state` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -89,8 +93,13 @@ pub struct StatusSnapshot {
     /// The last election's span from entering LOOKING to the decision, in
     /// ms; `None` before the first decision.
     pub last_election_ms: Option<u64>,
-    /// Smallest number of voters that make a quorum.
+    /// Voting members in the configuration (ZooKeeper's `quorum_size`:
+    /// `QuorumPeer.getQuorumSize`, the size of the voting view).
     pub quorum_size: usize,
+    /// Which rule ended the last election; `None` before the first.
+    pub decided_by: Option<DecidedBy>,
+    /// While leading: the learners, as the leader last reported them.
+    pub learners: Option<LearnerCounts>,
 }
 
 impl StatusSnapshot {
@@ -121,6 +130,7 @@ impl StatusSnapshot {
 /// The shared, live status of one peer. Cheap to read from any thread.
 pub struct PeerStatus {
     snap: RwLock<StatusSnapshot>,
+    history: Mutex<History>,
     net: RwLock<Option<NetSource>>,
     changed: Mutex<u64>,
     cv: Condvar,
@@ -138,8 +148,9 @@ impl std::fmt::Debug for PeerStatus {
 }
 
 impl PeerStatus {
-    /// A LOOKING status for `my_sid` with the given persisted epochs.
-    pub fn new(my_sid: i64, quorum_size: usize, current_epoch: i64, accepted_epoch: i64) -> Self {
+    /// A LOOKING status for `my_sid` with `voters` voting members and the
+    /// given persisted epochs.
+    pub fn new(my_sid: i64, voters: usize, current_epoch: i64, accepted_epoch: i64) -> Self {
         PeerStatus {
             snap: RwLock::new(StatusSnapshot {
                 my_sid,
@@ -153,8 +164,11 @@ impl PeerStatus {
                 election_epoch: 0,
                 election_count: 0,
                 last_election_ms: None,
-                quorum_size,
+                quorum_size: voters,
+                decided_by: None,
+                learners: None,
             }),
+            history: Mutex::new(History::default()),
             net: RwLock::new(None),
             changed: Mutex::new(0),
             cv: Condvar::new(),
@@ -168,12 +182,17 @@ impl PeerStatus {
     }
 
     /// Applies `f` to the state, tells the listener (on this thread) and
-    /// wakes every waiter.
+    /// wakes every waiter. The transition also feeds ZooKeeper's timing
+    /// metrics ([`PeerStatus::timings`]).
     pub fn update<F: FnOnce(&mut StatusSnapshot)>(&self, f: F) {
         let listener = self.listener.lock();
         let after = {
             let mut snap = self.snap.write();
+            let before = snap.clone();
             f(&mut snap);
+            self.history
+                .lock()
+                .transition(&before, &snap, Instant::now());
             listener.as_ref().map(|_| snap.clone())
         };
         if let (Some(l), Some(after)) = (listener.as_ref(), after) {
@@ -194,6 +213,11 @@ impl PeerStatus {
         let mut slot = self.listener.lock();
         listener(&self.snapshot());
         *slot = Some(listener);
+    }
+
+    /// ZooKeeper's election and availability timings as of now.
+    pub fn timings(&self) -> Timings {
+        self.history.lock().at(Instant::now())
     }
 
     /// Installs the source of election-port figures.

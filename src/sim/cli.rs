@@ -1,8 +1,11 @@
 //! `zkfle sim --seeds N [--seed S] [--peers MIN..MAX]`: runs seeded
 //! schedules and prints, for each failing one, the single command that
 //! replays it. The last line is `schedules <n> failures <f> per_sec <x>`.
-//! A soak run is just a large `--seeds`.
+//! A soak run is just a large `--seeds`: it reports its progress on stderr
+//! about once a second, and runs on every CPU unless `--jobs` says
+//! otherwise.
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
@@ -25,9 +28,9 @@ pub struct SimArgs {
     /// when `--seeds 1`).
     #[arg(long)]
     pub trace: bool,
-    /// Worker threads.
-    #[arg(long, default_value_t = 1)]
-    pub jobs: usize,
+    /// Worker threads (default: the number of CPUs).
+    #[arg(long)]
+    pub jobs: Option<usize>,
     /// Wrap the election in a deliberate bug to see the invariants catch
     /// it: `inverted-order` (vote order prefers the shorter log) or
     /// `self-quorum` (one voter's quorum check accepts itself alone).
@@ -104,7 +107,7 @@ pub fn main(args: SimArgs) -> i32 {
     if args.seed.is_none() {
         println!("base seed {base}");
     }
-    let jobs = args.jobs.clamp(1, 64);
+    let jobs = args.jobs.unwrap_or_else(default_jobs).clamp(1, 64);
     let started = Instant::now();
     let opts = |seed: u64| SimOptions {
         seed,
@@ -114,7 +117,14 @@ pub fn main(args: SimArgs) -> i32 {
         bug,
         strict_clock: args.strict_clock,
     };
-    let summaries = run_many(base, args.seeds, jobs, &opts);
+    let mut report = |p: Progress| eprintln!("{}", p.line());
+    let summaries = run_many_with(
+        base,
+        args.seeds,
+        jobs,
+        &opts,
+        Some((PROGRESS_EVERY, &mut report)),
+    );
     let elapsed = started.elapsed();
 
     let mut failures = 0u64;
@@ -192,6 +202,48 @@ pub fn main(args: SimArgs) -> i32 {
     i32::from(failures > 0)
 }
 
+/// How often a run reports its progress on stderr.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// `--jobs` without a value: one worker per CPU.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// How far a run of many schedules has come.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    /// Schedules finished.
+    pub done: u64,
+    /// Schedules in the run.
+    pub total: u64,
+    /// Finished schedules with a violated invariant.
+    pub failures: u64,
+    /// Time since the run started.
+    pub elapsed: Duration,
+}
+
+impl Progress {
+    /// The stderr line: `sim: 4200/10000 schedules, 0 failures, 3512/s,
+    /// about 2 s left`.
+    pub fn line(&self) -> String {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        let rate = self.done as f64 / secs;
+        let left = if rate > 0.0 {
+            format!(
+                ", about {:.0} s left",
+                (self.total - self.done.min(self.total)) as f64 / rate
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "sim: {}/{} schedules, {} failures, {rate:.0}/s{left}",
+            self.done, self.total, self.failures
+        )
+    }
+}
+
 /// Runs `count` schedules from seed `base` on `jobs` threads; results in
 /// seed order.
 pub fn run_many(
@@ -200,8 +252,26 @@ pub fn run_many(
     jobs: usize,
     opts: &(dyn Fn(u64) -> SimOptions + Sync),
 ) -> Vec<Outcome> {
+    run_many_with(base, count, jobs, opts, None)
+}
+
+/// [`run_many`], calling `progress.1` from the calling thread every
+/// `progress.0` while schedules still run (never for a run that ends
+/// sooner).
+pub fn run_many_with(
+    base: u64,
+    count: u64,
+    jobs: usize,
+    opts: &(dyn Fn(u64) -> SimOptions + Sync),
+    progress: Option<(Duration, &mut dyn FnMut(Progress))>,
+) -> Vec<Outcome> {
     let jobs = jobs.max(1);
+    let started = Instant::now();
+    let done = AtomicU64::new(0);
+    let failures = AtomicU64::new(0);
+    let running = AtomicUsize::new(jobs);
     let mut all: Vec<Outcome> = std::thread::scope(|s| {
+        let (done, failures, running) = (&done, &failures, &running);
         let handles: Vec<_> = (0..jobs as u64)
             .map(|j| {
                 s.spawn(move || {
@@ -211,13 +281,38 @@ pub fn run_many(
                         let mut o = run(&opts(base.wrapping_add(i)));
                         // Keep results small: traces are re-run on demand.
                         o.trace = Vec::new();
+                        if !o.violations.is_empty() {
+                            failures.fetch_add(1, Ordering::Relaxed);
+                        }
+                        done.fetch_add(1, Ordering::Relaxed);
                         v.push(o);
                         i += jobs as u64;
                     }
+                    running.fetch_sub(1, Ordering::Release);
                     v
                 })
             })
             .collect();
+        if let Some((every, report)) = progress {
+            let mut next = started + every;
+            // Polls the workers every 20 ms (or every period, if shorter)
+            // so a run ends without waiting out a reporting period;
+            // reports once per period.
+            let nap = every.min(Duration::from_millis(20));
+            while running.load(Ordering::Acquire) > 0 {
+                std::thread::sleep(nap);
+                let now = Instant::now();
+                if now >= next && running.load(Ordering::Acquire) > 0 {
+                    report(Progress {
+                        done: done.load(Ordering::Relaxed),
+                        total: count,
+                        failures: failures.load(Ordering::Relaxed),
+                        elapsed: now - started,
+                    });
+                    next = now + every;
+                }
+            }
+        }
         handles
             .into_iter()
             .flat_map(|h| h.join().unwrap_or_default())
@@ -273,6 +368,48 @@ mod tests {
         assert_eq!(parse_peers("9..3"), None);
         assert_eq!(parse_peers("0..3"), None);
         assert_eq!(parse_peers("x"), None);
+    }
+
+    #[test]
+    fn progress_line_and_default_jobs() {
+        let p = Progress {
+            done: 4200,
+            total: 10_000,
+            failures: 1,
+            elapsed: Duration::from_secs(2),
+        };
+        assert_eq!(
+            p.line(),
+            "sim: 4200/10000 schedules, 1 failures, 2100/s, about 3 s left"
+        );
+        assert!(default_jobs() >= 1);
+    }
+
+    #[test]
+    fn progress_is_reported_while_schedules_run() {
+        let opts = |seed: u64| SimOptions {
+            seed,
+            min_peers: 3,
+            max_peers: 5,
+            trace: false,
+            bug: None,
+            strict_clock: false,
+        };
+        let mut seen: Vec<Progress> = Vec::new();
+        let mut report = |p: Progress| seen.push(p);
+        // A period far shorter than the run: it must report, with counts
+        // that only grow.
+        let out = run_many_with(
+            7,
+            200,
+            2,
+            &opts,
+            Some((Duration::from_millis(1), &mut report)),
+        );
+        assert_eq!(out.len(), 200);
+        assert!(!seen.is_empty(), "no progress reported");
+        assert!(seen.windows(2).all(|w| w[0].done <= w[1].done));
+        assert!(seen.iter().all(|p| p.total == 200 && p.done <= 200));
     }
 
     #[test]

@@ -341,6 +341,7 @@ mod tests {
             vote: Vote::new(leader, zxid, epoch),
             state,
             election_epoch: round,
+            decided_by: crate::election::DecidedBy::FinalizeWait,
         }
     }
 

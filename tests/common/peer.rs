@@ -38,7 +38,9 @@ impl Ports {
 
 /// Writes `zoo<sid>.cfg` for sids 1..=n under `dir`, each with
 /// `dir/node<sid>` as dataDir holding a `myid`, with ZooKeeper's default
-/// timings (tickTime 2000, initLimit 10, syncLimit 5). Returns the paths.
+/// timings (tickTime 2000, initLimit 10, syncLimit 5) and every
+/// four-letter word enabled (`4lw.commands.whitelist=*`: ZooKeeper's
+/// default is `srvr` only). Returns the paths.
 pub fn write_ensemble(dir: &Path, n: i64, ports: Ports, extra: &str) -> Vec<PathBuf> {
     write_ensemble_timed(
         dir,
@@ -74,7 +76,7 @@ pub fn write_ensemble_timed(
             std::fs::write(
                 &path,
                 format!(
-                    "{timing}dataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n{servers}{extra}",
+                    "{timing}dataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n{servers}{extra}",
                     data.display(),
                     ports.client(sid)
                 ),

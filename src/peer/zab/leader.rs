@@ -5,7 +5,7 @@
 
 use super::conn::{Conn, Fill};
 use super::{config_version, type_name};
-use super::{ZabConfig, ZabExit, ZabHost, ZabPhase};
+use super::{LearnerCounts, ZabConfig, ZabExit, ZabHost, ZabPhase};
 use crate::wire::zab::{self, epoch_of_zxid as epoch_of, zxid_of_epoch, LearnerInfo, QuorumPacket};
 use parking_lot::{Condvar, Mutex};
 use std::collections::{BTreeMap, BTreeSet};
@@ -43,6 +43,8 @@ struct Slot {
     /// while the handler is blocked writing to a learner that stopped
     /// reading.
     socket: Option<TcpStream>,
+    /// UPTODATE was sent: the learner is synced (metrics only).
+    synced: bool,
 }
 
 struct State {
@@ -160,6 +162,7 @@ fn drive(
     let half_tick = (cfg.tick_time / 2).max(Duration::from_millis(1));
     let mut next_ping = Instant::now();
     let mut next_tick = Instant::now();
+    let mut counts = LearnerCounts::default();
     loop {
         if host.stopping() {
             return ZabExit::Shutdown;
@@ -176,6 +179,7 @@ fn drive(
                                 participant: false,
                                 deadline: Some(Instant::now() + cfg.init_timeout()),
                                 socket: stream.try_clone().ok(),
+                                synced: false,
                             },
                         );
                         spawn(next_id, stream);
@@ -192,6 +196,11 @@ fn drive(
         }
         let now = Instant::now();
         let mut st = shared.st.lock();
+        let latest = learner_counts(&st, q);
+        if latest != counts {
+            counts = latest;
+            host.learners(counts);
+        }
         match st.stage {
             Stage::Discovery => {
                 if q.contains_quorum(st.connecting.iter().copied()) {
@@ -292,6 +301,25 @@ fn drive(
         let wait = wake.saturating_duration_since(Instant::now()).min(poll);
         shared.cv.wait_for(&mut st, wait);
     }
+}
+
+/// The learners as ZooKeeper's leader metrics count them.
+fn learner_counts(st: &State, q: &crate::config::QuorumVerifier) -> LearnerCounts {
+    let mut c = LearnerCounts {
+        learners: st.learners.len(),
+        ..LearnerCounts::default()
+    };
+    for s in st.learners.values().filter(|s| s.synced) {
+        match (s.participant, s.sid) {
+            (true, Some(sid)) if q.is_voter(sid) => c.synced_followers += 1,
+            (true, _) => {
+                c.synced_followers += 1;
+                c.synced_non_voting_followers += 1;
+            }
+            (false, _) => c.synced_observers += 1,
+        }
+    }
+    c
 }
 
 /// True if a learner's `(currentEpoch, last zxid)` is ahead of the
@@ -487,6 +515,9 @@ impl<'a> LearnerHandler<'a> {
                 self.send(zab::UPTODATE, -1, None)?;
                 self.ping_gen = ping_gen;
                 self.enter(Hs::Broadcast);
+                if let Some(s) = self.shared.st.lock().learners.get_mut(&self.id) {
+                    s.synced = true;
+                }
                 log::info!("learner sid {}: UPTODATE sent, synced", self.sid);
             }
             Hs::Broadcast if ping_gen != self.ping_gen => {

@@ -80,6 +80,22 @@ pub enum ZabPhase {
     Broadcast,
 }
 
+/// A leader's learners, as ZooKeeper's leader metrics count them
+/// (`learners`, `synced_followers`, `synced_non_voting_followers`,
+/// `synced_observers`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LearnerCounts {
+    /// Learner connections (followers and observers, synced or not).
+    pub learners: usize,
+    /// Followers sent UPTODATE (Java's forwarding followers).
+    pub synced_followers: usize,
+    /// Synced followers that are not voting members (none without
+    /// reconfiguration, which zkfle never does; counted, not assumed).
+    pub synced_non_voting_followers: usize,
+    /// Observers sent UPTODATE.
+    pub synced_observers: usize,
+}
+
 /// The peer the role runs for: persisted epochs, last zxid, phase reports
 /// and shutdown requests.
 pub trait ZabHost: Send + Sync {
@@ -99,6 +115,9 @@ pub trait ZabHost: Send + Sync {
     fn phase(&self, phase: ZabPhase);
     /// True once a graceful shutdown was requested; polled every ≤ 50 ms.
     fn stopping(&self) -> bool;
+    /// A leader reports its learners whenever the counts change (for the
+    /// leader metrics in `mntr` and `/metrics`).
+    fn learners(&self, _counts: LearnerCounts) {}
 }
 
 /// How a leader broke the protocol (the follower leaves it).
