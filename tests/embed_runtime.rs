@@ -195,11 +195,12 @@ fn shutdown_async_lets_the_executor_run_while_the_peer_stops() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_start_that_fails_on_a_runtime_thread_is_an_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
-    // The client port is taken: the admin server cannot bind, after the
-    // connection manager's runtime was already started.
+    // The client port is taken: the admin listeners (started by the
+    // builder beside the peer) cannot bind, after the connection manager's
+    // runtime was already started, so that runtime must be stopped safely.
     let _busy = TcpListener::bind(client_addr(32070)).unwrap();
     let r = solo_builder(32070, dir.path()).start();
-    assert!(matches!(r, Err(ZkfleError::Start(_))), "{r:?}");
+    assert!(matches!(r, Err(ZkfleError::Admin(_))), "{r:?}");
     let ports = Ports { base: 32070 };
     TcpListener::bind(ports.election(1)).expect("the election port was released");
 }

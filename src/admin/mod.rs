@@ -299,8 +299,11 @@ fn register(
     std_listener: std::net::TcpListener,
 ) -> Result<tokio::net::TcpListener, AdminError> {
     let _g = runtime.enter();
-    tokio::net::TcpListener::from_std(std_listener)
-        .map_err(|source| AdminError::Bind { what, addr, source })
+    tokio::net::TcpListener::from_std(std_listener).map_err(|source| AdminError::Bind {
+        what,
+        addr,
+        source,
+    })
 }
 
 /// A `double` as Java's `Double.toString` prints it (ZooKeeper's `mntr`

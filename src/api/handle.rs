@@ -6,8 +6,8 @@ use std::time::Duration;
 use crossbeam_channel::Receiver;
 use parking_lot::Mutex;
 
-use crate::config::ZkConfig;
 use crate::admin::Admin;
+use crate::config::ZkConfig;
 use crate::peer::{PeerOptions, QuorumPeer};
 
 use super::state::Published;
