@@ -344,6 +344,7 @@ struct Scalars {
     bind_retry: Option<(usize, i64)>,
     listen_on_all_ips: bool,
     multi_address_enabled: bool,
+    fast_decide: bool,
     min_notification: Option<i64>,
     max_notification: Option<i64>,
     standalone_enabled: bool,
@@ -410,6 +411,7 @@ pub(crate) fn parse_config(
         bind_retry: None,
         listen_on_all_ips: false,
         multi_address_enabled: false,
+        fast_decide: true,
         min_notification: None,
         max_notification: None,
         standalone_enabled: true,
@@ -468,6 +470,7 @@ pub(crate) fn parse_config(
             }
             "quorumListenOnAllIPs" => s.listen_on_all_ips = parse_bool(value).map_err(err)?,
             "multiAddress.enabled" => s.multi_address_enabled = parse_bool(value).map_err(err)?,
+            "zkfle.fastDecide" => s.fast_decide = parse_bool(value).map_err(err)?,
             "fastleader.minNotificationInterval" | "fastleader.maxNotificationInterval" => {
                 let v = parse_decode_int(value).map_err(err)?;
                 if v <= 0 {
@@ -942,6 +945,7 @@ pub(crate) fn parse_config(
         election_port_bind_retry,
         listen_on_all_ips: s.listen_on_all_ips,
         multi_address_enabled: s.multi_address_enabled,
+        fast_decide: s.fast_decide,
         min_notification_interval: Duration::from_millis(min_notification_ms),
         max_notification_interval: Duration::from_millis(max_notification_ms),
         servers,
