@@ -1417,9 +1417,8 @@ impl World {
         } else {
             LinkState::Down
         };
-        let pending = !l.dirs[Self::dir_of(x, y)].queue.is_empty();
         let now = self.now;
-        self.call(x, Cause::Link, |f| f.on_link(now, y, state, pending));
+        self.call(x, Cause::Link, |f| f.on_link(now, y, state));
     }
 
     // ----- faults -------------------------------------------------------------
