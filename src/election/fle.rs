@@ -107,7 +107,8 @@ pub struct FleConfig {
     /// latest dial attempt since that link closed was refused or timed out;
     /// or (ii) it is the leader this server just left because it went
     /// silent, and nothing has been heard from it since (a notification
-    /// from it, or a new link to it, clears the mark). Nothing else makes a
+    /// from it, a new link to it or the next role end clears the mark).
+    /// Nothing else makes a
     /// voter Down; in particular a voter whose link is up is Down only by
     /// (ii). See the Driver's documentation for how the evidence is
     /// gathered.
