@@ -108,10 +108,9 @@ pub struct FleConfig {
     /// or (ii) it is the leader this server just left because it went
     /// silent, and nothing has been heard from it since (a notification
     /// from it, a new link to it or the next role end clears the mark).
-    /// Nothing else makes a
-    /// voter Down; in particular a voter whose link is up is Down only by
-    /// (ii). See the Driver's documentation for how the evidence is
-    /// gathered.
+    /// Nothing else makes a voter Down; in particular a voter whose link is
+    /// up is Down only by (ii). See the Driver's documentation for how the
+    /// evidence is gathered.
     ///
     /// Requiring every heard vote to agree is a margin rather than a
     /// necessity (a LOOKING vote recorded this round never beats the
