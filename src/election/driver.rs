@@ -197,6 +197,11 @@ struct PeerLink {
     failed_dial: Option<(DialError, Duration)>,
     /// Left for silence at this time; cleared by any news from it.
     silent_since: Option<Duration>,
+    /// The round (logical clock) in which a closed link was last redialled:
+    /// once per round at most, so a peer that accepts and drops links in a
+    /// loop cannot make us dial in a loop (the poll-timeout resend dials
+    /// again at its own, backed-off pace).
+    redialled_in: Option<i64>,
 }
 
 /// [`Fle`] and the link bookkeeping around it; see the module docs.
@@ -256,12 +261,19 @@ impl Driver {
                 self.report(now, sid, &mut out);
             }
             Input::LinkClosed { sid } => {
+                let round = self.fle.logical_clock();
+                let electing = self.fle.is_electing() && sid != self.config().my_sid;
+                let mut redial = false;
                 self.update(sid, |l| {
                     l.up = false;
                     l.failed_dial = None;
+                    if electing && l.redialled_in != Some(round) {
+                        l.redialled_in = Some(round);
+                        redial = true;
+                    }
                 });
                 self.report(now, sid, &mut out);
-                if self.fle.is_electing() && sid != self.config().my_sid {
+                if redial {
                     // The connection layer redials only peers it has
                     // something queued for; the election wants to know at
                     // once whether this one is gone (rule (a)).
@@ -486,6 +498,23 @@ mod tests {
                 at: ms(13)
             })
         );
+    }
+
+    #[test]
+    fn a_closed_link_is_redialled_once_per_round() {
+        let mut d = driver(1, &[1, 2, 3]);
+        start(&mut d, 0);
+        for (at, expect) in [(1, vec![2]), (3, vec![])] {
+            fact(&mut d, at, Input::LinkUp { sid: 2 });
+            let out = fact(&mut d, at + 1, Input::LinkClosed { sid: 2 });
+            assert_eq!(out.dial, expect, "close at {}", at + 1);
+        }
+        // Not while in a role: the next election's broadcast dials.
+        let mut d = driver(1, &[1, 2, 3]);
+        fact(&mut d, 0, Input::LinkUp { sid: 2 });
+        assert!(fact(&mut d, 1, Input::LinkClosed { sid: 2 }).dial.is_empty());
+        let out = start(&mut d, 2);
+        assert!(out.sends.iter().any(|m| m.to == 2));
     }
 
     #[test]

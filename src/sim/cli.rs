@@ -91,7 +91,7 @@ pub fn main(args: SimArgs) -> i32 {
             Some(b) => Some(b),
             None => {
                 eprintln!(
-                    "zkfle sim: --inject must be inverted-order or self-quorum, got {name:?}"
+                    "zkfle sim: --inject must be inverted-order, self-quorum or eager-down, got {name:?}"
                 );
                 return 2;
             }

@@ -15,8 +15,9 @@
 //! link closed, dial refused or timed out, notifications, timers, the
 //! start of an election, the epoch established, and the end of a role with
 //! its reason (a follower that loses its leader behind a partition leaves
-//! it for silence). Both `zkfle.fastDecide` settings run. One seed drives everything through [`SimRng`]; virtual
-//! time moves only through the event queue. The invariants of
+//! it for silence). Both `zkfle.fastDecide` settings run. One seed drives
+//! everything through [`SimRng`]; virtual time moves only through the
+//! event queue. The invariants of
 //! [`invariants`] are checked after every step. The design follows
 //! turmoil's (a seeded single-threaded network with partitions and holds)
 //! and openraft's fuzzer (one function per invariant).

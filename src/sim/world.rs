@@ -24,11 +24,11 @@ use super::rng::SimRng;
 /// what they claim to catch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InjectedBug {
-    /// Every peer's `Fle` sees every zxid through an order-reversing lens
+    /// Every peer's driver sees every zxid through an order-reversing lens
     /// (`i64::MAX - zxid`) on the way in and out: a vote order that prefers
     /// the *shorter* log. The network and the invariants see true zxids.
     InvertedZxidOrder,
-    /// One voter's `Fle` is configured with a verifier in which it alone
+    /// One voter's driver is configured with a verifier in which it alone
     /// outweighs everyone else (same voters, its own weight = sum of the
     /// others' + 1): a quorum check that accepts a minority.
     SelfQuorum,
