@@ -512,7 +512,9 @@ mod tests {
         // Not while in a role: the next election's broadcast dials.
         let mut d = driver(1, &[1, 2, 3]);
         fact(&mut d, 0, Input::LinkUp { sid: 2 });
-        assert!(fact(&mut d, 1, Input::LinkClosed { sid: 2 }).dial.is_empty());
+        assert!(fact(&mut d, 1, Input::LinkClosed { sid: 2 })
+            .dial
+            .is_empty());
         let out = start(&mut d, 2);
         assert!(out.sends.iter().any(|m| m.to == 2));
     }
