@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
-use zkfle::cnx::{LinkState, Qcm, QcmConfig};
+use zkfle::cnx::{Qcm, QcmConfig};
 use zkfle::wire::{Notification, ServerState};
 
 const BATCH: u64 = 20_000;
@@ -68,7 +68,7 @@ fn pair(ports: &[u16], zk1: bool, zk2: bool) -> (Qcm, Qcm) {
     let b = Qcm::start(cfg(2)).expect("start sid 2");
     b.connect_all();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while a.link_state(2) != LinkState::Up || b.link_state(1) != LinkState::Up {
+    while !a.is_connected(2) || !b.is_connected(1) {
         assert!(Instant::now() < deadline, "pair did not connect");
         std::thread::sleep(Duration::from_millis(5));
     }

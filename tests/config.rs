@@ -556,6 +556,11 @@ fn scalar_errors_name_line_and_key() {
             "\"1\" is not a boolean: choose true or false",
         ),
         (
+            "zkfle.fastDecide=off",
+            "zkfle.fastDecide",
+            "\"off\" is not a boolean: choose true or false",
+        ),
+        (
             "electionAlg=1",
             "electionAlg",
             "only electionAlg 3 (fast leader election) exists, not 1",
@@ -1516,4 +1521,32 @@ fn prometheus_provider_defaults_and_errors() {
             .contains("\"com.example.Metrics\" is not a metrics provider zkfle has"),
         "{e}"
     );
+}
+
+/// zkfle's own `zkfle.fastDecide` (default on; off = ZooKeeper's
+/// finalizeWait behaviour exactly), case-insensitive like every boolean.
+#[test]
+fn zkfle_fast_decide_defaults_on_and_can_be_turned_off() {
+    assert!(ok(&BASE.join("\n")).fast_decide);
+    assert!(!ok(&base_plus(&["zkfle.fastDecide=false"])).fast_decide);
+    assert!(!ok(&base_plus(&["zkfle.fastDecide=FALSE"])).fast_decide);
+    assert!(ok(&base_plus(&["zkfle.fastDecide=true"])).fast_decide);
+    let c = ok(&base_plus(&["zkfle.fastDecide=false"]));
+    assert!(
+        c.extra.iter().all(|(_, k, _)| k != "zkfle.fastDecide"),
+        "a key zkfle uses is not an unused extra"
+    );
+}
+
+/// The embedding API passes zkfle's keys through: `PeerBuilder::setting`
+/// lines are parsed like zoo.cfg lines.
+#[test]
+fn peer_builder_setting_turns_fast_decide_off() {
+    let builder = zkfle::PeerBuilder::new(1)
+        .server(1, sa("127.0.0.1:30201"), sa("127.0.0.1:30202"))
+        .server(2, sa("127.0.0.1:30203"), sa("127.0.0.1:30204"))
+        .data_dir("/tmp/zkfle-config-test-nonexistent");
+    assert!(builder.clone().config().expect("config").fast_decide);
+    let off = builder.setting("zkfle.fastDecide", "false");
+    assert!(!off.config().expect("config").fast_decide);
 }

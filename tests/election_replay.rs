@@ -200,7 +200,7 @@ fn replay(fast: bool) -> Replay {
                     if let Some(&(a, b)) = ends.get(&row.conn) {
                         let peer = if a == 3 { b } else { a };
                         let fle = r.fles.get_mut(&peer).expect("sid");
-                        let out = fle.on_link(now, 3, LinkState::Connecting, false);
+                        let out = fle.on_link(now, 3, LinkState::Connecting);
                         r.apply(peer, now, out);
                     }
                 }
@@ -210,7 +210,7 @@ fn replay(fast: bool) -> Replay {
                 for s in [1, 2] {
                     let fle = r.fles.get_mut(&s).expect("sid");
                     if fle.is_electing() {
-                        let out = fle.on_link(now, 3, LinkState::Down, false);
+                        let out = fle.on_link(now, 3, LinkState::Down);
                         r.apply(s, now, out);
                     }
                 }

@@ -649,11 +649,11 @@ fn fast_decide_never_overrules_a_voter_it_can_hear() {
             // the rule must then wait for them.
             for o in 1..=n {
                 if o != s && !dead.contains(&o) && rng.chance(1, 4) {
-                    c.nodes.get_mut(&s).expect("node").fle.set_link(
-                        o,
-                        LinkState::Connecting,
-                        false,
-                    );
+                    c.nodes
+                        .get_mut(&s)
+                        .expect("node")
+                        .fle
+                        .set_link(o, LinkState::Connecting);
                     let up_at = c.now + ms(rng.below(400));
                     c.schedule_link(up_at, s, o, LinkState::Up);
                 }

@@ -9,7 +9,7 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use cnx::*;
-use zkfle::cnx::{CnxError, LinkState, PeerEvent, Qcm, QcmConfig};
+use zkfle::cnx::{CnxError, DialFailure, PeerEvent, Qcm, QcmConfig};
 
 static PORTS: PortPool = PortPool::new(21000, 21500);
 
@@ -283,11 +283,20 @@ fn restarted_peer_is_reconnected_and_gets_the_last_message_again() {
         let idx = (restart_sid - 1) as usize;
         let survivor = &qcms[1 - idx];
         let events = survivor.peer_events();
+        // The message came over a link, whose LinkUp was emitted before
+        // its workers started.
+        let before: Vec<PeerEvent> = events.try_iter().collect();
+        assert_eq!(
+            before.last(),
+            Some(&PeerEvent::LinkUp(restart_sid)),
+            "{before:?}"
+        );
         qcms[idx].shutdown();
-        wait_for("survivor sees the link down", LONG, || {
-            survivor.link_state(restart_sid) == LinkState::Down
-        });
-        assert!(events.try_iter().any(|e| e == PeerEvent::Down(restart_sid)));
+        // The events are the link's history: wait for them, not for a
+        // snapshot of the link, which may change before its event is read.
+        let closed = events.recv_timeout(LONG).expect("an event");
+        assert_eq!(closed, PeerEvent::LinkClosed(restart_sid));
+        assert!(!survivor.is_connected(restart_sid));
 
         // Restart on the same port; its election layer would broadcast, which
         // starts the connection (a dial for sid 2, a prompt for sid 1).
@@ -311,7 +320,14 @@ fn restarted_peer_is_reconnected_and_gets_the_last_message_again() {
             got.notification, expect,
             "the survivor's last message comes first"
         );
-        assert!(events.try_iter().any(|e| e == PeerEvent::Up(restart_sid)));
+        // Whatever happened while it was down, the link's history ends with
+        // it up again.
+        let after: Vec<PeerEvent> = events.try_iter().collect();
+        assert_eq!(
+            after.last(),
+            Some(&PeerEvent::LinkUp(restart_sid)),
+            "{after:?}"
+        );
         for q in &qcms {
             q.shutdown();
         }
@@ -372,8 +388,10 @@ fn send_to_an_unreachable_peer_returns_at_once() {
         t.elapsed() < Duration::from_secs(10),
         "send never waits for a dial"
     );
-    assert_ne!(q.link_state(1), LinkState::Up);
+    assert!(!q.is_connected(1));
     assert!(q.has_pending(1));
+    // The election's poll-timeout resend: skipped while anything is queued.
+    assert!(!q.send_if_idle(1, &note(2, 1000)), "something is queued");
     wait_for("dial to sid 1 fails", LONG, || q.stats().dial_failures > 0);
     // Sid 1 appears: the queued votes reach it without another send.
     let a = Qcm::start(ensemble_config(1, &ports)).expect("start sid 1");
@@ -386,6 +404,11 @@ fn send_to_an_unreachable_peer_returns_at_once() {
         }
         last == 99
     });
+    // Delivered: now the resend goes out.
+    wait_for("queue to sid 1 drained", LONG, || !q.has_pending(1));
+    assert!(q.send_if_idle(1, &note(2, 1001)));
+    let r = rx.recv_timeout(LONG).expect("the resend");
+    assert_eq!(r.notification.election_epoch, 1001, "1000 was never queued");
     q.shutdown();
     a.shutdown();
 }
@@ -465,45 +488,53 @@ fn shutdown_leaves_no_thread_behind() {
     }
 }
 
-/// A refused dial marks a peer Down, with an `Unreachable` event, only if its
-/// link was up before: a peer never reached may simply not have started yet
-/// (and may hold the best vote), so the election must keep waiting for it;
-/// one whose link we lost and whose port now refuses is gone, and the
-/// election may stop waiting for it (`fast_decide` rule (b)).
+/// Every failed dial to a configured peer is reported as a fact with how it
+/// failed, whether or not the peer was ever reached (what that means for
+/// the election is `election::Driver`'s business), and the events of one
+/// peer are its link's history in order: up, closed, failed dials, never a
+/// failed dial while the link is up.
 #[test]
-fn refused_redial_marks_a_lost_peer_down_but_not_one_never_reached() {
+fn link_facts_are_reported_in_order_with_how_dials_failed() {
     let ports = PORTS.take(3);
     let q1 = Qcm::start(ensemble_config(1, &ports)).expect("sid 1 starts");
     let events = q1.peer_events();
+    let mut seen = Vec::new();
+    let mut wait_event = |what: &str, want: PeerEvent| {
+        wait_for(what, LONG, || {
+            seen.extend(events.try_iter());
+            seen.contains(&want)
+        });
+        std::mem::take(&mut seen)
+    };
     // Sid 3 never runs: sending to it queues the vote and dials (refused).
     q1.send(3, &note(1, 1));
-    wait_for("a refused dial to sid 3", LONG, || {
-        q1.stats().dial_failures > 0
-    });
-    assert_eq!(
-        q1.link_state(3),
-        LinkState::Connecting,
-        "never reached: not known to be down"
-    );
+    let refused3 = PeerEvent::DialFailed {
+        sid: 3,
+        failure: DialFailure::Refused,
+    };
+    wait_event("a refused dial to sid 3", refused3);
 
     // Sid 2 links up, then dies; the next send to it is refused.
     let q2 = Qcm::start(ensemble_config(2, &ports)).expect("sid 2 starts");
     q2.connect_all();
-    wait_for("link 1-2 up", LONG, || q1.link_state(2) == LinkState::Up);
+    let got = wait_event("link 1-2 up", PeerEvent::LinkUp(2));
+    assert!(!got
+        .iter()
+        .any(|e| matches!(e, PeerEvent::DialFailed { sid: 2, .. })));
     q2.shutdown();
-    wait_for("link 1-2 gone", LONG, || q1.link_state(2) != LinkState::Up);
+    let got = wait_event("link 1-2 closed", PeerEvent::LinkClosed(2));
+    assert!(!got
+        .iter()
+        .any(|e| matches!(e, PeerEvent::DialFailed { sid: 2, .. })));
     q1.send(2, &note(1, 2));
-    wait_for("sid 2 known down", LONG, || {
-        q1.link_state(2) == LinkState::Down
-    });
-    let mut seen = Vec::new();
-    wait_for("Unreachable(2)", LONG, || {
-        seen.extend(events.try_iter());
-        seen.contains(&PeerEvent::Unreachable(2))
-    });
+    let refused2 = PeerEvent::DialFailed {
+        sid: 2,
+        failure: DialFailure::Refused,
+    };
+    let got = wait_event("a refused dial to sid 2", refused2);
     assert!(
-        !seen.contains(&PeerEvent::Unreachable(3)),
-        "a peer never reached is not reported unreachable: {seen:?}"
+        !got.iter().any(|e| matches!(e, PeerEvent::LinkUp(2))),
+        "{got:?}"
     );
     q1.shutdown();
 }

@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
 use cnx::*;
-use zkfle::cnx::{LinkState, Qcm, QcmConfig, Received};
+use zkfle::cnx::{Qcm, QcmConfig, Received};
 use zkfle::wire::{Handshake, HandshakeFormat, Notification};
 
 static PORTS: PortPool = PortPool::new(21500, 22000);
@@ -43,7 +43,7 @@ impl Bench {
         let legit = Qcm::start(ensemble_config(2, &ports[..2])).expect("start legit");
         legit.connect_all();
         wait_for("legit link up", LONG, || {
-            target.link_state(2) == LinkState::Up && legit.link_state(1) == LinkState::Up
+            target.is_connected(2) && legit.is_connected(1)
         });
         Bench {
             target,
@@ -59,11 +59,7 @@ impl Bench {
     fn legit_unaffected(&mut self, after: &str) {
         self.round += 1;
         let r = self.round;
-        assert_eq!(
-            self.target.link_state(2),
-            LinkState::Up,
-            "legit link up after {after}"
-        );
+        assert!(self.target.is_connected(2), "legit link up after {after}");
         assert_eq!(
             self.legit.stats().links_established,
             1,
@@ -311,7 +307,7 @@ fn lower_sid_dial_in_is_closed_and_dialled_back_at_the_configured_address() {
             "advertises its configured address"
         );
         wait_for("the dial-back becomes the link", LONG, || {
-            target.link_state(lower) == LinkState::Up
+            target.is_connected(lower)
         });
         target.shutdown();
     }
@@ -414,9 +410,7 @@ fn negative_frame_length_closes_then_the_peer_can_return() {
     let mut s = raw_peer(b.target_addr, &v1_handshake(3, b.spare[0]));
     s.write_all(&(-20i32).to_be_bytes()).expect("write");
     assert!(closed_within(&mut s, CLOSE_WITHIN));
-    wait_for("sid 3 link gone", LONG, || {
-        b.target.link_state(3) != LinkState::Up
-    });
+    wait_for("sid 3 link gone", LONG, || !b.target.is_connected(3));
     let mut s = raw_peer(b.target_addr, &v1_handshake(3, b.spare[0]));
     s.write_all(&frame40(&note(3, 3))).expect("write");
     let r = wait_recv(&b.target.receiver(), |r| r.sid == 3);
@@ -547,12 +541,10 @@ fn impostor_from_another_host_cannot_take_over_a_live_link() {
         .expect("real peer still linked");
     assert_eq!(wait_recv(&rx, |r| r.sid == 3).notification, note(3, 2));
     drop(real);
-    wait_for("real link gone", LONG, || {
-        target.link_state(3) != LinkState::Up
-    });
+    wait_for("real link gone", LONG, || !target.is_connected(3));
     let mut other = connect_from(IpAddr::V4(Ipv4Addr::LOCALHOST), addr(ports[0]));
     other.write_all(&v1_handshake(3, ports[1])).expect("write");
     other.write_all(&frame40(&note(3, 3))).expect("write");
     assert_eq!(wait_recv(&rx, |r| r.sid == 3).notification, note(3, 3));
-    assert_eq!(target.link_state(3), LinkState::Up);
+    assert!(target.is_connected(3));
 }

@@ -77,6 +77,11 @@ fn ten_thousand_mixed_schedules_keep_every_invariant() {
         outcomes.iter().all(|o| o.stats.converged_after.is_some()),
         "every schedule converged after its heal"
     );
+    let rest_down: u64 = outcomes.iter().map(|o| o.stats.decisions_rest_down).sum();
+    assert!(
+        rest_down * 20 > SEEDS,
+        "fast_decide rule (b) fired often enough for down_voters_were_cut to mean something ({rest_down})"
+    );
 }
 
 #[test]
@@ -163,6 +168,41 @@ fn a_broken_quorum_check_is_caught() {
         "a voter that is a quorum on its own must break decision_has_quorum in most schedules, got {by_quorum} of {}",
         outcomes.len()
     );
+}
+
+/// The election driver counting voters whose link is up as Down lets rule
+/// (b) stop waiting for voters that can still reach the decider:
+/// `down_voters_were_cut` catches it first in most schedules (seeds
+/// 0x5eed0000..+300), and whatever else fires is something that bug breaks.
+#[test]
+fn an_eager_down_driver_is_caught() {
+    let outcomes = run_many(BASE, 300, 2, &with_bug(InjectedBug::EagerDown));
+    let caught: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| !o.violations.is_empty())
+        .collect();
+    let by_down = caught
+        .iter()
+        .filter(|o| o.violations[0].invariant == "down_voters_were_cut")
+        .count();
+    assert!(
+        by_down * 2 > outcomes.len(),
+        "a driver reporting live links Down must break down_voters_were_cut in most schedules, got {by_down} of {}",
+        outcomes.len()
+    );
+    for o in &caught {
+        assert!(
+            [
+                "down_voters_were_cut",
+                "calm_round_agrees",
+                "converges_after_heal"
+            ]
+            .contains(&o.violations[0].invariant),
+            "seed {}: {}",
+            o.seed,
+            o.violations[0]
+        );
+    }
 }
 
 #[test]

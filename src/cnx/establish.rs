@@ -10,7 +10,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{bump, CnxError, LogKind, PeerEvent, PeerSlot, Shared, MAX_PENDING_HANDSHAKES};
+use super::stats::{bump, LogKind};
+use super::{CnxError, DialFailure, PeerSlot, Shared, MAX_PENDING_HANDSHAKES};
 use crate::wire::{Handshake, WireError};
 
 /// How long a smaller sid waits for a larger one to call back after the
@@ -311,18 +312,19 @@ async fn dial_loop(shared: Arc<Shared>, slot: Arc<PeerSlot>) {
             break;
         }
         let outcome = dial_once(&shared, &slot, higher).await;
-        let reached = !matches!(outcome, Dialled::Failed);
-        slot.dial_failed.store(!reached, Ordering::Release);
-        if !reached && !slot.is_up() && slot.ever_up.load(Ordering::Acquire) {
-            shared.event(PeerEvent::Unreachable(slot.sid));
+        if let Dialled::Failed(failure) = outcome {
+            // A fact for the election, which decides what it means
+            // (`election::Driver`: a refusal of a peer it had a link to says
+            // the peer is gone).
+            shared.dial_failed(&slot, failure);
         }
         if let Dialled::Prompted(prompt) = outcome {
             if await_callback(&shared, &slot, prompt).await == Callback::PromptReset
                 && !reset_redialled
             {
                 // Dial again at once: a refusal now tells the election the
-                // peer is gone (Unreachable) instead of leaving its link
-                // Connecting for a whole backoff.
+                // peer is gone instead of leaving it unknown for a whole
+                // backoff.
                 reset_redialled = true;
                 continue;
             }
@@ -354,7 +356,7 @@ async fn dial_loop(shared: Arc<Shared>, slot: Arc<PeerSlot>) {
 /// What one pass of [`dial_once`] achieved.
 enum Dialled {
     /// No configured address took a connection and our handshake.
-    Failed,
+    Failed(DialFailure),
     /// A link exists: ours to a smaller sid, or a larger sid's call-back
     /// that arrived while we were connecting.
     Linked,
@@ -421,23 +423,40 @@ async fn await_callback(
 async fn dial_once(shared: &Arc<Shared>, slot: &Arc<PeerSlot>, higher: bool) -> Dialled {
     let sid = slot.sid;
     let timeout = shared.cfg.cnx_timeout;
-    let failed = |why: std::fmt::Arguments<'_>| {
+    // The pass fails as Refused only if every address refused, as TimedOut
+    // if every address refused or timed out; anything else is Other.
+    let mut failure: Option<DialFailure> = None;
+    let mut failed = |kind: DialFailure, why: std::fmt::Arguments<'_>| {
         bump(&shared.counters.dial_failures, 1);
         shared.limits.warn(LogKind::Dial, why);
+        failure = Some(match (failure, kind) {
+            (Some(DialFailure::Other), _) | (_, DialFailure::Other) => DialFailure::Other,
+            (Some(DialFailure::TimedOut), _) | (_, DialFailure::TimedOut) => DialFailure::TimedOut,
+            _ => DialFailure::Refused,
+        });
     };
     for addr in &slot.addrs {
         let mut stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
-                failed(format_args!(
-                    "cannot open election connection to sid {sid} at {addr}: {e}"
-                ));
+                let kind = match e.kind() {
+                    std::io::ErrorKind::ConnectionRefused => DialFailure::Refused,
+                    std::io::ErrorKind::TimedOut => DialFailure::TimedOut,
+                    _ => DialFailure::Other,
+                };
+                failed(
+                    kind,
+                    format_args!("cannot open election connection to sid {sid} at {addr}: {e}"),
+                );
                 continue;
             }
             Err(_) => {
-                failed(format_args!(
-                    "election connection to sid {sid} at {addr} timed out after {timeout:?}"
-                ));
+                failed(
+                    DialFailure::TimedOut,
+                    format_args!(
+                        "election connection to sid {sid} at {addr} timed out after {timeout:?}"
+                    ),
+                );
                 continue;
             }
         };
@@ -452,15 +471,17 @@ async fn dial_once(shared: &Arc<Shared>, slot: &Arc<PeerSlot>, higher: bool) -> 
         match tokio::time::timeout(timeout, stream.write_all(&shared.handshake)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                failed(format_args!(
-                    "writing handshake to sid {sid} at {addr} failed: {e}"
-                ));
+                failed(
+                    DialFailure::Other,
+                    format_args!("writing handshake to sid {sid} at {addr} failed: {e}"),
+                );
                 continue;
             }
             Err(_) => {
-                failed(format_args!(
-                    "writing handshake to sid {sid} at {addr} timed out"
-                ));
+                failed(
+                    DialFailure::Other,
+                    format_args!("writing handshake to sid {sid} at {addr} timed out"),
+                );
                 continue;
             }
         }
@@ -473,8 +494,8 @@ async fn dial_once(shared: &Arc<Shared>, slot: &Arc<PeerSlot>, higher: bool) -> 
         return if hand_over(shared, sid, id, stream, remote) {
             Dialled::Linked
         } else {
-            Dialled::Failed
+            Dialled::Failed(DialFailure::Other)
         };
     }
-    Dialled::Failed
+    Dialled::Failed(failure.unwrap_or(DialFailure::Other))
 }

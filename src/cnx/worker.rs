@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Select};
 
-use super::{bump, LogKind, PeerSlot, Shared};
+use super::links::{PeerSlot, Shared};
+use super::stats::{bump, LogKind};
 use crate::wire::frame::split_frame;
 use crate::wire::{Notification, WireError, MAX_FRAME_LEN, NOTIFICATION_LEN};
 

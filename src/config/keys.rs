@@ -82,6 +82,8 @@ pub(super) struct Scalars {
     pub bind_retry: Option<(usize, i64)>,
     pub listen_on_all_ips: bool,
     pub multi_address_enabled: bool,
+    /// `zkfle.fastDecide` (default true).
+    pub fast_decide: bool,
     pub min_notification: Option<i64>,
     pub max_notification: Option<i64>,
     pub standalone_enabled: bool,
@@ -113,6 +115,7 @@ impl Default for Scalars {
             bind_retry: None,
             listen_on_all_ips: false,
             multi_address_enabled: false,
+            fast_decide: true,
             min_notification: None,
             max_notification: None,
             // ZooKeeper's defaults.
@@ -192,6 +195,7 @@ pub(super) fn classify(path: &Path, entries: &[&RawEntry]) -> Result<Keys, Confi
             }
             "quorumListenOnAllIPs" => k.s.listen_on_all_ips = parse_bool(value).map_err(err)?,
             "multiAddress.enabled" => k.s.multi_address_enabled = parse_bool(value).map_err(err)?,
+            "zkfle.fastDecide" => k.s.fast_decide = parse_bool(value).map_err(err)?,
             "fastleader.minNotificationInterval" | "fastleader.maxNotificationInterval" => {
                 let v = parse_decode_int(value).map_err(err)?;
                 if v <= 0 {

@@ -143,6 +143,10 @@ pub struct ZkConfig {
     pub listen_on_all_ips: bool,
     /// `multiAddress.enabled` (send V2 handshakes).
     pub multi_address_enabled: bool,
+    /// zkfle's own `zkfle.fastDecide` (default true): the election's faster
+    /// decisions; false is ZooKeeper 3.8's `finalizeWait` behaviour exactly
+    /// (`election::FleConfig::with_zkfle_timing`).
+    pub fast_decide: bool,
     /// `fastleader.minNotificationInterval` (default 200 ms).
     pub min_notification_interval: Duration,
     /// `fastleader.maxNotificationInterval` (default 60 s).

@@ -245,6 +245,7 @@ pub(crate) fn parse_config(
         election_port_bind_retry,
         listen_on_all_ips: s.listen_on_all_ips,
         multi_address_enabled: s.multi_address_enabled,
+        fast_decide: s.fast_decide,
         min_notification_interval: Duration::from_millis(min_notification_ms),
         max_notification_interval: Duration::from_millis(max_notification_ms),
         servers,

@@ -25,7 +25,7 @@
 //! | `validVoter()` | `QuorumVerifier::is_voter` |
 //! | `finalizeWait` (200 ms) | [`FleConfig::finalize_wait`] |
 //! | `minNotificationInterval`, `maxNotificationInterval`, `notTimeout` | [`FleConfig::min_notification_interval`], [`FleConfig::max_notification_interval`], `not_timeout` |
-//! | `manager.haveDelivered()` → `sendNotifications()` else `connectAll()` | per-peer resend or dial on poll timeout (PROTOCOL.md §8 R12), driven by [`Fle::set_link`] |
+//! | `manager.haveDelivered()` → `sendNotifications()` else `connectAll()` | per-peer resend ([`Message::if_idle`]) or dial on poll timeout (PROTOCOL.md §8 R12), driven by [`Fle::set_link`] |
 //! | `setPeerState()` / `learningState()` | [`Decision::state`], [`Fle::state`] |
 //! | `leaveInstance()` (clears `recvqueue`) | deciding drops notifications buffered before [`Fle::start_election`] |
 //! | `QuorumPeer.getCurrentVote()` | [`Fle::current_vote`] (last decision, or the startup vote) |
@@ -91,14 +91,26 @@ pub struct FleConfig {
     /// to come from a voter, so none can come in this round.
     ///
     /// (b) Every recorded vote of this round equals my proposal and every
-    /// voter not yet heard in this round has a link in state
-    /// [`LinkState::Down`] (no link, last dial failed or was refused). The
-    /// heard voters' initial votes are at most my proposal, as in (a); the
-    /// only candidates that could still beat it are the Down voters', and
-    /// they cannot reach me. This is the failover case: the old leader is
-    /// dead, its port refuses, and the survivors agree. A voter that is Up
-    /// or Connecting but silent, or a heard voter that still disagrees,
-    /// keeps the normal wait, so a voter I can hear is never overruled.
+    /// voter not yet heard in this round is [`LinkState::Down`]. The heard
+    /// voters' initial votes are at most my proposal, as in (a); the only
+    /// candidates that could still beat it are the Down voters', and they
+    /// cannot reach me. This is the failover case: the old leader is dead,
+    /// its port refuses, and the survivors agree. A voter that is Up or
+    /// Connecting but silent, or a heard voter that still disagrees, keeps
+    /// the normal wait, so a voter I can hear is never overruled.
+    ///
+    /// `Fle` trusts Down as its owner reports it. In zkfle that owner is
+    /// [`crate::election::Driver`], and Down means exactly: positive
+    /// evidence that the voter cannot reach this server right now, either
+    /// (i) no live link to it, a link to it was up at some point (a peer
+    /// never reached may simply not have started: cold start), and the
+    /// latest dial attempt since that link closed was refused or timed out;
+    /// or (ii) it is the leader this server just left because it went
+    /// silent, and nothing has been heard from it since (a notification
+    /// from it, a new link to it or the next role end clears the mark).
+    /// Nothing else makes a voter Down; in particular a voter whose link is
+    /// up is Down only by (ii). See the Driver's documentation for how the
+    /// evidence is gathered.
     ///
     /// Requiring every heard vote to agree is a margin rather than a
     /// necessity (a LOOKING vote recorded this round never beats the
@@ -111,8 +123,14 @@ pub struct FleConfig {
     /// than `finalize_wait`, and the same recovery: the elected server does
     /// not get a synced quorum within initLimit and everyone looks again.
     ///
-    /// With `false`, the finalize wait is ZooKeeper's exactly (for interop
-    /// and timing comparisons).
+    /// `fast_decide` also gates the two other zkfle shortcuts of the
+    /// finalize wait and the role: a same-round FOLLOWING/LEADING vote for
+    /// my proposal counts during the finalize wait, and a newer-round
+    /// LOOKING vote received while in a role is kept for the next election.
+    /// With `false` none of this happens and the finalize wait is
+    /// ZooKeeper's exactly (for interop and timing comparisons); zoo.cfg's
+    /// `zkfle.fastDecide=false` turns it off together with
+    /// `answer_worse_votes` ([`FleConfig::with_zkfle_timing`]).
     pub fast_decide: bool,
     /// Answer a same-round LOOKING vote that my proposal beats with my
     /// proposal. ZooKeeper only answers LOOKING askers of a *lower* round,
@@ -143,27 +161,59 @@ impl FleConfig {
             answer_worse_votes: true,
         }
     }
+
+    /// zoo.cfg's `zkfle.fastDecide`: `true` (the default) turns on every
+    /// zkfle change to the election's timing ([`FleConfig::fast_decide`]
+    /// and [`FleConfig::answer_worse_votes`]); `false` turns them all off,
+    /// which is ZooKeeper 3.8's `finalizeWait` behaviour exactly.
+    pub fn with_zkfle_timing(mut self, on: bool) -> Self {
+        self.fast_decide = on;
+        self.answer_worse_votes = on;
+        self
+    }
 }
 
-/// What the runtime knows about the election link to one peer.
+/// What [`Fle`]'s owner reports about the election link to one peer (see
+/// [`Fle::set_link`]). In zkfle the owner is [`crate::election::Driver`],
+/// which derives it from link facts; this type never leaves `election`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkState {
-    /// A connection exists.
+    /// A connection exists (and the peer is not known to be gone).
     Up,
-    /// No connection yet; a dial is in progress.
+    /// No connection, and no evidence that the peer is gone: a dial may be
+    /// in progress or about to start, or the peer was never reached.
     Connecting,
-    /// No link and the last dial failed or was refused.
+    /// Positive evidence that the peer cannot reach this server right now
+    /// (the Driver's Down rule, [`FleConfig::fast_decide`]).
     Down,
 }
 
 /// One notification to send to one peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Send {
+pub struct Message {
     /// Destination sid (never this server's own).
     pub to: i64,
     /// What to send. `version` is 0, which is what any receiver decodes
     /// from zkfle's default 40-byte layout.
     pub notification: Notification,
+    /// Send only if nothing is queued for `to` (checked and applied in one
+    /// step by the connection layer, `Qcm::send_if_idle`). Set on the
+    /// poll-timeout resends (PROTOCOL.md §8 R12): a message still queued
+    /// for that peer already carries the current proposal, because every
+    /// change of the proposal is broadcast at once, so a resend would only
+    /// push it further back. Everything else is sent unconditionally.
+    pub if_idle: bool,
+}
+
+impl Message {
+    /// An unconditional send of `notification` to `to`.
+    pub fn new(to: i64, notification: Notification) -> Message {
+        Message {
+            to,
+            notification,
+            if_idle: false,
+        }
+    }
 }
 
 /// The end of an election: the vote decided on and the role it implies.
@@ -185,7 +235,7 @@ pub struct Decision {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Output {
     /// Notifications to send, in order.
-    pub sends: Vec<Send>,
+    pub sends: Vec<Message>,
     /// Peers to dial (they have no link and something to catch up on).
     pub dial: Vec<i64>,
     /// The machine's only deadline after this call, as an absolute time:
@@ -205,7 +255,7 @@ pub enum DecidedBy {
     /// equal to the proposal.
     AllVotersAgree,
     /// `fast_decide` rule (b): every heard vote agrees and every unheard
-    /// voter's link is Down.
+    /// voter is Down.
     RestDown,
     /// FOLLOWING/LEADING votes of my own round formed a quorum.
     SameRoundSettled,
@@ -258,7 +308,7 @@ pub struct Fle {
     not_timeout: Duration,
     recv: VoteSet,
     ooe: VoteSet,
-    links: BTreeMap<i64, (LinkState, bool)>,
+    links: BTreeMap<i64, LinkState>,
     /// Notifications that arrived while LOOKING but outside the loop.
     backlog: VecDeque<(i64, Notification)>,
     decided_by: Option<DecidedBy>,
@@ -377,24 +427,20 @@ impl Fle {
         if !self.shared.cfg.verifier.is_voter(from) {
             // Rule 1: non-voters (observers, strangers) get my current vote
             // at once and never enter the tally.
-            out.sends.push(Send {
-                to: from,
-                notification: self.notification(self.state, self.current_vote, self.logical_clock),
-            });
+            out.sends.push(Message::new(
+                from,
+                self.notification(self.state, self.current_vote, self.logical_clock),
+            ));
             out.timer = self.deadline();
             return out;
         }
         if self.state == ServerState::Looking {
             // Rule 2: a LOOKING asker behind my round learns my proposal.
             if n.state == ServerState::Looking && n.election_epoch < self.logical_clock {
-                out.sends.push(Send {
-                    to: from,
-                    notification: self.notification(
-                        ServerState::Looking,
-                        self.proposal,
-                        self.logical_clock,
-                    ),
-                });
+                out.sends.push(Message::new(
+                    from,
+                    self.notification(ServerState::Looking, self.proposal, self.logical_clock),
+                ));
             }
             if self.phase == Phase::Idle {
                 self.buffer(from, n);
@@ -404,10 +450,10 @@ impl Fle {
         } else if n.state == ServerState::Looking {
             // Rule 3: settled servers answer LOOKING askers with the
             // decision (round of the decision, epoch as established).
-            out.sends.push(Send {
-                to: from,
-                notification: self.notification(self.state, self.current_vote, self.current_round),
-            });
+            out.sends.push(Message::new(
+                from,
+                self.notification(self.state, self.current_vote, self.current_round),
+            ));
             if self.shared.cfg.fast_decide && n.election_epoch > self.current_round {
                 // A voter already in a newer round: the ensemble is
                 // re-electing and this server is likely about to leave its
@@ -434,10 +480,10 @@ impl Fle {
         self.backlog.push_back((from, *n));
     }
 
-    /// Time has reached `now`: on poll timeout, resend the proposal to each
-    /// voter whose link is Up with nothing pending (or whose link state is
-    /// unknown) and dial each voter whose link is Down, then double the
-    /// timeout; on finalize expiry, decide. Early calls change nothing.
+    /// Time has reached `now`: on poll timeout, dial each voter whose link
+    /// is Down and resend the proposal to every other voter, marked
+    /// [`Message::if_idle`], then double the timeout; on finalize expiry,
+    /// decide. Early calls change nothing.
     pub fn on_timer(&mut self, now: Duration) -> Output {
         let mut out = Output::default();
         match self.phase {
@@ -448,16 +494,22 @@ impl Fle {
                         self.notification(ServerState::Looking, self.proposal, self.logical_clock);
                     for &v in &self.shared.others {
                         match self.links.get(&v) {
-                            // Unknown: the runtime never reported this link, so
-                            // sending is the only way to get it established.
-                            None | Some((LinkState::Up, false)) => out.sends.push(Send {
-                                to: v,
-                                notification: n,
-                            }),
-                            Some((LinkState::Down, _)) => out.dial.push(v),
-                            // Pending sends will deliver the newest vote; a
-                            // running dial will (QCM resends on connect).
-                            Some((LinkState::Up, true)) | Some((LinkState::Connecting, _)) => {}
+                            // Down: ZooKeeper's connectAll(); the dial's
+                            // outcome is news about the voter either way.
+                            Some(LinkState::Down) => out.dial.push(v),
+                            // Up, a dial in progress, or never reported:
+                            // resend unless something is still queued for
+                            // it (the connection layer checks that and
+                            // queues in one step; with no link the send
+                            // starts a dial, and the message is delivered
+                            // first once the link comes up).
+                            Some(LinkState::Up | LinkState::Connecting) | None => {
+                                out.sends.push(Message {
+                                    to: v,
+                                    notification: n,
+                                    if_idle: true,
+                                })
+                            }
                         }
                     }
                     let doubled = self.not_timeout.saturating_mul(2);
@@ -495,27 +547,22 @@ impl Fle {
         out
     }
 
-    /// Records what the runtime knows about the link to `sid`:
-    /// `send_pending` says whether notifications are queued for it. Used by
-    /// the poll-timeout resend and by `fast_decide` rule (b). Takes effect
-    /// at the next call; use [`Fle::on_link`] to let it end a finalize wait
-    /// at once.
-    pub fn set_link(&mut self, sid: i64, state: LinkState, send_pending: bool) {
+    /// Records what its owner (in zkfle, [`crate::election::Driver`]) knows
+    /// about the link to `sid`. Used by the poll-timeout resend (Down
+    /// voters are dialled, the others get a resend if nothing is queued for
+    /// them) and by `fast_decide` rule (b), which trusts [`LinkState::Down`]
+    /// as given. Takes effect at the next call; use [`Fle::on_link`] to let
+    /// it end a finalize wait at once.
+    pub fn set_link(&mut self, sid: i64, state: LinkState) {
         if sid != self.shared.cfg.my_sid {
-            self.links.insert(sid, (state, send_pending));
+            self.links.insert(sid, state);
         }
     }
 
     /// [`Fle::set_link`], then re-check `fast_decide` rule (b): a voter going
     /// Down may be the last thing a finalize wait was waiting for.
-    pub fn on_link(
-        &mut self,
-        now: Duration,
-        sid: i64,
-        state: LinkState,
-        send_pending: bool,
-    ) -> Output {
-        self.set_link(sid, state, send_pending);
+    pub fn on_link(&mut self, now: Duration, sid: i64, state: LinkState) -> Output {
+        self.set_link(sid, state);
         let mut out = Output::default();
         let _ = now;
         if matches!(self.phase, Phase::Finalizing { .. }) {
@@ -529,7 +576,7 @@ impl Fle {
 
     /// The link state last reported for `sid`, if any.
     pub fn link(&self, sid: i64) -> Option<LinkState> {
-        self.links.get(&sid).map(|(s, _)| *s)
+        self.links.get(&sid).copied()
     }
 
     /// Zab established `epoch` with the decided leader: from now on replies
@@ -622,10 +669,7 @@ impl Fle {
     fn broadcast(&mut self, out: &mut Output) {
         let n = self.notification(ServerState::Looking, self.proposal, self.logical_clock);
         for &v in &self.shared.others {
-            out.sends.push(Send {
-                to: v,
-                notification: n,
-            });
+            out.sends.push(Message::new(v, n));
         }
         if self.shared.participant {
             self.recv.insert(
@@ -749,14 +793,10 @@ impl Fle {
             self.broadcast(out);
         } else if self.shared.cfg.answer_worse_votes && total_order(&self.proposal, &vote, verifier)
         {
-            out.sends.push(Send {
-                to: from,
-                notification: self.notification(
-                    ServerState::Looking,
-                    self.proposal,
-                    self.logical_clock,
-                ),
-            });
+            out.sends.push(Message::new(
+                from,
+                self.notification(ServerState::Looking, self.proposal, self.logical_clock),
+            ));
         }
         self.recv
             .insert(from, TallyVote::looking(vote, n.election_epoch));
@@ -847,7 +887,7 @@ impl Fle {
             if self.recv.contains(v) {
                 continue;
             }
-            if !matches!(self.links.get(&v), Some((LinkState::Down, _))) {
+            if self.links.get(&v) != Some(&LinkState::Down) {
                 return None;
             }
             all_heard = false;
@@ -890,8 +930,8 @@ impl Fle {
                 continue;
             }
             match self.links.get(&v) {
-                Some((LinkState::Down, _)) => {}
-                Some((state, _)) => reasons.push(format!("sid {v} unheard, link {state:?}")),
+                Some(LinkState::Down) => {}
+                Some(state) => reasons.push(format!("sid {v} unheard, link {state:?}")),
                 None => reasons.push(format!("sid {v} unheard, link unknown")),
             }
         }
@@ -1056,10 +1096,9 @@ mod tests {
         let mut f = Fle::new(c);
         let out = f.start_election(ms(0), 0, 0);
         assert_eq!(out.timer, Some(ms(200)));
-        f.set_link(2, LinkState::Up, false);
-        f.set_link(3, LinkState::Up, true);
-        f.set_link(4, LinkState::Connecting, false);
-        f.set_link(5, LinkState::Down, false);
+        f.set_link(2, LinkState::Up);
+        f.set_link(4, LinkState::Connecting);
+        f.set_link(5, LinkState::Down);
         // Early timer: nothing happens.
         let out = f.on_timer(ms(199));
         assert!(out.sends.is_empty() && out.dial.is_empty());
@@ -1068,7 +1107,11 @@ mod tests {
         for expect_next in [400, 800, 1000, 1000] {
             let out = f.on_timer(t);
             let to: Vec<i64> = out.sends.iter().map(|s| s.to).collect();
-            assert_eq!(to, vec![2], "Up and idle only");
+            assert_eq!(to, vec![2, 3, 4], "Up, unknown and Connecting get a resend");
+            assert!(
+                out.sends.iter().all(|s| s.if_idle),
+                "only if nothing is queued for them"
+            );
             assert_eq!(out.dial, vec![5], "Down peers are dialled");
             assert_eq!(out.timer, Some(t + ms(expect_next)));
             t += ms(expect_next);
@@ -1157,7 +1200,7 @@ mod tests {
         ] {
             let mut f = Fle::new(cfg(1, &[1, 2, 3], true));
             if let Some(l) = link {
-                f.set_link(2, l, false);
+                f.set_link(2, l);
             }
             f.start_election(ms(0), 0, 0);
             let out = f.on_notification(ms(1), 3, &notif(Looking, 3, 0, 1, 0));
@@ -1174,16 +1217,13 @@ mod tests {
         f.start_election(ms(0), 0, 0);
         f.on_notification(ms(1), 3, &notif(Looking, 3, 0, 1, 0));
         assert!(f.is_finalizing());
-        let out = f.on_link(ms(5), 2, LinkState::Down, false);
+        let out = f.on_link(ms(5), 2, LinkState::Down);
         assert_eq!(out.decision.map(|d| d.state), Some(Following));
         // With fast_decide off the same link news changes nothing.
         let mut g = Fle::new(cfg(1, &[1, 2, 3], false));
         g.start_election(ms(0), 0, 0);
         g.on_notification(ms(1), 3, &notif(Looking, 3, 0, 1, 0));
-        assert!(g
-            .on_link(ms(5), 2, LinkState::Down, false)
-            .decision
-            .is_none());
+        assert!(g.on_link(ms(5), 2, LinkState::Down).decision.is_none());
         assert!(g.on_timer(ms(201)).decision.is_some());
     }
 
@@ -1191,8 +1231,8 @@ mod tests {
     /// 4's link Up but 4 unheard, 5's link as given.
     fn finalizing_on_4(fast: bool, link5: LinkState) -> Fle {
         let mut f = Fle::new(cfg(3, &[1, 2, 3, 4, 5], fast));
-        f.set_link(4, LinkState::Up, false);
-        f.set_link(5, link5, false);
+        f.set_link(4, LinkState::Up);
+        f.set_link(5, link5);
         f.start_election(ms(0), 0, 1);
         f.on_notification(ms(1), 1, &notif(Looking, 4, 0, 1, 1));
         f.on_notification(ms(1), 2, &notif(Looking, 4, 0, 1, 1));
@@ -1233,7 +1273,7 @@ mod tests {
     fn settled_same_round_vote_counts_for_rule_b() {
         // 2 already follows 4 in my round; 5 is Down: nothing better can come.
         let mut f = Fle::new(cfg(3, &[1, 2, 3, 4, 5], true));
-        f.set_link(5, LinkState::Down, false);
+        f.set_link(5, LinkState::Down);
         f.start_election(ms(0), 0, 1);
         f.on_notification(ms(1), 2, &notif(Following, 4, 0, 1, 1));
         f.on_notification(ms(1), 4, &notif(Looking, 4, 0, 1, 1));
@@ -1301,7 +1341,7 @@ mod tests {
             // An asker still in my round is answered and not kept.
             f.on_notification(ms(310), 3, &notif(Looking, 3, 0, 1, 1));
             f.leave_role();
-            f.set_link(5, LinkState::Down, false);
+            f.set_link(5, LinkState::Down);
             f.start_election(ms(311), 0, 1);
             let kept = f.received_votes().get(2).map(|v| v.vote);
             if fast {

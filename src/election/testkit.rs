@@ -307,10 +307,7 @@ impl Cluster {
             .map(|(s, _)| *s)
             .collect();
         for o in others {
-            let out = self
-                .node_mut(o)
-                .fle
-                .on_link(now, sid, LinkState::Down, false);
+            let out = self.node_mut(o).fle.on_link(now, sid, LinkState::Down);
             self.apply(o, out);
         }
     }
@@ -361,11 +358,11 @@ impl Cluster {
                 } else {
                     LinkState::Down
                 };
-                node.fle.set_link(o, st, false);
+                node.fle.set_link(o, st);
             }
         }
         for o in live {
-            let out = self.node_mut(o).fle.on_link(now, sid, LinkState::Up, false);
+            let out = self.node_mut(o).fle.on_link(now, sid, LinkState::Up);
             self.apply(o, out);
         }
     }
@@ -458,7 +455,7 @@ impl Cluster {
             if key.0 <= now {
                 let (sid, peer, state) = self.link_events.remove(&key)?;
                 if self.nodes.get(&sid).is_some_and(|n| n.up) {
-                    let out = self.node_mut(sid).fle.on_link(now, peer, state, false);
+                    let out = self.node_mut(sid).fle.on_link(now, peer, state);
                     self.apply(sid, out);
                     if state == LinkState::Up {
                         if let Some(n) = self.last_sent.get(&(sid, peer)).copied() {

@@ -3,12 +3,14 @@
 //!
 //! Three threads besides the connection manager's own:
 //!
-//! * the **election thread** owns the sans-IO [`Fle`] and the QCM's receive
-//!   queue. It sleeps until a notification arrives or the FLE timer fires,
-//!   feeds the state machine and carries out what it returns (sends, dials,
-//!   the next timer, a decision). It keeps running while a role runs, so
-//!   LOOKING peers that ask always get this peer's current vote (§4.3 rule 3)
-//!   — that is how late and restarted servers join;
+//! * the **election thread** owns the sans-IO [`Driver`] (FLE plus the link
+//!   bookkeeping) and the QCM's receive and event queues. It is a thin
+//!   executor: every fact (a notification, a link up or closed, a failed
+//!   dial, the timer, a command from the main loop) goes to the driver as
+//!   an [`Input`], and what the driver returns (sends, dials, the next
+//!   timer, a decision) is carried out. It keeps running while a role runs,
+//!   so LOOKING peers that ask always get this peer's current vote (§4.3
+//!   rule 3) — that is how late and restarted servers join;
 //! * the **main loop** goes LOOKING → decision → role → LOOKING, publishing
 //!   every step in [`PeerStatus`].
 //!
@@ -22,7 +24,7 @@ pub mod status;
 pub mod timings;
 pub mod zab;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -31,9 +33,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver, Sender};
 use parking_lot::Mutex;
 
-use crate::cnx::{CnxError, PeerEvent, Qcm, QcmConfig, Received};
+use crate::cnx::{CnxError, DialFailure, PeerEvent, Qcm, QcmConfig, Received};
 use crate::config::{LearnerType, ZkConfig};
-use crate::election::{Decision, Fle, FleConfig, LinkState, Output};
+use crate::election::{self, Decision, DialError, Driver, FleConfig, Input, Output};
 use crate::wire::{HandshakeFormat, ServerState};
 
 pub use epoch::{EpochError, EpochFiles};
@@ -85,17 +87,13 @@ impl std::fmt::Debug for PeerOptions {
     }
 }
 
-/// Commands from the main loop to the election thread.
+/// Commands from the main loop to the election thread; each is one
+/// [`Input`] for the driver.
 enum ElectionCmd {
-    /// Enter LOOKING and start a new round. `silent_leader`: the leader
-    /// this peer just left because it went silent.
-    Start {
-        last_zxid: i64,
-        current_epoch: i64,
-        silent_leader: Option<i64>,
-    },
-    /// The role ended: the FLE leaves its decided state.
-    LeaveRole,
+    /// Enter LOOKING and start a new round.
+    Start { last_zxid: i64, current_epoch: i64 },
+    /// The role ended, and why.
+    RoleEnded(election::RoleEnd),
     /// Zab established this epoch: replies to LOOKING peers carry it.
     EstablishedEpoch(i64),
 }
@@ -167,12 +165,13 @@ impl QuorumPeer {
         let (dec_tx, dec_rx) = crossbeam_channel::bounded::<Decision>(16);
         let participant = me.learner_type == LearnerType::Participant;
 
-        let mut fle_cfg = FleConfig::new(config.my_sid, config.verifier.clone());
+        let mut fle_cfg = FleConfig::new(config.my_sid, config.verifier.clone())
+            .with_zkfle_timing(config.fast_decide);
         fle_cfg.min_notification_interval = config.min_notification_interval;
         fle_cfg.max_notification_interval = config.max_notification_interval;
         let mut threads = Vec::new();
         let election = ElectionLoop {
-            fle: Fle::new(fle_cfg),
+            driver: Driver::new(fle_cfg),
             qcm: qcm.clone(),
             recv: qcm.receiver(),
             events: qcm.peer_events(),
@@ -180,14 +179,6 @@ impl QuorumPeer {
             decisions: dec_tx,
             base: Instant::now(),
             timer: None,
-            dialled: BTreeSet::new(),
-            silent: BTreeSet::new(),
-            peers: config
-                .servers
-                .iter()
-                .map(|s| s.sid)
-                .filter(|&s| s != config.my_sid)
-                .collect(),
         };
         threads.push(
             std::thread::Builder::new()
@@ -312,28 +303,19 @@ fn qcm_config(config: &ZkConfig, me: &crate::config::ServerSpec) -> QcmConfig {
     q
 }
 
-/// The election thread's state.
+/// The election thread's state: the driver and the queues its facts come
+/// from. It keeps no state of its own about links or peers; the driver
+/// derives all of it from the facts, so the two cannot disagree.
 struct ElectionLoop {
-    fle: Fle,
+    driver: Driver,
     qcm: Qcm,
     recv: Receiver<Received>,
     events: Receiver<PeerEvent>,
     cmds: Receiver<ElectionCmd>,
     decisions: Sender<Decision>,
     base: Instant,
-    /// Absolute (since `base`) time of the FLE's next timer.
+    /// Absolute (since `base`) time of the driver's next timer.
     timer: Option<Duration>,
-    /// Every configured sid but this one.
-    peers: Vec<i64>,
-    /// Peers we have sent to or dialled. Only their link states are told to
-    /// the FLE: the QCM reports a peer never dialled as `Down`, but to the
-    /// FLE `Down` means "the last dial failed", which lets it stop waiting
-    /// for that peer (`fast_decide` rule (b)). A peer not dialled yet is
-    /// unknown, not unreachable.
-    dialled: BTreeSet<i64>,
-    /// Leaders this peer left for silence and has not heard from since:
-    /// reported to the FLE as Down whatever their TCP link says.
-    silent: BTreeSet<i64>,
 }
 
 impl ElectionLoop {
@@ -343,9 +325,7 @@ impl ElectionLoop {
             if let Some(t) = self.timer {
                 if t <= now {
                     self.timer = None;
-                    self.push_links();
-                    let out = self.fle.on_timer(now);
-                    self.execute(out);
+                    self.step(Input::Timer);
                     continue;
                 }
             }
@@ -353,88 +333,69 @@ impl ElectionLoop {
                 .timer
                 .map(|t| t.saturating_sub(now))
                 .unwrap_or(Duration::from_secs(3600));
-            select! {
+            let input = select! {
                 recv(self.recv) -> r => match r {
-                    Ok(r) => {
-                        self.silent.remove(&r.sid);
-                        if self.fle.is_electing() {
-                            self.push_links();
-                        }
-                        let out = self.fle.on_notification(self.base.elapsed(), r.sid, &r.notification);
-                        self.execute(out);
-                    }
+                    Ok(r) => Input::Notification { from: r.sid, notification: r.notification },
                     Err(_) => break,
                 },
                 recv(self.events) -> e => match e {
-                    Ok(PeerEvent::Up(sid) | PeerEvent::Down(sid) | PeerEvent::Unreachable(sid)) => {
-                        if self.dialled.contains(&sid) {
-                            let state = self.link_of(sid);
-                            let pending = self.qcm.has_pending(sid);
-                            let out = self.fle.on_link(self.base.elapsed(), sid, state, pending);
-                            self.execute(out);
-                        }
-                    }
+                    Ok(e) => link_fact(e),
                     Err(_) => break,
                 },
                 recv(self.cmds) -> c => match c {
-                    Ok(ElectionCmd::Start { last_zxid, current_epoch, silent_leader }) => {
-                        self.silent.clear();
-                        if let Some(sid) = silent_leader {
-                            // Its election link is still up (a stopped
-                            // process's kernel keeps ACKing), so without this
-                            // the survivors would wait finalizeWait for a
-                            // vote it cannot send. Hearing from it again
-                            // lifts the mark.
-                            self.silent.insert(sid);
-                            self.dialled.insert(sid);
-                        }
-                        self.push_links();
-                        let out = self.fle.start_election(self.base.elapsed(), last_zxid, current_epoch);
-                        self.execute(out);
+                    Ok(ElectionCmd::Start { last_zxid, current_epoch }) => {
+                        Input::StartElection { last_zxid, current_epoch }
                     }
-                    Ok(ElectionCmd::LeaveRole) => self.fle.leave_role(),
-                    Ok(ElectionCmd::EstablishedEpoch(e)) => self.fle.set_established_epoch(e),
+                    Ok(ElectionCmd::RoleEnded(reason)) => Input::RoleEnded { reason },
+                    Ok(ElectionCmd::EstablishedEpoch(epoch)) => Input::EpochEstablished { epoch },
                     // The main loop is gone: shutting down.
                     Err(_) => break,
                 },
-                default(wait) => {}
-            }
+                default(wait) => continue,
+            };
+            self.step(input);
         }
     }
 
-    /// Tells the FLE which links are up and which have unsent messages; it
-    /// decides per peer whether to re-send or re-dial (PROTOCOL.md §4.4).
-    fn push_links(&mut self) {
-        for &sid in &self.peers {
-            if self.dialled.contains(&sid) {
-                let state = self.link_of(sid);
-                self.fle.set_link(sid, state, self.qcm.has_pending(sid));
-            }
-        }
-    }
-
-    fn link_of(&self, sid: i64) -> LinkState {
-        if self.silent.contains(&sid) {
-            return LinkState::Down;
-        }
-        self.qcm.link_state(sid)
+    fn step(&mut self, input: Input) {
+        let out = self.driver.step(self.base.elapsed(), input);
+        self.execute(out);
     }
 
     fn execute(&mut self, out: Output) {
-        for s in &out.sends {
-            self.qcm.send(s.to, &s.notification);
-            self.dialled.insert(s.to);
+        for m in &out.sends {
+            if m.if_idle {
+                self.qcm.send_if_idle(m.to, &m.notification);
+            } else {
+                self.qcm.send(m.to, &m.notification);
+            }
         }
         for &sid in &out.dial {
             self.qcm.connect_one(sid);
-            self.dialled.insert(sid);
         }
-        // The FLE's deadline replaces any earlier one; None = no timer.
+        // The driver's deadline replaces any earlier one; None = no timer.
         self.timer = out.timer;
         if let Some(d) = out.decision {
             // The main loop may be gone (shutdown); nothing to tell then.
             let _ = self.decisions.send(d);
         }
+    }
+}
+
+/// The driver's view of a connection-layer event (the two layers keep
+/// their own types: `cnx` imports nothing from `election`).
+fn link_fact(e: PeerEvent) -> Input {
+    match e {
+        PeerEvent::LinkUp(sid) => Input::LinkUp { sid },
+        PeerEvent::LinkClosed(sid) => Input::LinkClosed { sid },
+        PeerEvent::DialFailed { sid, failure } => Input::DialFailed {
+            sid,
+            error: match failure {
+                DialFailure::Refused => DialError::Refused,
+                DialFailure::TimedOut => DialError::TimedOut,
+                DialFailure::Other => DialError::Other,
+            },
+        },
     }
 }
 
@@ -452,7 +413,6 @@ struct MainLoop {
 
 impl MainLoop {
     fn run(self) {
-        let mut silent_leader: Option<i64> = None;
         loop {
             // zab: a zxid the Zab session set (leading: newEpoch << 32; SNAP:
             // the leader's zxid) counts too, as Java votes with its in-memory
@@ -478,7 +438,6 @@ impl MainLoop {
                 .send(ElectionCmd::Start {
                     last_zxid,
                     current_epoch,
-                    silent_leader: silent_leader.take(),
                 })
                 .is_err()
             {
@@ -526,10 +485,12 @@ impl MainLoop {
             };
             match role::run(&ctx, &decision) {
                 role::RoleEnd::Shutdown => return,
-                role::RoleEnd::LookAgain { silent_leader: s } => {
-                    silent_leader = s;
-                    log::info!("sid {}: {state} ended; back to LOOKING", self.config.my_sid);
-                    if self.cmds.send(ElectionCmd::LeaveRole).is_err() {
+                role::RoleEnd::LookAgain(reason) => {
+                    log::info!(
+                        "sid {}: {state} ended ({reason:?}); back to LOOKING",
+                        self.config.my_sid
+                    );
+                    if self.cmds.send(ElectionCmd::RoleEnded(reason)).is_err() {
                         return;
                     }
                 }

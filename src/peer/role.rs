@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::config::ZkConfig;
-use crate::election::Decision;
+use crate::election::{self, Decision};
 use crate::wire::ServerState;
 
 use super::status::Phase;
@@ -37,10 +37,11 @@ pub(crate) struct RoleContext<'a> {
 pub(crate) enum RoleEnd {
     /// The peer is shutting down.
     Shutdown,
-    /// The role failed or the leader went away: elect again.
-    /// `silent_leader` names a leader that stopped talking without closing
-    /// its connections (hung, SIGSTOPped, partitioned one way).
-    LookAgain { silent_leader: Option<i64> },
+    /// The role failed or the leader went away: elect again. The reason is
+    /// a fact for the election driver (a leader that stopped talking
+    /// without closing its connections, hung, SIGSTOPped or partitioned one
+    /// way, counts as Down in the next election).
+    LookAgain(election::RoleEnd),
 }
 
 // ---- zab integration (zab helper): the role is the quorum-port session ----
@@ -57,25 +58,22 @@ pub(crate) fn run(ctx: &RoleContext<'_>, decision: &Decision) -> RoleEnd {
         ServerState::Following | ServerState::Observing => {
             zab::follow(&cfg, &host, decision.vote.leader)
         }
-        ServerState::Looking => {
-            return RoleEnd::LookAgain {
-                silent_leader: None,
-            }
-        }
+        ServerState::Looking => return RoleEnd::LookAgain(election::RoleEnd::Other),
     };
     ctx.status.update(|s| {
         s.serving = false;
         s.learners = None;
     });
-    match exit {
-        zab::ZabExit::Shutdown => RoleEnd::Shutdown,
-        zab::ZabExit::LeaderSilent { .. } => RoleEnd::LookAgain {
-            silent_leader: Some(decision.vote.leader),
+    RoleEnd::LookAgain(match exit {
+        zab::ZabExit::Shutdown => return RoleEnd::Shutdown,
+        zab::ZabExit::LeaderSilent { ms } => election::RoleEnd::LeaderSilent {
+            leader: decision.vote.leader,
+            silent_for: std::time::Duration::from_millis(ms),
         },
-        _ => RoleEnd::LookAgain {
-            silent_leader: None,
-        },
-    }
+        zab::ZabExit::LeaderSocketClosed => election::RoleEnd::LeaderClosed,
+        zab::ZabExit::QuorumLost { .. } => election::RoleEnd::QuorumLost,
+        _ => election::RoleEnd::Other,
+    })
 }
 
 /// The Zab view of this peer's configuration.

@@ -32,8 +32,10 @@ pub struct SimArgs {
     #[arg(long)]
     pub jobs: Option<usize>,
     /// Wrap the election in a deliberate bug to see the invariants catch
-    /// it: `inverted-order` (vote order prefers the shorter log) or
-    /// `self-quorum` (one voter's quorum check accepts itself alone).
+    /// it: `inverted-order` (vote order prefers the shorter log),
+    /// `self-quorum` (one voter's quorum check accepts itself alone) or
+    /// `eager-down` (the election driver counts voters whose link is up as
+    /// Down).
     #[arg(long)]
     pub inject: Option<String>,
     /// Check that logical clocks never go backwards with no exception, not
@@ -92,7 +94,7 @@ pub fn main(args: SimArgs) -> i32 {
             Some(b) => Some(b),
             None => {
                 eprintln!(
-                    "zkfle sim: --inject must be inverted-order or self-quorum, got {name:?}"
+                    "zkfle sim: --inject must be inverted-order, self-quorum or eager-down, got {name:?}"
                 );
                 return 2;
             }
@@ -179,10 +181,11 @@ pub fn main(args: SimArgs) -> i32 {
         }
     }
     println!(
-        "events {} messages {} decisions {} established {} split_rounds {} clock_rewinds {} calm {} max_converge {:?} max_ratio_to_bound {:.3}",
+        "events {} messages {} decisions {} decisions_rest_down {} established {} split_rounds {} clock_rewinds {} calm {} max_converge {:?} max_ratio_to_bound {:.3}",
         agg.events,
         agg.messages,
         agg.decisions,
+        agg.decisions_rest_down,
         agg.established,
         agg.split_rounds,
         agg.clock_rewinds,
@@ -327,6 +330,7 @@ struct Aggregate {
     events: u64,
     messages: u64,
     decisions: u64,
+    decisions_rest_down: u64,
     established: u64,
     split_rounds: u64,
     clock_rewinds: u64,
@@ -341,6 +345,7 @@ impl Aggregate {
         self.events += o.stats.events;
         self.messages += o.stats.messages;
         self.decisions += o.stats.decisions;
+        self.decisions_rest_down += o.stats.decisions_rest_down;
         self.established += o.stats.established;
         self.split_rounds += o.stats.split_rounds;
         self.clock_rewinds += o.stats.clock_rewinds;

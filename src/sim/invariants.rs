@@ -18,7 +18,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::config::QuorumVerifier;
-use crate::election::{Decision, Vote};
+use crate::election::{Decision, DownEvidence, Vote};
 use crate::wire::ServerState;
 
 /// One broken property: which one, when (virtual time), and the evidence.
@@ -90,6 +90,56 @@ pub fn decision_not_beaten(
                 format!(
                     "sid {me} decided {} in round {} but heard the better {} from sid {from} in that round",
                     decision.vote, decision.election_epoch, v
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// (g) A decision is not beaten by a vote from a voter that could reach the
+/// decider at that moment: the `fast_decide` rule (b) only stops waiting
+/// for voters that really could not.
+///
+/// Source: ZooKeeper's finalize wait (FastLeaderElection.tla,
+/// `WaitNewNotmsg`; PROTOCOL.md §4.4) keeps listening for a better vote
+/// from every voter for `finalizeWait`; zkfle's rule (b) ends that wait
+/// early when every voter not yet heard in the round is Down
+/// (`election::FleConfig::fast_decide`, `election::driver`'s Down rule), on
+/// the argument that a Down voter cannot deliver a vote at all. The rule
+/// is safe exactly when that argument holds, which is what this checks
+/// against the simulator's ground truth rather than against the driver's
+/// own bookkeeping.
+///
+/// Definition: `claims` lists, for a decision made by rule (b), every voter
+/// the deciding peer's driver counted Down, with the evidence it held
+/// (`DownEvidence::at`, the virtual time at which the driver got the fact:
+/// the refused or timed-out dial, the role end for a silent leader) and
+/// `cut`: whether, at that time, the voter's process was not running, or a
+/// partition cut the voter and the decider apart in either direction. A
+/// claim with `cut == false` is a violation: the driver stopped waiting
+/// for a voter that, on the evidence it held, could have reached it. (A
+/// voter that came back *after* the evidence, a restart or a healed
+/// partition the driver has not heard of yet, is the ordinary race of any
+/// failure detector and is not flagged; it catches up through its own
+/// dial or the next election, as with ZooKeeper's timeouts.)
+pub fn down_voters_were_cut(
+    at: Duration,
+    me: i64,
+    decision: &Decision,
+    claims: &[(i64, DownEvidence, bool)],
+) -> Result<(), Violation> {
+    for &(v, evidence, cut) in claims {
+        if !cut {
+            return violation(
+                "down_voters_were_cut",
+                at,
+                format!(
+                    "sid {me} decided {} in round {} counting sid {v} Down ({:?} at {:.6}s), but sid {v} was alive and reachable from it then",
+                    decision.vote,
+                    decision.election_epoch,
+                    evidence.reason,
+                    evidence.at.as_secs_f64()
                 ),
             );
         }
@@ -383,6 +433,14 @@ mod tests {
         assert!(converges_after_heal(T, h, b, None, "").is_err());
         assert!(converges_after_heal(T, h, b, Some(h + b + T), "").is_err());
         assert!(converges_after_heal(T, h, b, Some(h + T), "").is_ok());
+        use crate::election::DownReason;
+        let ev = DownEvidence {
+            reason: DownReason::DialRefused,
+            at: T,
+        };
+        assert!(down_voters_were_cut(T, 1, &dec, &[(3, ev, true)]).is_ok());
+        assert!(down_voters_were_cut(T, 1, &dec, &[(3, ev, true), (2, ev, false)]).is_err());
+        assert!(down_voters_were_cut(T, 1, &dec, &[]).is_ok());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The simulated world: peers (a production [`Fle`] each, plus a small model
+//! The simulated world: peers (a production [`Driver`] each, plus a small model
 //! of the peer loop's roles and Zab's epoch establishment), the election
 //! network between them, the fault injector, and the event queue that owns
 //! virtual time. Everything is driven by one [`SimRng`] seeded from the
@@ -11,32 +11,40 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::config::QuorumVerifier;
-use crate::election::{Decision, Fle, FleConfig, LinkState, Output, Vote};
+use crate::election::{
+    DecidedBy, Decision, DialError, DownEvidence, Driver, FleConfig, Input, RoleEnd, Vote,
+};
 use crate::wire::{Notification, ServerState};
 
 use super::invariants::{self, Violation};
 use super::rng::SimRng;
 
-/// A bug injected around (never inside) the production [`Fle`], to prove
-/// that the invariants catch what they claim to catch.
+/// A bug injected around the production [`Driver`] (or, for `EagerDown`,
+/// through its simulator-only switch), to prove that the invariants catch
+/// what they claim to catch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InjectedBug {
-    /// Every peer's `Fle` sees every zxid through an order-reversing lens
+    /// Every peer's driver sees every zxid through an order-reversing lens
     /// (`i64::MAX - zxid`) on the way in and out: a vote order that prefers
     /// the *shorter* log. The network and the invariants see true zxids.
     InvertedZxidOrder,
-    /// One voter's `Fle` is configured with a verifier in which it alone
+    /// One voter's driver is configured with a verifier in which it alone
     /// outweighs everyone else (same voters, its own weight = sum of the
     /// others' + 1): a quorum check that accepts a minority.
     SelfQuorum,
+    /// Every peer's driver reports voters whose link is up as Down
+    /// ([`Driver::inject_eager_down`]): `fast_decide` rule (b) then stops
+    /// waiting for voters that can still reach it.
+    EagerDown,
 }
 
 impl InjectedBug {
-    /// Parses the CLI name (`inverted-order`, `self-quorum`).
+    /// Parses the CLI name (`inverted-order`, `self-quorum`, `eager-down`).
     pub fn from_name(s: &str) -> Option<Self> {
         match s {
             "inverted-order" => Some(InjectedBug::InvertedZxidOrder),
             "self-quorum" => Some(InjectedBug::SelfQuorum),
+            "eager-down" => Some(InjectedBug::EagerDown),
             _ => None,
         }
     }
@@ -93,6 +101,9 @@ pub struct Stats {
     pub faults: u64,
     /// Decisions made by all peers.
     pub decisions: u64,
+    /// Of those, decisions by `fast_decide` rule (b) (every unheard voter
+    /// Down), each checked by `invariants::down_voters_were_cut`.
+    pub decisions_rest_down: u64,
     /// Epochs established by leaders.
     pub established: u64,
     /// Rounds in which two peers decided different leaders (allowed; see
@@ -354,6 +365,11 @@ enum Ev {
         to: i64,
         attempt: u64,
     },
+    Redial {
+        from: i64,
+        to: i64,
+        inc: u32,
+    },
     LinkTimeout {
         a: i64,
         b: i64,
@@ -387,6 +403,7 @@ impl Ev {
             Ev::HealPartition { .. } => 11,
             Ev::HealAll => 12,
             Ev::Write => 13,
+            Ev::Redial { .. } => 14,
         }
     }
 }
@@ -431,6 +448,13 @@ struct Dir {
     /// Messages stuck behind a one-way/black-holed partition (TCP keeps
     /// retransmitting; delivered in order if it heals in time).
     held: VecDeque<Notification>,
+    /// QCM's dial-loop backoff while something is queued and the peer
+    /// cannot be reached (100 ms doubling to 1 s, reset by a link).
+    backoff: Duration,
+    /// The incarnation of the sender whose dial loop is waiting out its
+    /// backoff: until the retry, sends and dial requests start no dial
+    /// (QCM's `connect` finds the loop running).
+    retry: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -441,8 +465,8 @@ struct Link {
     gen: u64,
     dialing: Option<(i64, u64)>,
     /// A side that wanted to dial while the other side's dial was running:
-    /// its own QCM would be connecting too (simultaneous dials), so it
-    /// reports Connecting until that dial resolves. [lower, higher].
+    /// its own QCM would be dialling too (simultaneous dials), so it gets
+    /// the same failure when that dial fails. [lower, higher].
     want: [bool; 2],
     /// [lower sid → higher sid, higher → lower].
     dirs: [Dir; 2],
@@ -492,7 +516,7 @@ struct Peer {
     stay_dead: bool,
     inc: u32,
     cfg: FleConfig,
-    fle: Option<Fle>,
+    driver: Option<Driver>,
     timer: Option<Duration>,
     accepted_epoch: i64,
     current_epoch: i64,
@@ -501,14 +525,28 @@ struct Peer {
     obs: Obs,
 }
 
-/// How an `Fle` call was triggered: decides which decision invariants
-/// apply (see `invariants::decision_not_beaten`).
+/// What kind of input a driver call was: decides which decision
+/// invariants apply (see `invariants::decision_not_beaten`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cause {
     Start,
     Timer,
-    Link,
-    Deliver { from: i64, n: Notification },
+    /// A link, dial or role fact.
+    Fact,
+    Deliver {
+        from: i64,
+        n: Notification,
+    },
+}
+
+/// One partition, for the ground truth of `World::was_cut`.
+struct CutRecord {
+    /// The ordered pairs (from, to) it blocked.
+    pairs: Vec<(i64, i64)>,
+    /// When it started.
+    from: Duration,
+    /// When it healed (`None`: not yet).
+    until: Option<Duration>,
 }
 
 // ---------------------------------------------------------------------------
@@ -519,6 +557,11 @@ struct World {
     strict_clock: bool,
     p: Params,
     bug: Option<InjectedBug>,
+    /// Ground truth for `invariants::down_voters_were_cut`: per sid, the
+    /// intervals in which its process was not running (end `None`: still).
+    dead: Vec<Vec<(Duration, Option<Duration>)>>,
+    /// Every partition, parallel to `partitions`.
+    cut_log: Vec<CutRecord>,
     rng: SimRng,
     now: Duration,
     seq: u64,
@@ -602,11 +645,11 @@ impl World {
                 let zepoch = if rng.chance(150) { (ce - 1).max(0) } else { ce };
                 (ce, (zepoch << 32) | rng.range(0, 3) as i64)
             };
-            let mut cfg = FleConfig::new(sid, p.verifier.clone());
+            // zkfle.fastDecide: both settings run (Params::fast_decide).
+            let mut cfg = FleConfig::new(sid, p.verifier.clone()).with_zkfle_timing(p.fast_decide);
             cfg.finalize_wait = p.finalize_wait;
             cfg.min_notification_interval = p.min_interval;
             cfg.max_notification_interval = p.max_interval;
-            cfg.fast_decide = p.fast_decide;
             if self_quorum_sid == Some(sid) {
                 cfg.verifier = self_quorum_verifier(&p.verifier, sid);
             }
@@ -617,7 +660,7 @@ impl World {
                 stay_dead: false,
                 inc: 0,
                 cfg,
-                fle: None,
+                driver: None,
                 timer: None,
                 accepted_epoch: ce,
                 current_epoch: ce,
@@ -679,6 +722,8 @@ impl World {
             done: false,
             seed: opts.seed,
             strict_clock: opts.strict_clock,
+            dead: vec![vec![(Duration::ZERO, None)]; n],
+            cut_log: Vec::new(),
             p,
             bug: opts.bug,
             rng,
@@ -899,7 +944,10 @@ impl World {
                 Role::Looking => write!(
                     s,
                     "looking(round {})",
-                    pp.fle.as_ref().map(|f| f.logical_clock()).unwrap_or(-1)
+                    pp.driver
+                        .as_ref()
+                        .map(|d| d.fle().logical_clock())
+                        .unwrap_or(-1)
                 ),
                 Role::Leading { established, .. } => write!(s, "leading(epoch {established:?})"),
                 Role::Following { leader, synced, .. } => {
@@ -926,7 +974,7 @@ impl World {
                 let ready = pp.alive
                     && pp.inc == inc
                     && pp.role == Role::Looking
-                    && pp.fle.as_ref().is_some_and(|f| !f.is_electing());
+                    && pp.driver.as_ref().is_some_and(|d| !d.fle().is_electing());
                 if ready {
                     self.start_election(sid);
                 }
@@ -936,8 +984,7 @@ impl World {
                 let pp = &self.peers[i];
                 if pp.alive && pp.inc == inc && pp.timer == Some(at) {
                     self.peers[i].timer = None;
-                    let now = self.now;
-                    self.call(sid, Cause::Timer, |f| f.on_timer(now));
+                    self.feed(sid, Input::Timer);
                 }
             }
             Ev::Deliver { from, to, gen, n } => self.deliver(from, to, gen, n),
@@ -950,7 +997,28 @@ impl World {
             Ev::DialFail { from, to, attempt } => {
                 let li = self.link_idx(from, to);
                 if self.links[li].dialing == Some((from, attempt)) {
-                    self.dial_failed(from, to);
+                    // The connect timeout of a black-holed dial. TCP kept
+                    // retransmitting the SYN: if the partition healed
+                    // meanwhile, the last retransmission got through (and
+                    // a dead process's host refused it). So a time-out is
+                    // reported only while the pair is still cut.
+                    if !self.reachable(from, to) {
+                        self.dial_failed(from, to, DialError::TimedOut);
+                    } else if !self.peers[self.idx(to)].alive {
+                        self.dial_failed(from, to, DialError::Refused);
+                    } else {
+                        self.link_up(from, to);
+                    }
+                }
+            }
+            Ev::Redial { from, to, inc } => {
+                let li = self.link_idx(from, to);
+                let di = Self::dir_of(from, to);
+                if self.links[li].dirs[di].retry == Some(inc) {
+                    self.links[li].dirs[di].retry = None;
+                    if !self.links[li].up && !self.links[li].dirs[di].queue.is_empty() {
+                        self.dial(from, to);
+                    }
                 }
             }
             Ev::LinkTimeout { a, b, gen } => {
@@ -977,13 +1045,21 @@ impl World {
     fn start_peer(&mut self, sid: i64) {
         let i = self.idx(sid);
         let cfg = self.peers[i].cfg.clone();
+        let mut driver = Driver::new(cfg);
+        if self.bug == Some(InjectedBug::EagerDown) {
+            driver.inject_eager_down();
+        }
         {
             let pp = &mut self.peers[i];
             pp.alive = true;
-            pp.fle = Some(Fle::new(cfg));
+            pp.driver = Some(driver);
             pp.obs = Obs::default();
             pp.timer = None;
             pp.role = Role::Looking;
+        }
+        let now = self.now;
+        if let Some(d) = self.dead[i].last_mut() {
+            d.1 = Some(now);
         }
         let (acc, ce, z) = {
             let pp = &self.peers[i];
@@ -995,14 +1071,14 @@ impl World {
 
     fn start_election(&mut self, sid: i64) {
         let i = self.idx(sid);
-        let (z, ce) = (self.peers[i].last_zxid, self.peers[i].current_epoch);
-        let lens_z = if self.bug == Some(InjectedBug::InvertedZxidOrder) {
-            flip(z)
-        } else {
-            z
-        };
-        let now = self.now;
-        self.call(sid, Cause::Start, |f| f.start_election(now, lens_z, ce));
+        let (last_zxid, current_epoch) = (self.peers[i].last_zxid, self.peers[i].current_epoch);
+        self.feed(
+            sid,
+            Input::StartElection {
+                last_zxid,
+                current_epoch,
+            },
+        );
     }
 
     fn initial_vote(&self, i: usize) -> Option<Vote> {
@@ -1014,19 +1090,53 @@ impl World {
         }
     }
 
-    /// Calls `f` on `sid`'s Fle, translates through the bug lens, records
+    /// Feeds one fact to `sid`'s driver (through the bug lens), records
     /// observations, checks the decision invariants, and executes the
-    /// output (timer, sends, dials, decision).
-    fn call<F: FnOnce(&mut Fle) -> Output>(&mut self, sid: i64, cause: Cause, f: F) {
+    /// output (timer, sends, dials, decision). A dead peer hears nothing.
+    fn feed(&mut self, sid: i64, input: Input) {
         let i = self.idx(sid);
+        let cause = match input {
+            Input::StartElection { .. } => Cause::Start,
+            Input::Timer => Cause::Timer,
+            Input::Notification { from, notification } => Cause::Deliver {
+                from,
+                n: notification,
+            },
+            _ => Cause::Fact,
+        };
+        let lens = self.bug == Some(InjectedBug::InvertedZxidOrder);
+        let input = match input {
+            Input::StartElection {
+                last_zxid,
+                current_epoch,
+            } if lens => Input::StartElection {
+                last_zxid: flip(last_zxid),
+                current_epoch,
+            },
+            Input::Notification { from, notification } if lens => Input::Notification {
+                from,
+                notification: Notification {
+                    zxid: flip(notification.zxid),
+                    ..notification
+                },
+            },
+            other => other,
+        };
         let before = self.peers[i].obs.clock;
-        let Some(fle) = self.peers[i].fle.as_mut() else {
+        let now = self.now;
+        let Some(driver) = self.peers[i].driver.as_mut() else {
             return;
         };
-        let mut out = f(fle);
+        let mut out = driver.step(now, input);
+        let fle = driver.fle();
         let after = fle.logical_clock();
         let proposal = fle.proposal();
-        let lens = self.bug == Some(InjectedBug::InvertedZxidOrder);
+        let rest_down = out.decision.is_some() && fle.decided_by() == Some(DecidedBy::RestDown);
+        let down = if rest_down {
+            driver.down_voters()
+        } else {
+            Vec::new()
+        };
         if lens {
             for s in &mut out.sends {
                 s.notification.zxid = flip(s.notification.zxid);
@@ -1059,7 +1169,7 @@ impl World {
         let mut join_round = None;
         if let Some(d) = out.decision {
             let looking_path = match cause {
-                Cause::Timer | Cause::Link => true,
+                Cause::Timer | Cause::Fact => true,
                 Cause::Deliver { n, .. } => n.state == ServerState::Looking,
                 Cause::Start => d.vote == proposal && d.election_epoch == after,
             };
@@ -1067,6 +1177,9 @@ impl World {
                 join_round = Some(d.election_epoch);
             }
             self.on_decision(sid, d, looking_path);
+            if rest_down {
+                self.check_down_voters(sid, &d, &down);
+            }
         }
         let r = invariants::clock_monotonic(self.now, sid, before, after, join_round);
         if r.is_ok() && after < before {
@@ -1087,8 +1200,8 @@ impl World {
                 self.schedule_at(at.max(self.now), Ev::Timer { sid, inc, at });
             }
         }
-        for s in out.sends {
-            self.send(sid, s.to, s.notification);
+        for m in out.sends {
+            self.send(sid, m.to, m.notification, m.if_idle);
         }
         for d in out.dial {
             self.dial(sid, d);
@@ -1199,9 +1312,42 @@ impl World {
         v
     }
 
+    /// A decision by `fast_decide` rule (b): every voter the driver counted
+    /// Down must have been dead or cut off from the decider when the driver
+    /// got its evidence (`invariants::down_voters_were_cut`).
+    fn check_down_voters(&mut self, sid: i64, d: &Decision, down: &[(i64, DownEvidence)]) {
+        self.stats.decisions_rest_down += 1;
+        let claims: Vec<(i64, DownEvidence, bool)> = down
+            .iter()
+            .map(|&(v, e)| (v, e, self.was_cut(sid, v, e.at)))
+            .collect();
+        let r = invariants::down_voters_were_cut(self.now, sid, d, &claims);
+        self.fail(r);
+    }
+
+    /// Ground truth: at virtual time `t`, was `v`'s process not running, or
+    /// was the pair `x`–`v` cut in either direction by a partition? (Either
+    /// way no connection between them could carry a vote at `t`.) The
+    /// intervals are closed: an instant at which the cut starts or ends
+    /// counts as cut.
+    fn was_cut(&self, x: i64, v: i64, t: Duration) -> bool {
+        let within =
+            |start: Duration, end: Option<Duration>| start <= t && end.map_or(true, |e| t <= e);
+        let dead = |s: i64| self.dead[self.idx(s)].iter().any(|&(a, b)| within(a, b));
+        dead(v)
+            || dead(x)
+            || self.cut_log.iter().any(|c| {
+                within(c.from, c.until) && c.pairs.iter().any(|&p| p == (x, v) || p == (v, x))
+            })
+    }
+
     // ----- network ------------------------------------------------------------
 
-    fn send(&mut self, from: i64, to: i64, n: Notification) {
+    /// QCM's `send` (and `send_if_idle` when `if_idle`: nothing is sent
+    /// while something is queued for `to`). The queue only holds messages
+    /// while there is no link: with a link up, the SendWorker drains it at
+    /// once.
+    fn send(&mut self, from: i64, to: i64, n: Notification, if_idle: bool) {
         if !self.valid(to) || to == from {
             return;
         }
@@ -1210,6 +1356,9 @@ impl World {
         if self.links[li].up {
             self.write(from, to, n);
         } else {
+            if if_idle && !self.links[li].dirs[di].queue.is_empty() {
+                return;
+            }
             let cap = self.p.queue_cap;
             let q = &mut self.links[li].dirs[di].queue;
             q.push_back(n);
@@ -1218,7 +1367,6 @@ impl World {
             }
             // QCM's toSend dials when there is no connection.
             self.dial(from, to);
-            self.report_link(from, to);
         }
     }
 
@@ -1256,18 +1404,13 @@ impl World {
                 n.state, n.leader, n.zxid, n.election_epoch, n.peer_epoch
             )
         });
-        let lens_n = if self.bug == Some(InjectedBug::InvertedZxidOrder) {
-            Notification {
-                zxid: flip(n.zxid),
-                ..n
-            }
-        } else {
-            n
-        };
-        let now = self.now;
-        self.call(to, Cause::Deliver { from, n }, |f| {
-            f.on_notification(now, from, &lens_n)
-        });
+        self.feed(
+            to,
+            Input::Notification {
+                from,
+                notification: n,
+            },
+        );
     }
 
     fn dial(&mut self, from: i64, to: i64) {
@@ -1284,8 +1427,13 @@ impl World {
             self.links[li].want[Self::dir_of(from, to)] = true;
             return;
         }
+        if self.links[li].dirs[Self::dir_of(from, to)].retry.is_some() {
+            // QCM's dial loop is waiting out its backoff and will dial then.
+            return;
+        }
         self.dial_attempts += 1;
         let attempt = self.dial_attempts;
+        self.log(|| format!("sid {from} dials sid {to} (attempt {attempt})"));
         self.links[li].dialing = Some((from, attempt));
         let d = self.connect_delay();
         self.schedule(
@@ -1301,7 +1449,6 @@ impl World {
             let t = self.p.connect_timeout;
             self.schedule(t, Ev::DialFail { from, to, attempt });
         }
-        self.report_link(from, to);
     }
 
     fn dial_done(&mut self, from: i64, to: i64, attempt: u64, leg: u8) {
@@ -1333,18 +1480,55 @@ impl World {
                 );
             }
         } else if !to_alive || !self.p.blackhole {
-            // Refused (dead process) or reset by the partition.
-            self.dial_failed(from, to);
+            // Refused: a dead process, or a partition that rejects (a
+            // firewall's REJECT answers with "port unreachable").
+            self.dial_failed(from, to, DialError::Refused);
         }
         // Black-holed: DialFail fires at the connect timeout.
     }
 
-    fn dial_failed(&mut self, from: i64, to: i64) {
+    /// The running dial between `from` and `to` failed: the dialer's QCM
+    /// reports it, and so does the other side's if it wanted to dial too
+    /// (its own dial would have met the same dead process or partition).
+    /// A side with something still queued retries after its backoff, as
+    /// QCM's dial loop does.
+    fn dial_failed(&mut self, from: i64, to: i64, error: DialError) {
+        self.log(|| format!("dial {from}->{to} failed: {error:?}"));
         let li = self.link_idx(from, to);
+        let want = self.links[li].want;
         self.links[li].dialing = None;
         self.links[li].want = [false; 2];
-        self.report_link(from, to);
-        self.report_link(to, from);
+        for (x, y, told) in [(from, to, true), (to, from, want[Self::dir_of(to, from)])] {
+            if !told || !self.peers[self.idx(x)].alive {
+                continue;
+            }
+            self.feed(x, Input::DialFailed { sid: y, error });
+            self.schedule_redial(x, y);
+        }
+    }
+
+    /// QCM's dial loop: while something is queued for an unreachable peer,
+    /// try again after a backoff (100 ms doubling to 1 s).
+    fn schedule_redial(&mut self, x: i64, y: i64) {
+        let li = self.link_idx(x, y);
+        let di = Self::dir_of(x, y);
+        let up = self.links[li].up;
+        let inc = self.peers[self.idx(x)].inc;
+        let d = &mut self.links[li].dirs[di];
+        if d.queue.is_empty() || d.retry.is_some() || up {
+            return;
+        }
+        let wait = d.backoff.max(ms(100));
+        d.backoff = (wait * 2).min(ms(1000));
+        d.retry = Some(inc);
+        self.schedule(
+            wait,
+            Ev::Redial {
+                from: x,
+                to: y,
+                inc,
+            },
+        );
     }
 
     fn link_up(&mut self, a: i64, b: i64) {
@@ -1357,6 +1541,8 @@ impl World {
             l.want = [false; 2];
             for d in &mut l.dirs {
                 d.held.clear();
+                d.backoff = Duration::ZERO;
+                d.retry = None;
             }
         }
         self.log(|| format!("link {a}-{b}: up"));
@@ -1377,8 +1563,11 @@ impl World {
                 }
             }
         }
-        self.report_link(a, b);
-        self.report_link(b, a);
+        for (x, y) in [(a, b), (b, a)] {
+            if self.peers[self.idx(x)].alive {
+                self.feed(x, Input::LinkUp { sid: y });
+            }
+        }
     }
 
     fn fail_link(&mut self, a: i64, b: i64) {
@@ -1396,30 +1585,11 @@ impl World {
         }
         self.mix(0x11_4b ^ (a as u64) << 8 ^ b as u64);
         self.log(|| format!("link {a}-{b}: down (in-flight messages lost)"));
-        self.report_link(a, b);
-        self.report_link(b, a);
-    }
-
-    /// Tells `x`'s Fle the state of its link to `y`.
-    fn report_link(&mut self, x: i64, y: i64) {
-        let xi = self.idx(x);
-        if !self.peers[xi].alive {
-            return;
+        for (x, y) in [(a, b), (b, a)] {
+            if self.peers[self.idx(x)].alive {
+                self.feed(x, Input::LinkClosed { sid: y });
+            }
         }
-        let li = self.link_idx(x, y);
-        let l = &self.links[li];
-        let state = if l.up {
-            LinkState::Up
-        } else if l.dialing.is_some_and(|(d, _)| d == x)
-            || (l.dialing.is_some() && l.want[Self::dir_of(x, y)])
-        {
-            LinkState::Connecting
-        } else {
-            LinkState::Down
-        };
-        let pending = !l.dirs[Self::dir_of(x, y)].queue.is_empty();
-        let now = self.now;
-        self.call(x, Cause::Link, |f| f.on_link(now, y, state, pending));
     }
 
     // ----- faults -------------------------------------------------------------
@@ -1475,11 +1645,13 @@ impl World {
         {
             let pp = &mut self.peers[i];
             pp.alive = false;
-            pp.fle = None;
+            pp.driver = None;
             pp.inc += 1;
             pp.role = Role::Dead;
             pp.timer = None;
         }
+        let now = self.now;
+        self.dead[i].push((now, None));
         let n = self.p.n as i64;
         for x in 1..=n {
             if x == sid {
@@ -1490,6 +1662,8 @@ impl World {
             let di = Self::dir_of(sid, x);
             self.links[li].dirs[di].queue.clear();
             self.links[li].dirs[di].last_sent = None;
+            self.links[li].dirs[di].backoff = Duration::ZERO;
+            self.links[li].dirs[di].retry = None;
             self.links[li].want[di] = false;
             if self.links[li].dialing.is_some_and(|(d, _)| d == sid) {
                 self.links[li].dialing = None;
@@ -1497,7 +1671,14 @@ impl World {
                     // The survivor's own dial would now run into a dead
                     // process: refused.
                     self.links[li].want = [false; 2];
-                    self.report_link(x, sid);
+                    self.feed(
+                        x,
+                        Input::DialFailed {
+                            sid,
+                            error: DialError::Refused,
+                        },
+                    );
+                    self.schedule_redial(x, sid);
                 }
             }
             self.fail_link(sid, x);
@@ -1530,6 +1711,11 @@ impl World {
             let k = self.idx(a) * self.p.n + self.idx(b);
             self.blocked[k] += 1;
         }
+        self.cut_log.push(CutRecord {
+            pairs: cuts.clone(),
+            from: self.now,
+            until: None,
+        });
         let island: Vec<i64> = (1..=n).filter(|&s| side[self.idx(s)]).collect();
         self.mix(0x9a27 ^ island.iter().fold(0u64, |h, s| h << 4 | *s as u64));
         self.log(|| {
@@ -1566,6 +1752,10 @@ impl World {
         let Some(cuts) = self.partitions.get_mut(id).and_then(|p| p.take()) else {
             return;
         };
+        let now = self.now;
+        if let Some(c) = self.cut_log.get_mut(id) {
+            c.until = Some(now);
+        }
         self.log(|| format!("partition #{id} heals"));
         for &(a, b) in &cuts {
             let k = self.idx(a) * self.p.n + self.idx(b);
@@ -1664,7 +1854,7 @@ impl World {
 
     // ----- the peer loop's roles (PROTOCOL.md §5, §6) -----------------------
 
-    fn leave_role(&mut self, sid: i64, why: &str) {
+    fn leave_role(&mut self, sid: i64, why: &str, reason: RoleEnd) {
         let i = self.idx(sid);
         if !self.peers[i].alive {
             return;
@@ -1672,10 +1862,8 @@ impl World {
         let why = why.to_string();
         self.log(|| format!("sid {sid}: leaves its role ({why}), LOOKING"));
         self.mix(0x1ea7e ^ sid as u64);
-        if let Some(f) = self.peers[i].fle.as_mut() {
-            f.leave_role();
-        }
         self.peers[i].role = Role::Looking;
+        self.feed(sid, Input::RoleEnded { reason });
         self.peers[i].timer = None;
         let inc = self.peers[i].inc;
         // The peer loop re-enters lookForLeader after shutting the role
@@ -1687,13 +1875,13 @@ impl World {
     fn step_down(&mut self, sid: i64, why: &str) {
         let i = self.idx(sid);
         let inc = self.peers[i].inc;
-        self.leave_role(sid, why);
+        self.leave_role(sid, why, RoleEnd::QuorumLost);
         // Shutting the leader down closes its learners' sockets.
         for f in 1..=self.p.n as i64 {
             let following = matches!(self.peers[self.idx(f)].role,
                 Role::Following { leader, leader_inc, .. } if leader == sid && leader_inc == inc);
             if following {
-                self.leave_role(f, "leader stopped leading");
+                self.leave_role(f, "leader stopped leading", RoleEnd::LeaderClosed);
             }
         }
     }
@@ -1772,7 +1960,7 @@ impl World {
             } else {
                 "refused: leader's epoch below my acceptedEpoch"
             };
-            self.leave_role(f, why);
+            self.leave_role(f, why, RoleEnd::Other);
         }
         let voters: Vec<i64> = std::iter::once(l)
             .chain(attached.iter().copied().filter(|&f| self.p.is_voter(f)))
@@ -1802,14 +1990,12 @@ impl World {
                     lp.accepted_epoch = e;
                     lp.current_epoch = e;
                     lp.last_zxid = e << 32;
-                    if let Some(fl) = lp.fle.as_mut() {
-                        fl.set_established_epoch(e);
-                    }
                     lp.role = Role::Leading {
                         since,
                         established: Some(e),
                         last_quorum: self.now,
                     };
+                    self.feed(l, Input::EpochEstablished { epoch: e });
                     self.log(|| format!("sid {l}: LEADING, established epoch {e} with {voters:?}"));
                     // Observers and other latecomers sync at the next tick.
                 } else if self.now.saturating_sub(since) > tick * self.p.init_limit {
@@ -1847,9 +2033,6 @@ impl World {
         fp.accepted_epoch = fp.accepted_epoch.max(e);
         fp.current_epoch = e;
         fp.last_zxid = zxid;
-        if let Some(fl) = fp.fle.as_mut() {
-            fl.set_established_epoch(e);
-        }
         if let Role::Following {
             synced,
             last_contact,
@@ -1859,6 +2042,7 @@ impl World {
             *synced = Some(e);
             *last_contact = now;
         }
+        self.feed(f, Input::EpochEstablished { epoch: e });
         self.log(|| format!("sid {f}: synced to epoch {e}, lastZxid {zxid:#x}"));
     }
 
@@ -1876,19 +2060,19 @@ impl World {
         };
         let tick = self.p.tick;
         if !self.valid(leader) {
-            self.leave_role(f, "leader is not a configured server");
+            self.leave_role(f, "leader is not a configured server", RoleEnd::Other);
             return;
         }
         let lp = &self.peers[self.idx(leader)];
         if !lp.alive || lp.inc != leader_inc {
             // The leader's process is gone: its sockets are closed (FIN).
-            self.leave_role(f, "leader gone");
+            self.leave_role(f, "leader gone", RoleEnd::LeaderClosed);
             return;
         }
         if !matches!(lp.role, Role::Leading { .. }) {
             // Learners retry the connect 5 times, 100 ms apart.
             if self.now.saturating_sub(since) > ms(500).min(tick * self.p.init_limit) {
-                self.leave_role(f, "leader is not leading");
+                self.leave_role(f, "leader is not leading", RoleEnd::Other);
             }
             return;
         }
@@ -1902,8 +2086,13 @@ impl World {
             } else {
                 self.p.init_limit
             };
-            if self.now.saturating_sub(last_contact) > tick * limit {
-                self.leave_role(f, "leader unreachable (read timeout)");
+            let silent_for = self.now.saturating_sub(last_contact);
+            if silent_for > tick * limit {
+                self.leave_role(
+                    f,
+                    "leader unreachable (read timeout)",
+                    RoleEnd::LeaderSilent { leader, silent_for },
+                );
             }
         }
     }

@@ -1,0 +1,182 @@
+//! What a QCM is told ([`QcmConfig`], built by the peer from `zoo.cfg`),
+//! its defaults, and the handshake it derives from it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::wire::{Handshake, HandshakeFormat, PeerAddress};
+
+/// ZooKeeper's default `cnxTimeout`.
+pub const DEFAULT_CNX_TIMEOUT: Duration = Duration::from_secs(5);
+/// ZooKeeper's handshake read timeout with its defaults (tickTime 2000 ×
+/// syncLimit 5).
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default per-peer send queue: large enough that a peer answering a
+/// window-64 benchmark never drops a reply (PROTOCOL.md §8 R11), unlike
+/// ZooKeeper's single slot.
+pub const DEFAULT_SEND_QUEUE_CAPACITY: usize = 256;
+/// Default shared receive queue (ZooKeeper: 100).
+pub const DEFAULT_RECV_QUEUE_CAPACITY: usize = 1024;
+/// Default bound on simultaneous connections from sids in no configuration
+/// (PROTOCOL.md §8 R9).
+pub const DEFAULT_MAX_STRANGERS: usize = 16;
+
+/// Everything the QCM needs to know; built by the peer from `zoo.cfg`.
+#[derive(Debug, Clone)]
+pub struct QcmConfig {
+    /// This server's sid.
+    pub my_sid: i64,
+    /// Election addresses to bind (`quorumListenOnAllIPs` already applied by
+    /// the caller).
+    pub listen_addrs: Vec<SocketAddr>,
+    /// Addresses sent in our handshake: the configured, non-wildcard
+    /// election addresses (PROTOCOL.md §2.2).
+    pub advertised_addrs: Vec<SocketAddr>,
+    /// Every configured server except this one (voters and observers) and
+    /// its election addresses. Only these are ever dialled.
+    pub peers: BTreeMap<i64, Vec<SocketAddr>>,
+    /// Handshake we send: V1 by default, V2 with `multiAddress.enabled`.
+    pub handshake_format: HandshakeFormat,
+    /// Dial timeout (`cnxTimeout`).
+    pub cnx_timeout: Duration,
+    /// Deadline for reading an inbound handshake, per connection.
+    pub handshake_timeout: Duration,
+    /// `electionPortBindRetry`: consecutive bind failures tolerated per
+    /// listen address, 1 s apart; 0 retries forever.
+    pub bind_retry: u32,
+    /// Per-peer send queue capacity (drop-oldest).
+    pub send_queue_capacity: usize,
+    /// Shared receive queue capacity (drop-oldest).
+    pub recv_queue_capacity: usize,
+    /// Simultaneous connections accepted from sids in no configuration.
+    pub max_strangers: usize,
+}
+
+impl QcmConfig {
+    /// A configuration with ZooKeeper's timeouts and zkfle's queue defaults.
+    /// The advertised addresses default to `listen`.
+    pub fn new(
+        my_sid: i64,
+        listen: Vec<SocketAddr>,
+        peers: BTreeMap<i64, Vec<SocketAddr>>,
+    ) -> Self {
+        QcmConfig {
+            my_sid,
+            advertised_addrs: listen.clone(),
+            listen_addrs: listen,
+            peers,
+            handshake_format: HandshakeFormat::V1,
+            cnx_timeout: DEFAULT_CNX_TIMEOUT,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            bind_retry: 3,
+            send_queue_capacity: DEFAULT_SEND_QUEUE_CAPACITY,
+            recv_queue_capacity: DEFAULT_RECV_QUEUE_CAPACITY,
+            max_strangers: DEFAULT_MAX_STRANGERS,
+        }
+    }
+
+    /// ZooKeeper's queue semantics: one send slot per peer, 100 receive
+    /// slots (PROTOCOL.md §3.6). For side-by-side benchmarks.
+    pub fn zookeeper_queues(mut self) -> Self {
+        self.send_queue_capacity = 1;
+        self.recv_queue_capacity = 100;
+        self
+    }
+}
+
+/// Our handshake, encoded once at start and written in one call on every
+/// dial (PROTOCOL.md §2.2).
+pub(crate) fn encode_handshake(cfg: &QcmConfig) -> Vec<u8> {
+    let usable = |list: &[SocketAddr]| -> Vec<PeerAddress> {
+        let mut v: Vec<PeerAddress> = Vec::new();
+        for a in list.iter().filter(|a| !a.ip().is_unspecified()) {
+            let p = PeerAddress {
+                host: a.ip().to_string(),
+                port: a.port(),
+            };
+            if !v.contains(&p) {
+                v.push(p);
+            }
+        }
+        v
+    };
+    // Never the wildcard (PROTOCOL.md §2.2); the listen addresses stand in
+    // only when nothing usable was configured to advertise.
+    let mut addrs = usable(&cfg.advertised_addrs);
+    if addrs.is_empty() {
+        addrs = usable(&cfg.listen_addrs);
+    }
+    let format = if addrs.is_empty() {
+        // No reachable address to advertise: 3.4's bare sid is the only
+        // handshake that needs none, and every version accepts it.
+        HandshakeFormat::V0
+    } else {
+        cfg.handshake_format
+    };
+    if format == HandshakeFormat::V1 {
+        // V1 carries one address; ZooKeeper sends its first.
+        addrs.truncate(1);
+    }
+    let mut out = Vec::with_capacity(64);
+    Handshake {
+        format,
+        sid: cfg.my_sid,
+        addresses: addrs,
+    }
+    .encode(&mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(listen: &str, advertised: &[&str], format: HandshakeFormat) -> QcmConfig {
+        let mut c = QcmConfig::new(7, vec![listen.parse().unwrap()], BTreeMap::new());
+        c.advertised_addrs = advertised.iter().map(|a| a.parse().unwrap()).collect();
+        c.handshake_format = format;
+        c
+    }
+
+    #[test]
+    fn v1_handshake_carries_the_first_advertised_address() {
+        let c = cfg(
+            "0.0.0.0:3888",
+            &["10.0.0.2:3888", "10.0.0.3:3888"],
+            HandshakeFormat::V1,
+        );
+        let (h, used) = Handshake::decode(&encode_handshake(&c)).unwrap();
+        assert_eq!(used, encode_handshake(&c).len());
+        assert_eq!((h.format, h.sid), (HandshakeFormat::V1, 7));
+        assert_eq!(h.addresses.len(), 1);
+        assert_eq!(h.addresses[0].to_string(), "10.0.0.2:3888");
+    }
+
+    #[test]
+    fn v2_handshake_carries_every_address_never_the_wildcard() {
+        let c = cfg(
+            "0.0.0.0:3888",
+            &["10.0.0.2:3888", "0.0.0.0:3888", "[::1]:3889"],
+            HandshakeFormat::V2,
+        );
+        let (h, _) = Handshake::decode(&encode_handshake(&c)).unwrap();
+        assert_eq!(h.format, HandshakeFormat::V2);
+        let addrs: Vec<String> = h.addresses.iter().map(|a| a.to_string()).collect();
+        assert_eq!(addrs, vec!["10.0.0.2:3888", "[::1]:3889"]);
+    }
+
+    #[test]
+    fn nothing_reachable_to_advertise_falls_back_to_the_bare_sid() {
+        let c = cfg("0.0.0.0:3888", &["0.0.0.0:3888"], HandshakeFormat::V1);
+        assert_eq!(encode_handshake(&c), 7i64.to_be_bytes().to_vec());
+    }
+
+    #[test]
+    fn zookeeper_queues_are_one_and_one_hundred() {
+        let c = QcmConfig::new(1, vec![], BTreeMap::new()).zookeeper_queues();
+        assert_eq!((c.send_queue_capacity, c.recv_queue_capacity), (1, 100));
+        let d = QcmConfig::new(1, vec![], BTreeMap::new());
+        assert!(d.send_queue_capacity >= 64, "a window-64 burst fits");
+    }
+}

@@ -1,0 +1,696 @@
+//! The election driver: [`Fle`] plus every rule that decides what `Fle`
+//! hears about links, as one sans-IO state machine (issue 13).
+//!
+//! The runtime (`peer`'s election thread over `cnx`) and the simulator feed
+//! a [`Driver`] *facts* only, as [`Input`]s: an election link came up or
+//! closed, a dial failed (and how), a notification arrived, time passed, an
+//! election starts, Zab established an epoch, a role ended (and why). The
+//! driver answers with the same [`Output`] as [`Fle`]: notifications to send
+//! (some only if nothing is queued for that peer, [`Message::if_idle`]),
+//! peers to dial, the next deadline, and at most one [`Decision`]. It owns
+//! no socket, thread or clock, so the simulator runs exactly the rules the
+//! runtime runs.
+//!
+//! # The Down rule
+//!
+//! `fast_decide` rule (b) ([`crate::election::FleConfig::fast_decide`])
+//! stops the finalize wait early when every voter not heard in this round
+//! is *Down*. This module is the only place that decides Down, from the
+//! facts it was given, and the rule is:
+//!
+//! A voter is **Down** only on positive evidence that it cannot reach this
+//! server right now:
+//!
+//! * **(a) Lost and refused.** There is no live election link to it, a link
+//!   to it was up at some point in this process's life, and the latest
+//!   dial attempt since that link closed was refused
+//!   ([`DialError::Refused`]) or timed out ([`DialError::TimedOut`]). A peer
+//!   never reached is not Down however its dials fail: in a cold start the
+//!   peers come up milliseconds apart and the one not started yet may hold
+//!   the best vote. A dial that failed another way ([`DialError::Other`]:
+//!   host unreachable, handshake not written) is no evidence and replaces
+//!   any earlier refusal.
+//! * **(b) Left for silence.** It is the leader this server just left
+//!   because it went silent ([`RoleEnd::LeaderSilent`]), and nothing has
+//!   been heard from it since. Its TCP link may well still be up (a
+//!   stopped process's kernel keeps ACKing), which is why this is the one
+//!   case where a voter with a live link is Down. A notification from it or
+//!   a new link to it clears the mark, and so does the next role end.
+//!
+//! Nothing else makes a voter Down: not a closed link by itself, not a dial
+//! in progress, not a link that was never up.
+//!
+//! Evidence is gathered, not waited for: when a link closes during an
+//! election the driver dials that peer at once (the connection layer does
+//! not redial an idle peer on its own), and the broadcast that opens every
+//! election dials every peer without a link. On loopback a refused dial
+//! comes back well within a millisecond, so a failover does not sit out
+//! `finalizeWait` for a dead leader.
+//!
+//! Why this is safe: a voter whose latest dial was refused or timed out
+//! could not have delivered a vote to this server at that moment, and when
+//! it can again it either dials in (its link comes up and it is no longer
+//! Down) or answers our next dial. What remains is the race the docs of
+//! `fast_decide` describe and ZooKeeper shares: a vote already on its way
+//! through a third server. The simulator checks the rule against its ground
+//! truth (`sim::invariants::down_voters_were_cut`): every voter counted
+//! Down by a fast decision was dead or cut off from the decider when the
+//! driver got its evidence.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::wire::Notification;
+
+#[cfg(doc)]
+use super::fle::{Decision, Message};
+use super::fle::{Fle, FleConfig, LinkState, Output};
+
+/// How a dial attempt to a peer failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialError {
+    /// The connection was refused (nobody listens on the peer's election
+    /// port: its process is gone), on every configured address.
+    Refused,
+    /// No answer within the dial timeout (`cnxTimeout`) on some address,
+    /// and every other address refused or timed out too: the peer's host
+    /// is down or cut off.
+    TimedOut,
+    /// Any other failure (host or network unreachable, the connection
+    /// reset while our handshake was written, no worker threads). Not
+    /// evidence that the peer is gone.
+    Other,
+}
+
+/// Why a role (leading, following, observing) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleEnd {
+    /// The leader closed the connection (or its process died): a learner's
+    /// view.
+    LeaderClosed,
+    /// The leader sent nothing for `silent_for` (the read timeout of
+    /// initLimit or syncLimit ticks) without closing the connection: hung,
+    /// stopped, or cut off one way. Marks `leader` Down (rule (b)).
+    LeaderSilent {
+        /// The leader this server followed.
+        leader: i64,
+        /// How long nothing came from it.
+        silent_for: Duration,
+    },
+    /// A leader lost its quorum of synced followers (or never got one
+    /// within initLimit).
+    QuorumLost,
+    /// Anything else: sync refused, an epoch that cannot be accepted, an
+    /// I/O error, an embedder asking for a new election.
+    Other,
+}
+
+/// One fact for the driver. See [`Driver::step`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// The election link to `sid` is up (a first link; replacing a live
+    /// link by a newer one is no news).
+    LinkUp {
+        /// The peer.
+        sid: i64,
+    },
+    /// The last election link to `sid` closed.
+    LinkClosed {
+        /// The peer.
+        sid: i64,
+    },
+    /// One dial attempt to `sid` failed.
+    DialFailed {
+        /// The peer.
+        sid: i64,
+        /// How.
+        error: DialError,
+    },
+    /// A notification arrived from `from` (the sid of the connection's
+    /// handshake).
+    Notification {
+        /// The sender.
+        from: i64,
+        /// What it sent.
+        notification: Notification,
+    },
+    /// Time has reached `now` (the deadline of an earlier
+    /// [`Output::timer`], or later).
+    Timer,
+    /// Enter LOOKING and start a round with this vote (ZooKeeper's
+    /// `lookForLeader`).
+    StartElection {
+        /// The last zxid of the local database (0 when empty).
+        last_zxid: i64,
+        /// The persisted currentEpoch.
+        current_epoch: i64,
+    },
+    /// Zab established `epoch` with the decided leader: replies to LOOKING
+    /// askers carry it from now on.
+    EpochEstablished {
+        /// The established epoch.
+        epoch: i64,
+    },
+    /// The role this server took after its last decision ended. The
+    /// server is LOOKING again and answers with its last decision until
+    /// [`Input::StartElection`].
+    RoleEnded {
+        /// Why.
+        reason: RoleEnd,
+    },
+}
+
+/// Why the driver counts a voter Down (the module docs give the rule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownReason {
+    /// Rule (a): lost, and the latest dial since was refused.
+    DialRefused,
+    /// Rule (a): lost, and the latest dial since timed out.
+    DialTimedOut,
+    /// Rule (b): the leader this server left for silence.
+    LeftSilent,
+    /// Only with [`Driver::inject_eager_down`]: a voter whose link is up,
+    /// reported Down by the deliberate simulator bug.
+    InjectedEagerDown,
+}
+
+/// The evidence behind one voter's Down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DownEvidence {
+    /// Which rule.
+    pub reason: DownReason,
+    /// When the driver got the fact that is the evidence (the failed dial,
+    /// the role end; for [`DownReason::InjectedEagerDown`] the link-up).
+    pub at: Duration,
+}
+
+/// What the driver knows about one peer's link, built from facts only.
+#[derive(Debug, Clone, Copy, Default)]
+struct PeerLink {
+    /// A link is live.
+    up: bool,
+    /// When the current link came up.
+    up_at: Duration,
+    /// A link was up at some point.
+    ever_up: bool,
+    /// The latest failed dial since the link last closed, and when.
+    failed_dial: Option<(DialError, Duration)>,
+    /// Left for silence at this time; cleared by any news from it.
+    silent_since: Option<Duration>,
+    /// The round (logical clock) in which a closed link was last redialled:
+    /// once per round at most, so a peer that accepts and drops links in a
+    /// loop cannot make us dial in a loop (the poll-timeout resend dials
+    /// again at its own, backed-off pace).
+    redialled_in: Option<i64>,
+}
+
+/// [`Fle`] and the link bookkeeping around it; see the module docs.
+#[derive(Debug, Clone)]
+pub struct Driver {
+    fle: Fle,
+    links: BTreeMap<i64, PeerLink>,
+    /// The deliberate bug of `zkfle sim --inject eager-down`.
+    eager_down: bool,
+}
+
+impl Driver {
+    /// A driver for a server that is LOOKING but not yet electing: feed it
+    /// [`Input::StartElection`] to start.
+    pub fn new(cfg: FleConfig) -> Driver {
+        Driver {
+            fle: Fle::new(cfg),
+            links: BTreeMap::new(),
+            eager_down: false,
+        }
+    }
+
+    /// The election state machine (read-only: every input goes through
+    /// [`Driver::step`]).
+    pub fn fle(&self) -> &Fle {
+        &self.fle
+    }
+
+    /// The configuration the election runs with.
+    pub fn config(&self) -> &FleConfig {
+        self.fle.config()
+    }
+
+    /// **Simulator only.** Turns on the deliberate bug `eager-down`: every
+    /// voter whose link is up is reported Down. It exists so that
+    /// `zkfle sim --inject eager-down` can show the Down invariant catching
+    /// it; nothing in the runtime calls it.
+    #[doc(hidden)]
+    pub fn inject_eager_down(&mut self) {
+        self.eager_down = true;
+    }
+
+    /// Feeds one fact at time `now` (monotonic, any origin) and returns
+    /// what to do. Every input returns [`Output::timer`], the only deadline
+    /// from now on.
+    pub fn step(&mut self, now: Duration, input: Input) -> Output {
+        let mut out = Output::default();
+        match input {
+            Input::LinkUp { sid } => {
+                self.update(sid, |l| {
+                    l.up = true;
+                    l.up_at = now;
+                    l.ever_up = true;
+                    l.failed_dial = None;
+                    l.silent_since = None;
+                });
+                self.report(now, sid, &mut out);
+            }
+            Input::LinkClosed { sid } => {
+                let round = self.fle.logical_clock();
+                let electing = self.fle.is_electing() && sid != self.config().my_sid;
+                let mut redial = false;
+                self.update(sid, |l| {
+                    l.up = false;
+                    l.failed_dial = None;
+                    if electing && l.redialled_in != Some(round) {
+                        l.redialled_in = Some(round);
+                        redial = true;
+                    }
+                });
+                self.report(now, sid, &mut out);
+                if redial {
+                    // The connection layer redials only peers it has
+                    // something queued for; the election wants to know at
+                    // once whether this one is gone (rule (a)).
+                    out.dial.push(sid);
+                }
+            }
+            Input::DialFailed { sid, error } => {
+                // While a link is up a failed dial says nothing about it
+                // (a dial-back that lost to the live link, a late result).
+                if !self.links.get(&sid).is_some_and(|l| l.up) {
+                    self.update(sid, |l| l.failed_dial = Some((error, now)));
+                    self.report(now, sid, &mut out);
+                }
+            }
+            Input::Notification { from, notification } => {
+                if self
+                    .links
+                    .get(&from)
+                    .is_some_and(|l| l.silent_since.is_some())
+                {
+                    self.update(from, |l| l.silent_since = None);
+                    self.report(now, from, &mut out);
+                }
+                let o = self.fle.on_notification(now, from, &notification);
+                merge(&mut out, o);
+            }
+            Input::Timer => {
+                let o = self.fle.on_timer(now);
+                merge(&mut out, o);
+            }
+            Input::StartElection {
+                last_zxid,
+                current_epoch,
+            } => {
+                let o = self.fle.start_election(now, last_zxid, current_epoch);
+                merge(&mut out, o);
+            }
+            Input::EpochEstablished { epoch } => self.fle.set_established_epoch(epoch),
+            Input::RoleEnded { reason } => {
+                self.fle.leave_role();
+                // A mark lasts one election: the one that follows the role
+                // its leader was silent in.
+                let marked: Vec<i64> = self
+                    .links
+                    .iter()
+                    .filter(|(_, l)| l.silent_since.is_some())
+                    .map(|(&s, _)| s)
+                    .collect();
+                for sid in marked {
+                    self.update(sid, |l| l.silent_since = None);
+                    self.report(now, sid, &mut out);
+                }
+                if let RoleEnd::LeaderSilent { leader, .. } = reason {
+                    if leader != self.config().my_sid {
+                        self.update(leader, |l| l.silent_since = Some(now));
+                        self.report(now, leader, &mut out);
+                    }
+                }
+            }
+        }
+        out.dial.sort_unstable();
+        out.dial.dedup();
+        out.timer = self.fle.deadline();
+        out
+    }
+
+    /// Why `sid` counts as Down, or `None` if it does not (the module docs
+    /// give the rule).
+    pub fn down_evidence(&self, sid: i64) -> Option<DownEvidence> {
+        let l = self.links.get(&sid)?;
+        if let Some(at) = l.silent_since {
+            return Some(DownEvidence {
+                reason: DownReason::LeftSilent,
+                at,
+            });
+        }
+        if l.up {
+            return self.eager_down.then_some(DownEvidence {
+                reason: DownReason::InjectedEagerDown,
+                at: l.up_at,
+            });
+        }
+        if !l.ever_up {
+            return None;
+        }
+        match l.failed_dial {
+            Some((DialError::Refused, at)) => Some(DownEvidence {
+                reason: DownReason::DialRefused,
+                at,
+            }),
+            Some((DialError::TimedOut, at)) => Some(DownEvidence {
+                reason: DownReason::DialTimedOut,
+                at,
+            }),
+            Some((DialError::Other, _)) | None => None,
+        }
+    }
+
+    /// Every voter (other than this server) that counts as Down now, with
+    /// its evidence, ascending sid.
+    pub fn down_voters(&self) -> Vec<(i64, DownEvidence)> {
+        let me = self.config().my_sid;
+        self.config()
+            .verifier
+            .voters()
+            .into_iter()
+            .filter(|&v| v != me)
+            .filter_map(|v| self.down_evidence(v).map(|e| (v, e)))
+            .collect()
+    }
+
+    /// True if the driver was told the link to `sid` is up.
+    pub fn is_link_up(&self, sid: i64) -> bool {
+        self.links.get(&sid).is_some_and(|l| l.up)
+    }
+
+    fn update(&mut self, sid: i64, f: impl FnOnce(&mut PeerLink)) {
+        f(self.links.entry(sid).or_default());
+    }
+
+    /// The link state `Fle` should hold for `sid`.
+    fn state(&self, sid: i64) -> LinkState {
+        if self.down_evidence(sid).is_some() {
+            LinkState::Down
+        } else if self.is_link_up(sid) {
+            LinkState::Up
+        } else {
+            LinkState::Connecting
+        }
+    }
+
+    /// Tells `Fle` the state of `sid`'s link if it changed; a change to
+    /// Down may end a finalize wait (rule (b)).
+    fn report(&mut self, now: Duration, sid: i64, out: &mut Output) {
+        let state = self.state(sid);
+        if self.fle.link(sid) != Some(state) {
+            let o = self.fle.on_link(now, sid, state);
+            merge(out, o);
+        }
+    }
+}
+
+/// Appends `more` to `out`; the timer is recomputed by the caller and a
+/// machine decides at most once per call.
+fn merge(out: &mut Output, more: Output) {
+    out.sends.extend(more.sends);
+    out.dial.extend(more.dial);
+    if out.decision.is_none() {
+        out.decision = more.decision;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::QuorumVerifier;
+    use crate::election::testkit::{ms, notif};
+    use crate::election::DecidedBy;
+    use crate::wire::ServerState::{Following, Looking};
+
+    fn driver(me: i64, voters: &[i64]) -> Driver {
+        Driver::new(FleConfig::new(
+            me,
+            QuorumVerifier::majority(voters.iter().copied()),
+        ))
+    }
+
+    fn start(d: &mut Driver, at: u64) -> Output {
+        d.step(
+            ms(at),
+            Input::StartElection {
+                last_zxid: 0,
+                current_epoch: 1,
+            },
+        )
+    }
+
+    fn vote(d: &mut Driver, at: u64, from: i64, leader: i64) -> Output {
+        d.step(
+            ms(at),
+            Input::Notification {
+                from,
+                notification: notif(Looking, leader, 0, d.fle().logical_clock(), 1),
+            },
+        )
+    }
+
+    fn fact(d: &mut Driver, at: u64, input: Input) -> Output {
+        d.step(ms(at), input)
+    }
+
+    /// Sid 1 of {1,2,3}: finalizing on 3 with 3's vote, 2 unheard.
+    fn finalizing(d: &mut Driver) {
+        start(d, 10);
+        vote(d, 11, 3, 3);
+        assert!(d.fle().is_finalizing());
+    }
+
+    #[test]
+    fn a_lost_peer_whose_dial_is_refused_is_down_and_ends_the_wait() {
+        let mut d = driver(1, &[1, 2, 3]);
+        fact(&mut d, 0, Input::LinkUp { sid: 2 });
+        fact(&mut d, 1, Input::LinkUp { sid: 3 });
+        finalizing(&mut d);
+        let out = fact(&mut d, 12, Input::LinkClosed { sid: 2 });
+        assert_eq!(out.dial, vec![2], "a link lost while electing is redialled");
+        assert!(out.decision.is_none(), "closed is not Down");
+        let out = fact(
+            &mut d,
+            13,
+            Input::DialFailed {
+                sid: 2,
+                error: DialError::Refused,
+            },
+        );
+        assert_eq!(out.decision.map(|x| x.state), Some(Following));
+        assert_eq!(d.fle().decided_by(), Some(DecidedBy::RestDown));
+        assert_eq!(
+            d.down_evidence(2),
+            Some(DownEvidence {
+                reason: DownReason::DialRefused,
+                at: ms(13)
+            })
+        );
+    }
+
+    #[test]
+    fn a_closed_link_is_redialled_once_per_round() {
+        let mut d = driver(1, &[1, 2, 3]);
+        start(&mut d, 0);
+        for (at, expect) in [(1, vec![2]), (3, vec![])] {
+            fact(&mut d, at, Input::LinkUp { sid: 2 });
+            let out = fact(&mut d, at + 1, Input::LinkClosed { sid: 2 });
+            assert_eq!(out.dial, expect, "close at {}", at + 1);
+        }
+        // Not while in a role: the next election's broadcast dials.
+        let mut d = driver(1, &[1, 2, 3]);
+        fact(&mut d, 0, Input::LinkUp { sid: 2 });
+        assert!(fact(&mut d, 1, Input::LinkClosed { sid: 2 })
+            .dial
+            .is_empty());
+        let out = start(&mut d, 2);
+        assert!(out.sends.iter().any(|m| m.to == 2));
+    }
+
+    #[test]
+    fn never_reached_peers_other_failures_and_live_links_are_not_down() {
+        // Cold start: 2 never answered. Refused or timed out, it may simply
+        // not have started yet.
+        for error in [DialError::Refused, DialError::TimedOut, DialError::Other] {
+            let mut d = driver(1, &[1, 2, 3]);
+            finalizing(&mut d);
+            let out = fact(&mut d, 12, Input::DialFailed { sid: 2, error });
+            assert!(out.decision.is_none(), "{error:?}");
+            assert_eq!(d.down_evidence(2), None);
+        }
+        // Lost, but the latest dial failed some other way.
+        let mut d = driver(1, &[1, 2, 3]);
+        fact(&mut d, 0, Input::LinkUp { sid: 2 });
+        fact(&mut d, 1, Input::LinkClosed { sid: 2 });
+        fact(
+            &mut d,
+            2,
+            Input::DialFailed {
+                sid: 2,
+                error: DialError::Refused,
+            },
+        );
+        assert!(d.down_evidence(2).is_some());
+        fact(
+            &mut d,
+            3,
+            Input::DialFailed {
+                sid: 2,
+                error: DialError::Other,
+            },
+        );
+        assert_eq!(d.down_evidence(2), None, "the latest attempt counts");
+        // A failed dial while the link is up (a lost dial-back race) is
+        // no news, and neither is one from before the link last closed.
+        let mut d = driver(1, &[1, 2, 3]);
+        fact(&mut d, 0, Input::LinkUp { sid: 2 });
+        fact(
+            &mut d,
+            1,
+            Input::DialFailed {
+                sid: 2,
+                error: DialError::Refused,
+            },
+        );
+        assert_eq!(d.down_evidence(2), None);
+        fact(&mut d, 2, Input::LinkClosed { sid: 2 });
+        assert_eq!(d.down_evidence(2), None);
+        // And a link that comes back lifts Down.
+        fact(
+            &mut d,
+            3,
+            Input::DialFailed {
+                sid: 2,
+                error: DialError::TimedOut,
+            },
+        );
+        assert_eq!(
+            d.down_evidence(2).map(|e| e.reason),
+            Some(DownReason::DialTimedOut)
+        );
+        fact(&mut d, 4, Input::LinkUp { sid: 2 });
+        assert_eq!(d.down_evidence(2), None);
+    }
+
+    #[test]
+    fn a_leader_left_for_silence_is_down_until_heard_from() {
+        let mut d = driver(1, &[1, 2, 3]);
+        fact(&mut d, 0, Input::LinkUp { sid: 2 });
+        fact(&mut d, 0, Input::LinkUp { sid: 3 });
+        // Following 2, which hangs: its link stays up.
+        fact(
+            &mut d,
+            5,
+            Input::RoleEnded {
+                reason: RoleEnd::LeaderSilent {
+                    leader: 2,
+                    silent_for: ms(4000),
+                },
+            },
+        );
+        assert_eq!(
+            d.down_evidence(2).map(|e| e.reason),
+            Some(DownReason::LeftSilent)
+        );
+        start(&mut d, 6);
+        let out = vote(&mut d, 7, 3, 3);
+        assert_eq!(out.decision.map(|x| x.vote.leader), Some(3));
+        assert_eq!(d.fle().decided_by(), Some(DecidedBy::RestDown));
+
+        // Hearing from it lifts the mark.
+        let mut d = driver(1, &[1, 2, 3]);
+        fact(&mut d, 0, Input::LinkUp { sid: 2 });
+        fact(
+            &mut d,
+            5,
+            Input::RoleEnded {
+                reason: RoleEnd::LeaderSilent {
+                    leader: 2,
+                    silent_for: ms(4000),
+                },
+            },
+        );
+        start(&mut d, 6);
+        vote(&mut d, 7, 2, 1);
+        assert_eq!(d.down_evidence(2), None);
+        let out = vote(&mut d, 8, 3, 3);
+        assert!(out.decision.is_none(), "2 is heard and disagrees");
+        // So does the next role end of another kind.
+        let mut d = driver(1, &[1, 2, 3]);
+        fact(
+            &mut d,
+            5,
+            Input::RoleEnded {
+                reason: RoleEnd::LeaderSilent {
+                    leader: 2,
+                    silent_for: ms(4000),
+                },
+            },
+        );
+        fact(
+            &mut d,
+            6,
+            Input::RoleEnded {
+                reason: RoleEnd::QuorumLost,
+            },
+        );
+        assert_eq!(d.down_evidence(2), None);
+    }
+
+    #[test]
+    fn poll_timeout_resends_only_if_idle_and_dials_down_voters() {
+        let mut d = driver(1, &[1, 2, 3, 4]);
+        fact(&mut d, 0, Input::LinkUp { sid: 2 });
+        fact(&mut d, 0, Input::LinkUp { sid: 4 });
+        fact(&mut d, 1, Input::LinkClosed { sid: 4 });
+        fact(
+            &mut d,
+            2,
+            Input::DialFailed {
+                sid: 4,
+                error: DialError::Refused,
+            },
+        );
+        let out = start(&mut d, 10);
+        assert!(out.sends.iter().all(|m| !m.if_idle), "the broadcast is not");
+        let out = d.step(out.timer.expect("poll deadline"), Input::Timer);
+        let resent: Vec<(i64, bool)> = out.sends.iter().map(|m| (m.to, m.if_idle)).collect();
+        assert_eq!(resent, vec![(2, true), (3, true)]);
+        assert_eq!(out.dial, vec![4]);
+    }
+
+    #[test]
+    fn eager_down_injection_reports_live_links_down() {
+        let mut d = driver(1, &[1, 2, 3]);
+        d.inject_eager_down();
+        fact(&mut d, 0, Input::LinkUp { sid: 2 });
+        start(&mut d, 1);
+        let out = vote(&mut d, 2, 3, 3);
+        assert!(
+            out.decision.is_some(),
+            "2 is up and unheard, yet counted Down"
+        );
+        assert_eq!(
+            d.down_voters(),
+            vec![(
+                2,
+                DownEvidence {
+                    reason: DownReason::InjectedEagerDown,
+                    at: ms(0)
+                }
+            )]
+        );
+    }
+}
