@@ -149,19 +149,23 @@ async fn inbound(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr, id:
     let _ = stream.set_nodelay(true);
     // One deadline for the TLS handshake (if any) and the election
     // handshake together: a client stalling in either delays no one else.
+    // The socket stays open (in `held`) until the outcome is counted, so a
+    // peer that sees the close also sees the counter moved.
+    let mut held: Option<Establishing> = None;
     let result = {
         let _pending = Pending(&shared);
-        tokio::time::timeout(shared.cfg.handshake_timeout, async {
-            let mut stream = secure::inbound(shared.cfg.tls.as_ref(), stream, remote)
+        let held = &mut held;
+        let tls = shared.cfg.tls.as_ref();
+        tokio::time::timeout(shared.cfg.handshake_timeout, async move {
+            let stream = secure::inbound(tls, stream, remote)
                 .await
                 .map_err(HandshakeError::Refused)?;
-            let hs = read_handshake(&mut stream).await?;
-            Ok::<_, HandshakeError>((hs, stream))
+            read_handshake(held.insert(stream)).await
         })
         .await
     };
-    let (hs, stream) = match result {
-        Ok(Ok(est)) => est,
+    let hs = match result {
+        Ok(Ok(hs)) => hs,
         Ok(Err(HandshakeError::Eof(0))) | Ok(Err(HandshakeError::Refused(Refusal::Silent))) => {
             // Port scanners and health checks: not worth a warning.
             log::debug!("election connection from {remote} closed before a handshake");
@@ -207,6 +211,9 @@ async fn inbound(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr, id:
             );
             return;
         }
+    };
+    let Some(stream) = held else {
+        return;
     };
     on_handshake(&shared, hs, stream, remote, id);
 }
