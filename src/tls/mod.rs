@@ -543,5 +543,3 @@ pub fn peek_inbound(
     Ok((n == 1).then(|| tls.inbound(first[0])))
 }
 
-#[cfg(test)]
-mod tests;

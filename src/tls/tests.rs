@@ -1,1 +1,0 @@
-//! Unit tests of the TLS context (certificates made with rcgen).
