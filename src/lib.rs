@@ -11,6 +11,7 @@ pub mod election;
 pub mod logstore;
 pub mod peer;
 pub mod sim;
+pub mod tls;
 pub mod wire;
 pub mod zab;
 

@@ -118,9 +118,9 @@ fn run(args: &RunArgs) -> ExitCode {
     };
     let (mut peer, mut admin) = match start_peer(cfg) {
         Ok(p) => p,
-        Err(e) => {
+        Err((e, code)) => {
             eprintln!("zkfle: {e}");
-            return ExitCode::FAILURE;
+            return code;
         }
     };
     wait_for_signal();
@@ -129,14 +129,22 @@ fn run(args: &RunArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Starts a peer and, beside it, its four-letter words and metrics.
-fn start_peer(cfg: ZkConfig) -> Result<(QuorumPeer, Admin), String> {
-    let mut peer = QuorumPeer::start(cfg, PeerOptions::default()).map_err(|e| e.to_string())?;
+/// Starts a peer and, beside it, its four-letter words and metrics. A
+/// quorum TLS store that cannot be used is a configuration error (exit 2,
+/// the message names the key); anything else exits 1.
+fn start_peer(cfg: ZkConfig) -> Result<(QuorumPeer, Admin), (String, ExitCode)> {
+    let mut peer = QuorumPeer::start(cfg, PeerOptions::default()).map_err(|e| {
+        let code = match e {
+            zkfle::peer::PeerError::Tls(_) => ExitCode::from(EXIT_BAD_CONFIG),
+            _ => ExitCode::FAILURE,
+        };
+        (e.to_string(), code)
+    })?;
     match Admin::start(&peer) {
         Ok(admin) => Ok((peer, admin)),
         Err(e) => {
             peer.shutdown();
-            Err(e.to_string())
+            Err((e.to_string(), ExitCode::FAILURE))
         }
     }
 }
@@ -182,9 +190,9 @@ fn ensemble(args: &EnsembleArgs) -> ExitCode {
         };
         match start_peer(cfg) {
             Ok(p) => peers.push(p),
-            Err(e) => {
+            Err((e, code)) => {
                 eprintln!("zkfle: {}: {e}", path.display());
-                return ExitCode::FAILURE;
+                return code;
             }
         }
     }

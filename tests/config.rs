@@ -1415,14 +1415,10 @@ proptest! {
 #[test]
 fn security_switches_zkfle_cannot_honour_refuse_to_start_with_line_and_key() {
     let sasl = "SASL authentication between quorum peers";
-    let tls = "TLS on the quorum and election ports (not yet)";
-    let unif = "TLS port unification (not yet)";
     for (line, feature) in [
         ("quorum.auth.enableSasl=true", sasl),
         ("quorum.auth.learnerRequireSasl=True", sasl),
         ("quorum.auth.serverRequireSasl=TRUE", sasl),
-        ("sslQuorum=true", tls),
-        ("portUnification=true", unif),
     ] {
         let key = line.split('=').next().unwrap();
         let e = err(&base_plus(&["admin.enableServer=false", line]));
@@ -1434,6 +1430,16 @@ fn security_switches_zkfle_cannot_honour_refuse_to_start_with_line_and_key() {
         );
         // false asks for nothing zkfle lacks.
         ok(&base_plus(&[&format!("{key}=false")]));
+    }
+    // Quorum TLS is implemented (issue 15): switched on, it needs its
+    // stores, and says which key is missing.
+    for line in ["sslQuorum=true", "portUnification=true"] {
+        let e = err(&base_plus(&[line]));
+        assert!(
+            e.to_string()
+                .contains("ssl.quorum.keyStore.location is not set"),
+            "{e}"
+        );
     }
     // Not a boolean: rejected, as ZooKeeper's parseBoolean does.
     let e = err(&base_plus(&["sslQuorum=yes"]));

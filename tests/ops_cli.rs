@@ -134,11 +134,6 @@ fn security_settings_zkfle_cannot_honour_exit_2_naming_line_and_key() {
             "quorum.auth.serverRequireSasl=true",
             "SASL authentication between quorum peers",
         ),
-        (
-            "sslQuorum=true",
-            "TLS on the quorum and election ports (not yet)",
-        ),
-        ("portUnification=true", "TLS port unification (not yet)"),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let cfg = write_cfg(dir.path(), &format!("{setting}\n"));

@@ -326,6 +326,11 @@ impl Collector for Gauges {
                         + q.strangers_rejected
                         + q.impostors_rejected,
                 ),
+                (
+                    "zkfle_tls_refused",
+                    "Election connections refused by quorum TLS (plaintext on a TLS-only port, failed TLS handshakes either way).",
+                    q.tls_refused,
+                ),
             ] {
                 counter(&mut enc, name, help, n)?;
             }

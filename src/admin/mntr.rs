@@ -56,6 +56,10 @@ pub fn mntr(view: &View, c: &AdminCounters) -> String {
         net.notifications_received.to_string(),
     );
     row("zk_bad_frames", net.bad_frames.to_string());
+    if let Some(q) = &view.qcm {
+        // Quorum TLS refusals on the election port (zkfle's own key).
+        row("zk_tls_refused", q.tls_refused.to_string());
+    }
     row("zk_last_zxid", format!("{:#x}", snap.last_zxid));
     row("zk_election_epoch", snap.election_epoch.to_string());
     row(

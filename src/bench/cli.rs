@@ -117,6 +117,11 @@ pub struct NotifyArgs {
     /// Print the result as JSON after the last line.
     #[arg(long)]
     pub json: bool,
+    /// Connect with quorum TLS, using the `ssl.quorum.*` stores of this
+    /// zoo.cfg (the target's own is fine: it must list --sid and say
+    /// sslQuorum=true).
+    #[arg(long, value_name = "ZOO_CFG")]
+    pub tls: Option<std::path::PathBuf>,
 }
 
 /// Runs `zkfle bench ...`; returns the process exit status.
@@ -190,6 +195,28 @@ fn notify_main(a: NotifyArgs) -> i32 {
         eprintln!("zkfle bench notify: --duration must be a positive number of seconds");
         return 2;
     }
+    let tls = match &a.tls {
+        None => None,
+        Some(path) => {
+            let loaded = crate::config::ZkConfig::load(path, Some(a.sid))
+                .map_err(|e| e.to_string())
+                .and_then(|c| crate::tls::QuorumTls::load(&c).map_err(|e| e.to_string()));
+            match loaded {
+                Ok(Some(t)) => Some(t),
+                Ok(None) => {
+                    eprintln!(
+                        "zkfle bench notify: {}: sslQuorum is not true",
+                        path.display()
+                    );
+                    return 2;
+                }
+                Err(e) => {
+                    eprintln!("zkfle bench notify: {e}");
+                    return 2;
+                }
+            }
+        }
+    };
     let opts = NotifyOptions {
         peer: a.peer,
         sid: a.sid,
@@ -204,6 +231,7 @@ fn notify_main(a: NotifyArgs) -> i32 {
         },
         mntr: a.mntr,
         progress: true,
+        tls,
     };
     match notify::run(&opts) {
         Ok(r) => {

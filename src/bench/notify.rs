@@ -12,10 +12,11 @@
 //! whose reply has not come within [`LOST_AFTER`] is counted lost and
 //! refilled, and the figure is replies received per second.
 
+use crate::tls::{PeerCloser, PeerReader, PeerStream, PeerWriter};
 use crate::wire::{frame, Handshake, HandshakeFormat, Notification, PeerAddress, ServerState};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,6 +54,8 @@ pub struct NotifyOptions {
     pub mntr: Option<String>,
     /// Print a progress line each second.
     pub progress: bool,
+    /// Connect with quorum TLS (the target runs `sslQuorum=true`).
+    pub tls: Option<crate::tls::QuorumTls>,
 }
 
 impl Default for NotifyOptions {
@@ -67,6 +70,7 @@ impl Default for NotifyOptions {
             mode: Mode::Reply,
             mntr: None,
             progress: true,
+            tls: None,
         }
     }
 }
@@ -160,7 +164,12 @@ struct Counters {
 /// One benchmark connection: handshake done, first reply checked.
 struct Conn {
     addr: SocketAddr,
-    stream: TcpStream,
+    /// Reads replies (plaintext or TLS).
+    stream: PeerReader,
+    /// Writes requests.
+    writer: PeerWriter,
+    /// The socket (timeouts) and its close.
+    closer: PeerCloser,
     request: Vec<u8>,
     /// The reader that took the first replies: it may hold part of the
     /// next frame (Java writes a frame's length and body separately), so
@@ -215,7 +224,7 @@ impl ReplyReader {
     /// everything buffered. `Ok(None)` on a closed connection.
     fn read_batch(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut dyn Read,
         addr: SocketAddr,
         out: &mut Vec<Notification>,
     ) -> Result<Option<()>, BenchError> {
@@ -269,13 +278,21 @@ fn open(
     addr: SocketAddr,
     sid: i64,
 ) -> Result<(Conn, Notification), BenchError> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+    let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .map_err(|source| BenchError::Connect { addr, source })?;
-    stream
-        .set_nodelay(true)
+    tcp.set_nodelay(true)
         .map_err(|source| BenchError::Io { addr, source })?;
-    let local = stream
+    let local = tcp
         .local_addr()
+        .map_err(|source| BenchError::Io { addr, source })?;
+    // sslQuorum targets: the TLS handshake first, as a ZooKeeper peer does.
+    let peer_stream = match &opts.tls {
+        Some(tls) => crate::tls::connect_blocking(tls, tcp, &[], Duration::from_secs(5))
+            .map_err(|source| BenchError::Connect { addr, source })?,
+        None => PeerStream::Plain(tcp),
+    };
+    let (mut stream, mut writer, closer) = peer_stream
+        .split()
         .map_err(|source| BenchError::Io { addr, source })?;
     let mut hs = Vec::new();
     Handshake {
@@ -292,10 +309,11 @@ fn open(
     // peer's first message would follow its handshake.
     let mut first = hs;
     first.extend_from_slice(&request);
-    stream
+    writer
         .write_all(&first)
         .map_err(|source| BenchError::Io { addr, source })?;
-    stream
+    closer
+        .tcp()
         .set_read_timeout(Some(Duration::from_millis(50)))
         .map_err(|source| BenchError::Io { addr, source })?;
     // The first answer proves the target kept the connection. ZooKeeper
@@ -315,7 +333,7 @@ fn open(
         }
         if !got.is_empty() && !second_sent {
             got.clear();
-            stream
+            writer
                 .write_all(&request)
                 .map_err(|source| BenchError::Io { addr, source })?;
             second_sent = true;
@@ -325,7 +343,8 @@ fn open(
             }
             let vote = *last;
             // Drain anything else in flight so the run starts clean.
-            stream
+            closer
+                .tcp()
                 .set_read_timeout(Some(Duration::from_millis(20)))
                 .map_err(|source| BenchError::Io { addr, source })?;
             let mut extra = Vec::new();
@@ -334,6 +353,8 @@ fn open(
                 Conn {
                     addr,
                     stream,
+                    writer,
+                    closer,
                     request,
                     reader,
                 },
@@ -506,12 +527,13 @@ fn drive(
             .cycle()
             .take(c.request.len() * 1024)
             .collect();
-        c.stream
+        c.closer
+            .tcp()
             .set_write_timeout(Some(Duration::from_millis(200)))
             .map_err(io)?;
         // Replies still arrive; drain them on a side thread so the target's
         // sender never blocks on a full socket.
-        let mut rd = c.stream.try_clone().map_err(io)?;
+        let mut rd = c.stream;
         let drain = std::thread::spawn(move || {
             let mut sink = vec![0u8; 256 * 1024];
             while let Ok(n) = rd.read(&mut sink) {
@@ -522,7 +544,7 @@ fn drive(
         });
         let mut result = Ok(Vec::new());
         while !stop.load(Ordering::Relaxed) {
-            match c.stream.write(&batch) {
+            match c.writer.write(&batch) {
                 Ok(n) => {
                     counters
                         .sent
@@ -530,7 +552,7 @@ fn drive(
                     if n % c.request.len() != 0 {
                         // Finish the partial frame so the stream stays framed.
                         let rest = c.request.len() - n % c.request.len();
-                        if let Err(e) = c.stream.write_all(&batch[n..n + rest]) {
+                        if let Err(e) = c.writer.write_all(&batch[n..n + rest]) {
                             result = Err(io(e));
                             break;
                         }
@@ -546,11 +568,12 @@ fn drive(
                 }
             }
         }
-        let _ = c.stream.shutdown(Shutdown::Both);
+        c.closer.close();
         let _ = drain.join();
         return result;
     }
-    c.stream
+    c.closer
+        .tcp()
         .set_read_timeout(Some(Duration::from_millis(20)))
         .map_err(io)?;
     let mut outstanding: VecDeque<Instant> = VecDeque::with_capacity(window);
@@ -574,7 +597,7 @@ fn drive(
                 batch.extend_from_slice(&c.request);
                 outstanding.push_back(now);
             }
-            c.stream
+            c.writer
                 .write_all(&batch)
                 .map_err(|_| BenchError::Closed { addr })?;
             counters.sent.fetch_add(free as u64, Ordering::Relaxed);
@@ -609,6 +632,6 @@ fn drive(
             .replies
             .fetch_add(replies.len() as u64, Ordering::Relaxed);
     }
-    let _ = c.stream.shutdown(Shutdown::Both);
+    c.closer.close();
     Ok(samples)
 }

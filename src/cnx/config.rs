@@ -51,6 +51,11 @@ pub struct QcmConfig {
     pub recv_queue_capacity: usize,
     /// Simultaneous connections accepted from sids in no configuration.
     pub max_strangers: usize,
+    /// Quorum TLS (`sslQuorum`/`portUnification`), if either is on: with
+    /// `sslQuorum` every dial runs TLS and plaintext connections are
+    /// refused unless `portUnification`; with `portUnification` alone
+    /// dials stay plaintext and both kinds are accepted.
+    pub tls: Option<crate::tls::QuorumTls>,
 }
 
 impl QcmConfig {
@@ -73,6 +78,7 @@ impl QcmConfig {
             send_queue_capacity: DEFAULT_SEND_QUEUE_CAPACITY,
             recv_queue_capacity: DEFAULT_RECV_QUEUE_CAPACITY,
             max_strangers: DEFAULT_MAX_STRANGERS,
+            tls: None,
         }
     }
 

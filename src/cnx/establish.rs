@@ -7,9 +7,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::secure::{self, Establishing, Refusal};
 use super::stats::{bump, LogKind};
 use super::{CnxError, DialFailure, PeerSlot, Shared, MAX_PENDING_HANDSHAKES};
 use crate::wire::{Handshake, WireError};
@@ -113,12 +114,14 @@ enum HandshakeError {
     Io(std::io::Error),
     /// The peer closed after this many bytes.
     Eof(usize),
+    /// Refused by quorum TLS before any handshake byte.
+    Refused(Refusal),
 }
 
 /// Reads exactly one handshake, never a byte more: the frames that follow
 /// belong to the RecvWorker. Splits anywhere are fine (unlike 3.8, which
 /// needs the address in one segment).
-async fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, HandshakeError> {
+async fn read_handshake<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Handshake, HandshakeError> {
     let mut buf: Vec<u8> = Vec::with_capacity(64);
     loop {
         match Handshake::decode(&buf) {
@@ -142,17 +145,45 @@ async fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, HandshakeEr
     }
 }
 
-async fn inbound(shared: Arc<Shared>, mut stream: TcpStream, remote: SocketAddr, id: u64) {
+async fn inbound(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr, id: u64) {
     let _ = stream.set_nodelay(true);
+    // One deadline for the TLS handshake (if any) and the election
+    // handshake together: a client stalling in either delays no one else.
+    // The socket stays open (in `held`) until the outcome is counted, so a
+    // peer that sees the close also sees the counter moved.
+    let mut held: Option<Establishing> = None;
     let result = {
         let _pending = Pending(&shared);
-        tokio::time::timeout(shared.cfg.handshake_timeout, read_handshake(&mut stream)).await
+        let held = &mut held;
+        let tls = shared.cfg.tls.as_ref();
+        tokio::time::timeout(shared.cfg.handshake_timeout, async move {
+            let stream = secure::inbound(tls, stream, remote)
+                .await
+                .map_err(HandshakeError::Refused)?;
+            read_handshake(held.insert(stream)).await
+        })
+        .await
     };
     let hs = match result {
         Ok(Ok(hs)) => hs,
-        Ok(Err(HandshakeError::Eof(0))) => {
+        Ok(Err(HandshakeError::Eof(0))) | Ok(Err(HandshakeError::Refused(Refusal::Silent))) => {
             // Port scanners and health checks: not worth a warning.
             log::debug!("election connection from {remote} closed before a handshake");
+            return;
+        }
+        Ok(Err(HandshakeError::Refused(refusal))) => {
+            bump(&shared.counters.tls_refused, 1);
+            match refusal {
+                Refusal::Plaintext => shared.limits.warn(
+                    LogKind::Tls,
+                    format_args!("Blocked insecure connection attempt: plaintext election connection from {remote} refused (sslQuorum=true, portUnification=false)"),
+                ),
+                Refusal::Tls(e) => shared.limits.warn(
+                    LogKind::Tls,
+                    format_args!("closing election connection from {remote}: TLS handshake failed: {e}"),
+                ),
+                Refusal::Silent => {}
+            }
             return;
         }
         Ok(Err(e)) => {
@@ -161,6 +192,7 @@ async fn inbound(shared: Arc<Shared>, mut stream: TcpStream, remote: SocketAddr,
                 HandshakeError::Wire(e) => e.to_string(),
                 HandshakeError::Io(e) => e.to_string(),
                 HandshakeError::Eof(n) => format!("closed after {n} handshake bytes"),
+                HandshakeError::Refused(r) => format!("{r:?}"),
             };
             shared.limits.warn(
                 LogKind::Handshake,
@@ -180,6 +212,9 @@ async fn inbound(shared: Arc<Shared>, mut stream: TcpStream, remote: SocketAddr,
             return;
         }
     };
+    let Some(stream) = held else {
+        return;
+    };
     on_handshake(&shared, hs, stream, remote, id);
 }
 
@@ -187,7 +222,7 @@ async fn inbound(shared: Arc<Shared>, mut stream: TcpStream, remote: SocketAddr,
 fn on_handshake(
     shared: &Arc<Shared>,
     hs: Handshake,
-    stream: TcpStream,
+    stream: Establishing,
     remote: SocketAddr,
     id: u64,
 ) {
@@ -201,8 +236,9 @@ fn on_handshake(
         .collect::<Vec<_>>()
         .join("|");
     log::debug!(
-        "election handshake from {remote}: sid {sid}, {:?}, advertises [{advertised}]",
-        hs.format
+        "election handshake from {remote}: sid {sid}, {:?}, advertises [{advertised}], {}",
+        hs.format,
+        stream.describe()
     );
     if sid == me {
         // 3.8 leaves such a socket open and unread forever (R5).
@@ -259,26 +295,23 @@ fn on_handshake(
     }
 }
 
-/// Moves an established tokio socket to the blocking worker threads.
+/// Moves an established tokio socket (TLS state included) to the
+/// blocking worker threads.
 fn hand_over(
     shared: &Arc<Shared>,
     sid: i64,
     id: u64,
-    stream: TcpStream,
+    stream: Establishing,
     remote: SocketAddr,
 ) -> bool {
-    let std_stream = match stream.into_std() {
+    let peer_stream = match stream.into_peer_stream() {
         Ok(s) => s,
         Err(e) => {
             log::warn!("cannot hand over election connection to sid {sid}: {e}");
             return false;
         }
     };
-    if let Err(e) = std_stream.set_nonblocking(false) {
-        log::warn!("cannot hand over election connection to sid {sid}: {e}");
-        return false;
-    }
-    shared.install_link(sid, id, std_stream, remote)
+    shared.install_link(sid, id, peer_stream, remote)
 }
 
 /// Starts a dial loop for a configured sid unless one is running. `force`
@@ -436,7 +469,7 @@ async fn dial_once(shared: &Arc<Shared>, slot: &Arc<PeerSlot>, higher: bool) -> 
         });
     };
     for addr in &slot.addrs {
-        let mut stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 let kind = match e.kind() {
@@ -467,8 +500,39 @@ async fn dial_once(shared: &Arc<Shared>, slot: &Arc<PeerSlot>, higher: bool) -> 
             // make it tear down the link it just built (R13).
             return Dialled::Linked;
         }
-        // One write, as 3.8 flushes it once (PROTOCOL.md §2.2).
-        match tokio::time::timeout(timeout, stream.write_all(&shared.handshake)).await {
+        // sslQuorum: TLS first (the same dial deadline), our handshake
+        // inside it.
+        let remote = stream.peer_addr().unwrap_or(*addr);
+        let mut stream = match tokio::time::timeout(
+            timeout,
+            secure::outbound(shared.cfg.tls.as_ref(), stream, remote),
+        )
+        .await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                bump(&shared.counters.tls_refused, 1);
+                failed(
+                    DialFailure::Other,
+                    format_args!("TLS handshake with sid {sid} at {addr} failed: {e}"),
+                );
+                continue;
+            }
+            Err(_) => {
+                failed(
+                    DialFailure::Other,
+                    format_args!("TLS handshake with sid {sid} at {addr} timed out"),
+                );
+                continue;
+            }
+        };
+        // One write, as 3.8 flushes it once (PROTOCOL.md §2.2); on TLS one
+        // record, pushed out by the flush.
+        let write = async {
+            stream.write_all(&shared.handshake).await?;
+            stream.flush().await
+        };
+        match tokio::time::timeout(timeout, write).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 failed(
@@ -488,9 +552,14 @@ async fn dial_once(shared: &Arc<Shared>, slot: &Arc<PeerSlot>, higher: bool) -> 
         bump(&shared.counters.connections_dialled, 1);
         if higher {
             log::debug!("prompted sid {sid} at {addr} to call back");
-            return Dialled::Prompted(stream);
+            // How it closes is read off the raw socket (TLS records, then
+            // FIN or a reset).
+            return Dialled::Prompted(stream.into_tcp());
         }
-        let remote = stream.peer_addr().unwrap_or(*addr);
+        log::debug!(
+            "election connection to sid {sid} at {addr}: {}",
+            stream.describe()
+        );
         return if hand_over(shared, sid, id, stream, remote) {
             Dialled::Linked
         } else {

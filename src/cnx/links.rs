@@ -5,7 +5,7 @@
 //! link lock so that the event stream replays the link's history exactly.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -13,6 +13,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
+use crate::tls::{PeerCloser, PeerReader, PeerStream, PeerWriter};
 use crate::wire::{Notification, NOTIFICATION_LEN};
 
 use super::queue::DropOldest;
@@ -96,19 +97,20 @@ impl PeerSlot {
     }
 }
 
-/// One established connection. Closing it shuts the socket down (which
-/// wakes the RecvWorker's blocking read and fails the SendWorker's write)
-/// and drops `stop`, which wakes an idle SendWorker.
+/// One established connection. Closing it sends TLS `close_notify` (TLS
+/// links, best effort) and shuts the socket down (which wakes the
+/// RecvWorker's blocking read and fails the SendWorker's write), and drops
+/// `stop`, which wakes an idle SendWorker.
 pub(crate) struct Link {
     pub(crate) id: u64,
-    pub(crate) stream: TcpStream,
+    pub(crate) closer: PeerCloser,
     pub(crate) stop: Option<Sender<()>>,
     pub(crate) remote: SocketAddr,
 }
 
 impl Link {
     pub(crate) fn close(mut self) {
-        let _ = self.stream.shutdown(Shutdown::Both);
+        self.closer.close();
         self.stop.take();
     }
 }
@@ -196,14 +198,14 @@ impl Shared {
         self: &Arc<Self>,
         sid: i64,
         id: u64,
-        stream: TcpStream,
+        stream: PeerStream,
         remote: SocketAddr,
     ) -> bool {
         let mut slots = self.slots.lock();
         // Checked under the slot lock so that shutdown, which sets the flag
         // and then closes every link, cannot miss a link installed here.
         if self.is_shutting_down() {
-            let _ = stream.shutdown(Shutdown::Both);
+            let _ = stream.tcp().shutdown(std::net::Shutdown::Both);
             return false;
         }
         let slot = match slots.get(&sid) {
@@ -218,7 +220,7 @@ impl Shared {
                             "election connection from unknown sid {sid} ({remote}) refused: {strangers} strangers connected"
                         ),
                     );
-                    let _ = stream.shutdown(Shutdown::Both);
+                    let _ = stream.tcp().shutdown(std::net::Shutdown::Both);
                     return false;
                 }
                 log::info!("accepting election connection from sid {sid} ({remote}), which is in no configuration, as a non-voter");
@@ -234,11 +236,20 @@ impl Shared {
         };
         drop(slots);
 
-        let (recv_stream, send_stream) = match (stream.try_clone(), stream.try_clone()) {
-            (Ok(r), Ok(s)) => (r, s),
-            (Err(e), _) | (_, Err(e)) => {
+        let tcp = match stream.tcp().try_clone() {
+            Ok(t) => t,
+            Err(e) => {
                 log::warn!("cannot start workers for sid {sid}: {e}");
-                let _ = stream.shutdown(Shutdown::Both);
+                let _ = stream.tcp().shutdown(std::net::Shutdown::Both);
+                self.forget_stranger(&slot);
+                return false;
+            }
+        };
+        let (recv_stream, send_stream, closer) = match stream.split() {
+            Ok(parts) => parts,
+            Err(e) => {
+                log::warn!("cannot start workers for sid {sid}: {e}");
+                let _ = tcp.shutdown(std::net::Shutdown::Both);
                 self.forget_stranger(&slot);
                 return false;
             }
@@ -252,13 +263,13 @@ impl Shared {
                         "election connection {id} from sid {sid} ({remote}) is older than the live link {}; closed",
                         current.id
                     );
-                    let _ = recv_stream.shutdown(Shutdown::Both);
+                    closer.close();
                     return false;
                 }
             }
             let old = link.replace(Link {
                 id,
-                stream,
+                closer,
                 stop: Some(stop_tx),
                 remote,
             });
@@ -298,8 +309,8 @@ impl Shared {
         self: &Arc<Self>,
         slot: &Arc<PeerSlot>,
         id: u64,
-        send_stream: TcpStream,
-        recv_stream: TcpStream,
+        send_stream: PeerWriter,
+        recv_stream: PeerReader,
         stop_rx: Receiver<()>,
     ) -> bool {
         let mut threads = self.threads.lock();

@@ -31,6 +31,7 @@ mod config;
 mod establish;
 mod links;
 mod queue;
+mod secure;
 mod stats;
 mod worker;
 

@@ -46,6 +46,12 @@ pub struct QcmStats {
     pub impostors_rejected: u64,
     /// Lower sids that dialled in and were dialled back (tie-break).
     pub dial_backs: u64,
+    /// Connections refused by quorum TLS: plaintext on a TLS-only port,
+    /// and TLS handshakes that failed either way (a certificate from
+    /// another CA, expired, not naming the peer, no certificate, no common
+    /// protocol or suite). Handshakes that only ran out of time count as
+    /// `bad_handshakes`.
+    pub tls_refused: u64,
 }
 
 /// Counters behind [`QcmStats`].
@@ -68,6 +74,7 @@ pub(crate) struct Counters {
     pub(crate) strangers_rejected: AtomicU64,
     pub(crate) impostors_rejected: AtomicU64,
     pub(crate) dial_backs: AtomicU64,
+    pub(crate) tls_refused: AtomicU64,
 }
 
 pub(crate) fn bump(c: &AtomicU64, n: u64) {
@@ -95,6 +102,7 @@ impl Counters {
             strangers_rejected: g(&self.strangers_rejected),
             impostors_rejected: g(&self.impostors_rejected),
             dial_backs: g(&self.dial_backs),
+            tls_refused: g(&self.tls_refused),
         }
     }
 }
@@ -107,14 +115,15 @@ pub(crate) enum LogKind {
     Rejected = 2,
     Dial = 3,
     Accept = 4,
+    Tls = 5,
 }
 
 /// At most one warning per kind per second; the next one says how many were
 /// suppressed. Repeated bad input cannot flood the log (R10).
 pub(crate) struct LogLimits {
     start: Instant,
-    last_ms: [AtomicU64; 5],
-    suppressed: [AtomicU64; 5],
+    last_ms: [AtomicU64; 6],
+    suppressed: [AtomicU64; 6],
 }
 
 impl LogLimits {

@@ -1,15 +1,17 @@
 //! The per-connection OS threads: a SendWorker that drains the peer's send
 //! queue into one write, and a RecvWorker that decodes every complete frame
-//! of each read.
+//! of each read. On a TLS link the write is one batch sealed into records
+//! and written in one call, the read decrypts whatever one socket read
+//! brought (`crate::tls` stream halves).
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Select};
 
 use super::links::{PeerSlot, Shared};
 use super::stats::{bump, LogKind};
+use crate::tls::{PeerReader, PeerWriter};
 use crate::wire::frame::split_frame;
 use crate::wire::{Notification, WireError, MAX_FRAME_LEN, NOTIFICATION_LEN};
 
@@ -35,7 +37,7 @@ pub(crate) fn send_worker(
     shared: Arc<Shared>,
     slot: Arc<PeerSlot>,
     id: u64,
-    mut stream: TcpStream,
+    mut stream: PeerWriter,
     stop: Receiver<()>,
 ) {
     let queue = slot.queue.receiver().clone();
@@ -113,7 +115,7 @@ pub(crate) fn recv_worker(
     shared: Arc<Shared>,
     slot: Arc<PeerSlot>,
     id: u64,
-    mut stream: TcpStream,
+    mut stream: PeerReader,
 ) {
     let sid = slot.sid;
     let mut buf = vec![0u8; RECV_BUF];

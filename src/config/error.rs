@@ -185,6 +185,15 @@ pub enum Problem {
         /// What the setting asks for.
         feature: super::security::Unhonoured,
     },
+    /// A quorum TLS setting zkfle refuses (see `config::tls`).
+    #[error("{0}")]
+    Tls(super::tls::TlsProblem),
+    /// TLS is enabled but a store location is not set.
+    #[error("{key} is not set: sslQuorum and portUnification need this server's certificate and key (keyStore) and the CAs that sign the peers' certificates (trustStore)")]
+    TlsStoreMissing {
+        /// The `.location` key.
+        key: String,
+    },
     /// `metricsProvider.className` names a provider zkfle does not have.
     #[error("{class:?} is not a metrics provider zkfle has: use org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider (GET /metrics) or org.apache.zookeeper.metrics.impl.DefaultMetricsProvider (mntr only)")]
     UnknownMetricsProvider {

@@ -10,6 +10,7 @@ use super::error::{ConfigError, PortKind, Problem};
 use super::parse::entry_err;
 use super::props::RawEntry;
 use super::server_line::parse_learner_type;
+use super::tls::TlsSwitches;
 use super::values::{parse_bool, parse_decode_int, parse_int, parse_positive};
 use super::LearnerType;
 use super::{admin, security};
@@ -28,7 +29,6 @@ const KNOWN_UNUSED: &[&str] = &[
     "maxSessionTimeout",
     "connectToLearnerMasterLimit",
     "syncEnabled",
-    "sslQuorumReloadCertFiles",
     "quorum.cnxn.threads.size",
     "multiAddress.reachabilityCheckTimeoutMs",
     "multiAddress.reachabilityCheckEnabled",
@@ -98,6 +98,8 @@ pub(super) struct Scalars {
     pub metrics_host: Option<(usize, String)>,
     /// `metricsProvider.httpPort`.
     pub metrics_port: Option<u16>,
+    /// `sslQuorum`, `portUnification`, `sslQuorumReloadCertFiles`.
+    pub tls: TlsSwitches,
 }
 
 impl Default for Scalars {
@@ -127,6 +129,7 @@ impl Default for Scalars {
             prometheus: false,
             metrics_host: None,
             metrics_port: None,
+            tls: TlsSwitches::default(),
         }
     }
 }
@@ -146,6 +149,9 @@ pub(super) struct Keys {
     pub weights: Vec<RawEntry>,
     /// Keys zkfle does not use, as (line, key, value).
     pub extra: Vec<(usize, String, String)>,
+    /// `ssl.quorum.*` entries, as (line, key, value), read by the TLS
+    /// stage once the switches are known.
+    pub tls_entries: Vec<(usize, String, String)>,
 }
 
 /// Sorts `entries` of the file at `path` by key, checking each scalar.
@@ -249,6 +255,15 @@ pub(super) fn classify(path: &Path, entries: &[&RawEntry]) -> Result<Keys, Confi
             }
             "metricsProvider.httpPort" => {
                 k.s.metrics_port = Some(admin::metrics_port(value).map_err(err)?);
+            }
+            "sslQuorum" => k.s.tls.ssl_quorum = parse_bool(value).map_err(err)?,
+            "portUnification" => k.s.tls.port_unification = parse_bool(value).map_err(err)?,
+            "sslQuorumReloadCertFiles" => {
+                k.s.tls.reload_cert_files = parse_bool(value).map_err(err)?
+            }
+            _ if key.starts_with("ssl.quorum.") => {
+                k.tls_entries
+                    .push((line, key.to_string(), value.to_string()));
             }
             _ if security::is_switch(key) => security::check(key, value).map_err(err)?,
             _ if key.starts_with("server.") => k.servers.push(e.clone()),

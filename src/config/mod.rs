@@ -43,6 +43,7 @@ pub mod resolve;
 mod security;
 mod server_line;
 mod servers;
+pub mod tls;
 mod values;
 
 pub use admin::{FourLetterWords, MetricsConfig};
@@ -50,6 +51,7 @@ pub use error::{ConfigError, MyIdProblem, PortKind, Problem};
 pub use quorum::QuorumVerifier;
 pub use resolve::{HostResolver, SystemResolver};
 pub use security::Unhonoured;
+pub use tls::{QuorumTlsSettings, StoreSettings, StoreType, TlsProblem, TlsVersion};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -171,6 +173,9 @@ pub struct ZkConfig {
     /// `GET /metrics` address, set when `metricsProvider.className` is
     /// ZooKeeper's `PrometheusMetricsProvider`.
     pub metrics: Option<MetricsConfig>,
+    /// Quorum TLS (`sslQuorum`, `portUnification`, `ssl.quorum.*`); the
+    /// stores are read when the peer starts (`crate::tls`).
+    pub quorum_tls: QuorumTlsSettings,
     /// Keys this reader does not use, as (line, key, value), in file
     /// order: ZooKeeper's other settings (`admin.*`, `autopurge.*`, ...)
     /// and unknown keys (logged as a warning). The replicated-store example

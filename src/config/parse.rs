@@ -216,6 +216,7 @@ pub(crate) fn parse_config(
     };
 
     let metrics = metrics_config(path, &s, resolver)?;
+    let quorum_tls = super::tls::settings(path, &s.tls, &keys.tls_entries)?;
 
     let handshake_ms = match s.quorum_cnxn_timeout {
         Some(t) if t > 0 => u64::try_from(t).unwrap_or(0),
@@ -256,6 +257,7 @@ pub(crate) fn parse_config(
         config_version: s.config_version,
         four_letter_words: FourLetterWords::parse(s.four_letter_words.as_deref()),
         metrics,
+        quorum_tls,
         extra,
     })
 }

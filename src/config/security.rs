@@ -5,10 +5,11 @@
 //! authenticate or encrypt its quorum traffic never runs in plaintext by
 //! mistake.
 //!
-//! The other keys of these families (`quorum.auth.kerberos.*`,
-//! `quorum.auth.*.saslLoginContext`, `ssl.quorum.*`,
-//! `sslQuorumReloadCertFiles`) only configure SASL or TLS and do nothing in
+//! The other keys of this family (`quorum.auth.kerberos.*`,
+//! `quorum.auth.*.saslLoginContext`) only configure SASL and do nothing in
 //! ZooKeeper either while the switches below are off, so they are accepted.
+//! Quorum TLS (`sslQuorum`, `portUnification`, `ssl.quorum.*`) is
+//! implemented: see `config::tls` and `crate::tls`.
 
 use super::error::Problem;
 use super::values::parse_bool;
@@ -18,9 +19,6 @@ const SWITCHES: &[(&str, Unhonoured)] = &[
     ("quorum.auth.enableSasl", Unhonoured::QuorumSasl),
     ("quorum.auth.learnerRequireSasl", Unhonoured::QuorumSasl),
     ("quorum.auth.serverRequireSasl", Unhonoured::QuorumSasl),
-    // Lifted when quorum TLS lands (issue 15).
-    ("sslQuorum", Unhonoured::QuorumTls),
-    ("portUnification", Unhonoured::PortUnification),
 ];
 
 /// A security feature zkfle does not implement.
@@ -28,18 +26,12 @@ const SWITCHES: &[(&str, Unhonoured)] = &[
 pub enum Unhonoured {
     /// SASL (Kerberos/DIGEST-MD5) authentication between quorum peers.
     QuorumSasl,
-    /// TLS on the quorum and election ports.
-    QuorumTls,
-    /// TLS and plaintext on one port (`portUnification`).
-    PortUnification,
 }
 
 impl std::fmt::Display for Unhonoured {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Unhonoured::QuorumSasl => "SASL authentication between quorum peers",
-            Unhonoured::QuorumTls => "TLS on the quorum and election ports (not yet)",
-            Unhonoured::PortUnification => "TLS port unification (not yet)",
         })
     }
 }

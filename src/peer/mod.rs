@@ -62,6 +62,10 @@ pub enum PeerError {
     /// The election port could not be opened.
     #[error(transparent)]
     Cnx(#[from] CnxError),
+    /// A quorum TLS store could not be used (a configuration error: the
+    /// binary exits with status 2).
+    #[error(transparent)]
+    Tls(Box<crate::tls::TlsError>),
     /// A thread could not be spawned.
     #[error("cannot spawn the {what} thread: {source}")]
     Thread {
@@ -128,6 +132,9 @@ impl QuorumPeer {
             path: config.path.clone(),
             sid: config.my_sid,
         })?;
+        // Before any file is written or port opened: a bad store stops the
+        // peer here.
+        let tls = crate::tls::QuorumTls::load(&config).map_err(|e| PeerError::Tls(Box::new(e)))?;
         let supplier: ZxidSupplier = opts.zxid_supplier.clone().unwrap_or_else(|| Arc::new(|| 0));
         let last_zxid = supplier();
         let epochs = EpochFiles::open(&config.data_dir, last_zxid)?;
@@ -146,7 +153,16 @@ impl QuorumPeer {
             epochs.accepted(),
         ));
 
-        let qcm = Qcm::start(qcm_config(&config, me))?;
+        if let Some(t) = &tls {
+            log::info!(
+                "quorum TLS: sslQuorum={} portUnification={} ({t:?})",
+                t.ssl_quorum(),
+                t.port_unification()
+            );
+        }
+        let mut qcm_cfg = qcm_config(&config, me);
+        qcm_cfg.tls = tls.clone();
+        let qcm = Qcm::start(qcm_cfg)?;
         {
             let q = qcm.clone();
             status.set_net_source(Arc::new(move || {
@@ -198,6 +214,7 @@ impl QuorumPeer {
             decisions: dec_rx,
             stop: stop_rx,
             participant,
+            tls,
         };
         threads.push(
             std::thread::Builder::new()
@@ -409,6 +426,7 @@ struct MainLoop {
     decisions: Receiver<Decision>,
     stop: Receiver<()>,
     participant: bool,
+    tls: Option<crate::tls::QuorumTls>,
 }
 
 impl MainLoop {
@@ -482,6 +500,7 @@ impl MainLoop {
                 established_epoch: &|e| {
                     let _ = self.cmds.send(ElectionCmd::EstablishedEpoch(e));
                 },
+                tls: self.tls.as_ref(),
             };
             match role::run(&ctx, &decision) {
                 role::RoleEnd::Shutdown => return,

@@ -31,6 +31,8 @@ pub(crate) struct RoleContext<'a> {
     /// Reports the epoch Zab established, so replies to LOOKING peers carry
     /// it (PROTOCOL.md §4.3).
     pub established_epoch: &'a (dyn Fn(i64) + Sync),
+    /// Quorum TLS, if configured.
+    pub tls: Option<&'a crate::tls::QuorumTls>,
 }
 
 /// How a role ended.
@@ -165,6 +167,9 @@ impl zab::ZabHost for RoleHost<'_> {
     }
     fn learners(&self, counts: zab::LearnerCounts) {
         self.ctx.status.update(|s| s.learners = Some(counts));
+    }
+    fn quorum_tls(&self) -> Option<&crate::tls::QuorumTls> {
+        self.ctx.tls
     }
     fn stopping(&self) -> bool {
         // The peer closes the channel to stop its threads.

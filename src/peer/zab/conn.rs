@@ -4,10 +4,10 @@
 //! leaves the bytes in our buffer, not in limbo).
 
 use super::snap::SnapshotSkipper;
+use crate::tls::{PeerCloser, PeerReader, PeerStream, PeerWriter};
 use crate::wire::zab::QuorumPacket;
 use crate::wire::WireError;
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 /// How long one read may block: bounds how late a shutdown or a deadline is
@@ -26,7 +26,9 @@ pub(crate) enum Fill {
 }
 
 pub(crate) struct Conn {
-    stream: TcpStream,
+    reader: PeerReader,
+    writer: PeerWriter,
+    closer: PeerCloser,
     buf: Vec<u8>,
     start: usize,
 }
@@ -34,14 +36,19 @@ pub(crate) struct Conn {
 impl Conn {
     /// Wraps a connected stream: TCP_NODELAY (ZooKeeper sets it on the
     /// quorum port too), short read timeout, and `write_timeout` so a peer
-    /// that stops reading cannot block us forever.
-    pub(crate) fn new(stream: TcpStream, write_timeout: Duration) -> io::Result<Conn> {
-        stream.set_nonblocking(false)?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(POLL))?;
-        stream.set_write_timeout(Some(write_timeout.max(Duration::from_millis(100))))?;
+    /// that stops reading cannot block us forever. Plaintext or TLS
+    /// (`sslQuorum`: the handshake is done by whoever made the stream).
+    pub(crate) fn new(stream: PeerStream, write_timeout: Duration) -> io::Result<Conn> {
+        let tcp = stream.tcp();
+        tcp.set_nonblocking(false)?;
+        tcp.set_nodelay(true)?;
+        tcp.set_read_timeout(Some(POLL))?;
+        tcp.set_write_timeout(Some(write_timeout.max(Duration::from_millis(100))))?;
+        let (reader, writer, closer) = stream.split()?;
         Ok(Conn {
-            stream,
+            reader,
+            writer,
+            closer,
             buf: Vec::with_capacity(4096),
             start: 0,
         })
@@ -51,7 +58,7 @@ impl Conn {
     pub(crate) fn send(&mut self, p: &QuorumPacket) -> io::Result<()> {
         let mut out = Vec::with_capacity(64);
         p.encode(&mut out);
-        self.stream.write_all(&out)
+        self.writer.write_all(&out)
     }
 
     /// Reads whatever arrives within [`POLL`].
@@ -62,7 +69,7 @@ impl Conn {
         }
         let old = self.buf.len();
         self.buf.resize(old + 64 * 1024, 0);
-        let r = self.stream.read(&mut self.buf[old..]);
+        let r = self.reader.read(&mut self.buf[old..]);
         match r {
             Ok(0) => {
                 self.buf.truncate(old);
@@ -102,9 +109,10 @@ impl Conn {
         Ok(snap.done())
     }
 
-    /// Closes both directions so the peer sees FIN at once.
+    /// Closes both directions so the peer sees FIN at once (after TLS
+    /// `close_notify`).
     pub(crate) fn shutdown(&self) {
-        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        self.closer.close();
     }
 }
 

@@ -87,6 +87,26 @@ enum Step {
     Exit(ZabExit),
 }
 
+/// `sslQuorum`: the TLS handshake with the leader, within what is left of
+/// the connect budget; plaintext otherwise (`portUnification` alone still
+/// dials plaintext, as ZooKeeper's `Learner` does).
+fn secure_dial(
+    host: &dyn ZabHost,
+    tcp: TcpStream,
+    left: std::time::Duration,
+) -> std::io::Result<crate::tls::PeerStream> {
+    match host.quorum_tls() {
+        Some(tls) if tls.ssl_quorum() => {
+            let s = crate::tls::connect_blocking(tls, tcp, &[], left)?;
+            if let crate::tls::PeerStream::Tls(t) = &s {
+                log::info!("TLS to the leader: {}", t.session());
+            }
+            Ok(s)
+        }
+        _ => Ok(crate::tls::PeerStream::Plain(tcp)),
+    }
+}
+
 impl<'a> Learner<'a> {
     fn connect(cfg: &'a ZabConfig, host: &'a dyn ZabHost, sid: i64) -> Result<Self, ZabExit> {
         let addrs = match cfg.quorum_addrs.get(&sid) {
@@ -110,7 +130,9 @@ impl<'a> Learner<'a> {
             // Multi-address leaders: cycle through their addresses.
             let addr = addrs[attempt as usize % addrs.len()];
             match connect_polling(addr, left, host) {
-                Ok(s) => match Conn::new(s, cfg.sync_timeout()) {
+                Ok(s) => match secure_dial(host, s, left)
+                    .and_then(|s| Conn::new(s, cfg.sync_timeout()))
+                {
                     Ok(conn) => {
                         log::info!("connected to leader sid {sid} at {addr}");
                         return Ok(Learner {

@@ -103,7 +103,9 @@ pub fn lead(cfg: &ZabConfig, host: &dyn ZabHost) -> ZabExit {
             let shared = &shared;
             let spawned = std::thread::Builder::new()
                 .name(format!("zab-learner-{id}"))
-                .spawn_scoped(scope, move || LearnerHandler::run(id, stream, cfg, shared));
+                .spawn_scoped(scope, move || {
+                    LearnerHandler::run(id, stream, cfg, shared, host.quorum_tls())
+                });
             if let Err(e) = spawned {
                 log::warn!("cannot start a learner handler thread: {e}");
             }
@@ -122,6 +124,38 @@ pub fn lead(cfg: &ZabConfig, host: &dyn ZabHost) -> ZabExit {
     });
     log::warn!("LEADING: leaving the role: {exit}");
     exit
+}
+
+/// The quorum port's side of `sslQuorum`/`portUnification` (ZooKeeper's
+/// `UnifiedServerSocket`): TLS for a TLS record, plaintext only with port
+/// unification.
+fn secure_accept(
+    tls: Option<&crate::tls::QuorumTls>,
+    stream: TcpStream,
+    within: Duration,
+) -> Result<crate::tls::PeerStream, String> {
+    let Some(tls) = tls else {
+        return Ok(crate::tls::PeerStream::Plain(stream));
+    };
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    match crate::tls::peek_inbound(tls, &stream, within) {
+        Ok(Some(crate::tls::Inbound::Tls)) => crate::tls::accept_blocking(tls, stream, within)
+            .inspect(|s| {
+                if let crate::tls::PeerStream::Tls(t) = s {
+                    log::info!("learner TLS from {peer}: {}", t.session());
+                }
+            })
+            .map_err(|e| format!("TLS handshake with {peer} failed: {e}")),
+        Ok(Some(crate::tls::Inbound::Plain)) => Ok(crate::tls::PeerStream::Plain(stream)),
+        Ok(Some(crate::tls::Inbound::RefusePlain)) => Err(format!(
+            "Blocked insecure connection attempt: plaintext quorum connection from {peer} refused (sslQuorum=true, portUnification=false)"
+        )),
+        Ok(None) => Err(format!("{peer} closed before sending anything")),
+        Err(e) => Err(format!("nothing from {peer} within {within:?}: {e}")),
+    }
 }
 
 fn bind(cfg: &ZabConfig) -> Result<Vec<TcpListener>, ZabExit> {
@@ -395,7 +429,23 @@ struct LearnerHandler<'a> {
 }
 
 impl<'a> LearnerHandler<'a> {
-    fn run(id: u64, stream: TcpStream, cfg: &'a ZabConfig, shared: &'a Shared) {
+    fn run(
+        id: u64,
+        stream: TcpStream,
+        cfg: &'a ZabConfig,
+        shared: &'a Shared,
+        tls: Option<&crate::tls::QuorumTls>,
+    ) {
+        // TLS (or the plaintext check) on this learner's own thread, within
+        // initLimit: a stalled client holds up nobody else.
+        let stream = match secure_accept(tls, stream, cfg.init_timeout()) {
+            Ok(s) => s,
+            Err(why) => {
+                log::warn!("learner connection {id}: {why}");
+                shared.st.lock().learners.remove(&id);
+                return;
+            }
+        };
         let conn = match Conn::new(stream, cfg.sync_timeout()) {
             Ok(c) => c,
             Err(e) => {

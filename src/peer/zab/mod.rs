@@ -118,6 +118,13 @@ pub trait ZabHost: Send + Sync {
     /// A leader reports its learners whenever the counts change (for the
     /// leader metrics in `mntr` and `/metrics`).
     fn learners(&self, _counts: LearnerCounts) {}
+    /// Quorum TLS for the quorum port (`sslQuorum`/`portUnification`), if
+    /// configured. Interim hook until the quorum-port runtime owns socket
+    /// creation: the follower dials with TLS under `sslQuorum`, the leader
+    /// accepts TLS (and plaintext with `portUnification`).
+    fn quorum_tls(&self) -> Option<&crate::tls::QuorumTls> {
+        None
+    }
 }
 
 /// How a leader broke the protocol (the follower leaves it).
