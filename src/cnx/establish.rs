@@ -230,8 +230,9 @@ fn on_handshake(
             if !from_configured_host {
                 if slot.is_up() {
                     bump(&shared.counters.impostors_rejected, 1);
-                    shared.limits.warn(
+                    shared.limits.warn_peer(
                         LogKind::Rejected,
+                        sid,
                         format_args!(
                             "closing election connection from {remote} claiming sid {sid}: not its configured host and sid {sid} has a live link"
                         ),
@@ -428,7 +429,7 @@ async fn dial_once(shared: &Arc<Shared>, slot: &Arc<PeerSlot>, higher: bool) -> 
     let mut failure: Option<DialFailure> = None;
     let mut failed = |kind: DialFailure, why: std::fmt::Arguments<'_>| {
         bump(&shared.counters.dial_failures, 1);
-        shared.limits.warn(LogKind::Dial, why);
+        shared.limits.warn_peer(LogKind::Dial, sid, why);
         failure = Some(match (failure, kind) {
             (Some(DialFailure::Other), _) | (_, DialFailure::Other) => DialFailure::Other,
             (Some(DialFailure::TimedOut), _) | (_, DialFailure::TimedOut) => DialFailure::TimedOut,
