@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use zkfle::admin::Admin;
+use zkfle::cnx::CnxError;
 use zkfle::config::ZkConfig;
-use zkfle::peer::{PeerOptions, QuorumPeer};
+use zkfle::peer::{PeerError, PeerOptions, QuorumPeer};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -82,6 +83,10 @@ struct EnsembleArgs {
 
 /// Exit status for a configuration the peer cannot run with.
 const EXIT_BAD_CONFIG: u8 = 2;
+/// Exit status when the election address cannot be bound (or, a host
+/// name, resolved) within `electionPortBindRetry` attempts: ZooKeeper's
+/// `ExitCode.UNABLE_TO_BIND_QUORUM_PORT`.
+const EXIT_UNABLE_TO_BIND: u8 = 14;
 
 fn main() -> ExitCode {
     // Millisecond timestamps: election and failover steps take milliseconds,
@@ -118,9 +123,9 @@ fn run(args: &RunArgs) -> ExitCode {
     };
     let (mut peer, mut admin) = match start_peer(cfg) {
         Ok(p) => p,
-        Err(e) => {
+        Err((e, code)) => {
             eprintln!("zkfle: {e}");
-            return ExitCode::FAILURE;
+            return code;
         }
     };
     wait_for_signal();
@@ -129,14 +134,23 @@ fn run(args: &RunArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Starts a peer and, beside it, its four-letter words and metrics.
-fn start_peer(cfg: ZkConfig) -> Result<(QuorumPeer, Admin), String> {
-    let mut peer = QuorumPeer::start(cfg, PeerOptions::default()).map_err(|e| e.to_string())?;
+/// Starts a peer and, beside it, its four-letter words and metrics; on
+/// failure, the message and the exit status.
+fn start_peer(cfg: ZkConfig) -> Result<(QuorumPeer, Admin), (String, ExitCode)> {
+    let mut peer = QuorumPeer::start(cfg, PeerOptions::default()).map_err(|e| {
+        let code = match e {
+            PeerError::Cnx(CnxError::Bind { .. } | CnxError::Unresolvable { .. }) => {
+                ExitCode::from(EXIT_UNABLE_TO_BIND)
+            }
+            _ => ExitCode::FAILURE,
+        };
+        (e.to_string(), code)
+    })?;
     match Admin::start(&peer) {
         Ok(admin) => Ok((peer, admin)),
         Err(e) => {
             peer.shutdown();
-            Err(e.to_string())
+            Err((e.to_string(), ExitCode::FAILURE))
         }
     }
 }
@@ -182,9 +196,9 @@ fn ensemble(args: &EnsembleArgs) -> ExitCode {
         };
         match start_peer(cfg) {
             Ok(p) => peers.push(p),
-            Err(e) => {
+            Err((e, code)) => {
                 eprintln!("zkfle: {}: {e}", path.display());
-                return ExitCode::FAILURE;
+                return code;
             }
         }
     }
