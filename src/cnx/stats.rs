@@ -34,6 +34,9 @@ pub struct QcmStats {
     pub connections_dialled: u64,
     /// Outbound connection attempts that failed or timed out.
     pub dial_failures: u64,
+    /// Dials of a peer's address skipped because its host name did not
+    /// resolve (and never had).
+    pub unresolved_dials: u64,
     /// Links handed to workers (inbound or outbound).
     pub links_established: u64,
     /// Links closed (by either side, replaced, or on a bad frame).
@@ -64,6 +67,7 @@ pub(crate) struct Counters {
     pub(crate) connections_accepted: AtomicU64,
     pub(crate) connections_dialled: AtomicU64,
     pub(crate) dial_failures: AtomicU64,
+    pub(crate) unresolved_dials: AtomicU64,
     pub(crate) links_established: AtomicU64,
     pub(crate) links_closed: AtomicU64,
     pub(crate) own_sid_rejected: AtomicU64,
@@ -91,6 +95,7 @@ impl Counters {
             connections_accepted: g(&self.connections_accepted),
             connections_dialled: g(&self.connections_dialled),
             dial_failures: g(&self.dial_failures),
+            unresolved_dials: g(&self.unresolved_dials),
             links_established: g(&self.links_established),
             links_closed: g(&self.links_closed),
             own_sid_rejected: g(&self.own_sid_rejected),
@@ -111,6 +116,8 @@ pub(crate) enum LogKind {
     Rejected,
     Dial,
     Accept,
+    /// A peer's host name did not resolve.
+    Resolve,
 }
 
 /// Distinct (kind, sid) pairs tracked; beyond this, further sids share
@@ -176,9 +183,11 @@ impl LogLimits {
                 (kind, sid)
             };
             let e = entries.entry(key).or_default();
-            if e.last_ms
-                .is_none_or(|last| now.saturating_sub(last) >= LOG_INTERVAL_MS)
-            {
+            let due = match e.last_ms {
+                None => true,
+                Some(last) => now.saturating_sub(last) >= LOG_INTERVAL_MS,
+            };
+            if due {
                 e.last_ms = Some(now);
                 Logged::Warned {
                     suppressed: std::mem::take(&mut e.suppressed),
