@@ -79,6 +79,10 @@ pub(crate) async fn dial_addr(
             Ok(addr)
         }
         Err(e) => {
+            let why = match &e {
+                ResolveError::Lookup { source, .. } => source.to_string(),
+                other => other.to_string(),
+            };
             let last = slot.known.lock().get(i).copied().flatten();
             match last {
                 Some(old) => {
@@ -86,7 +90,7 @@ pub(crate) async fn dial_addr(
                         LogKind::Resolve,
                         sid,
                         format_args!(
-                            "sid {sid}: {e}; dialling the address {hp} last resolved to, {old}"
+                            "sid {sid}: cannot resolve its election address {hp} ({why}); dialling the address it last resolved to, {old}"
                         ),
                     );
                     Ok(old)
@@ -95,7 +99,9 @@ pub(crate) async fn dial_addr(
                     shared.limits.warn_peer(
                         LogKind::Resolve,
                         sid,
-                        format_args!("sid {sid}: election address {hp}: {e}; retrying"),
+                        format_args!(
+                            "sid {sid}: cannot resolve its election address {hp} ({why}); retrying"
+                        ),
                     );
                     Err(e)
                 }
