@@ -9,6 +9,7 @@ pub mod cnx;
 pub mod config;
 pub mod election;
 pub mod logstore;
+pub mod net;
 pub mod peer;
 pub mod sim;
 pub mod tls;

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use zkfle::admin::Admin;
+use zkfle::cnx::CnxError;
 use zkfle::config::ZkConfig;
-use zkfle::peer::{PeerOptions, QuorumPeer};
+use zkfle::peer::{PeerError, PeerOptions, QuorumPeer};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -82,6 +83,10 @@ struct EnsembleArgs {
 
 /// Exit status for a configuration the peer cannot run with.
 const EXIT_BAD_CONFIG: u8 = 2;
+/// Exit status when the election address cannot be bound (or, a host
+/// name, resolved) within `electionPortBindRetry` attempts: ZooKeeper's
+/// `ExitCode.UNABLE_TO_BIND_QUORUM_PORT`.
+const EXIT_UNABLE_TO_BIND: u8 = 14;
 
 fn main() -> ExitCode {
     // Millisecond timestamps: election and failover steps take milliseconds,
@@ -129,13 +134,18 @@ fn run(args: &RunArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Starts a peer and, beside it, its four-letter words and metrics. A
-/// quorum TLS store that cannot be used is a configuration error (exit 2,
-/// the message names the key); anything else exits 1.
+/// Starts a peer and, beside it, its four-letter words and metrics; on
+/// failure, the message and the exit status: a quorum TLS store that cannot
+/// be used is a configuration error (exit 2, the message names the key), an
+/// election address that cannot be bound or resolved within
+/// `electionPortBindRetry` exits 14 as ZooKeeper does, anything else 1.
 fn start_peer(cfg: ZkConfig) -> Result<(QuorumPeer, Admin), (String, ExitCode)> {
     let mut peer = QuorumPeer::start(cfg, PeerOptions::default()).map_err(|e| {
         let code = match e {
-            zkfle::peer::PeerError::Tls(_) => ExitCode::from(EXIT_BAD_CONFIG),
+            PeerError::Tls(_) => ExitCode::from(EXIT_BAD_CONFIG),
+            PeerError::Cnx(CnxError::Bind { .. } | CnxError::Unresolvable { .. }) => {
+                ExitCode::from(EXIT_UNABLE_TO_BIND)
+            }
             _ => ExitCode::FAILURE,
         };
         (e.to_string(), code)

@@ -5,28 +5,30 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use proptest::prelude::*;
 use zkfle::config::{
-    ConfigError, HostResolver, LearnerType, MyIdProblem, PortKind, Problem, QuorumVerifier,
-    ZkConfig,
+    ConfigError, LearnerType, MyIdProblem, PortKind, Problem, QuorumVerifier, Resolver, ZkConfig,
 };
+use zkfle::net::{FakeResolver, Host};
 
 /// A resolver with a fixed table, so no test depends on DNS.
+#[derive(Debug)]
 struct Table;
 
-impl HostResolver for Table {
-    fn resolve(&self, host: &str, port: u16) -> Option<SocketAddr> {
+impl Resolver for Table {
+    fn lookup(&self, host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
         let ip: IpAddr = match host {
             "localhost" => Ipv4Addr::LOCALHOST.into(),
             "zk1.example" => Ipv4Addr::new(10, 0, 0, 1).into(),
             "zk2.example" => Ipv4Addr::new(10, 0, 0, 2).into(),
             "zk3.example" => Ipv4Addr::new(10, 0, 0, 3).into(),
             "v6.example" => Ipv6Addr::LOCALHOST.into(),
-            _ => return None,
+            _ => return Err(std::io::ErrorKind::NotFound.into()),
         };
-        Some(SocketAddr::new(ip, port))
+        Ok(vec![SocketAddr::new(ip, port)])
     }
 }
 
@@ -47,7 +49,7 @@ fn sa(s: &str) -> SocketAddr {
 }
 
 fn parse_as(text: &str, sid: i64) -> Result<ZkConfig, ConfigError> {
-    ZkConfig::parse_with_resolver(text, Path::new("zoo.cfg"), Some(sid), &Table)
+    ZkConfig::parse_with_resolver(text, Path::new("zoo.cfg"), Some(sid), Arc::new(Table))
 }
 
 fn parse(text: &str) -> Result<ZkConfig, ConfigError> {
@@ -227,11 +229,33 @@ fn ipv6_in_brackets() {
 }
 
 #[test]
-fn host_names_resolve_and_unresolvable_ones_name_the_line() {
+fn host_names_are_kept_and_a_peer_name_need_not_resolve_yet() {
     let c = ok(&base_with(7, Some("server.2=zk2.example:2888:3888")));
-    assert_eq!(c.server(2).unwrap().quorum_addrs, vec![sa("10.0.0.2:2888")]);
-    let e = err(&base_with(7, Some("server.2=nowhere.invalid:2888:3888")));
-    assert_entry_err(&e, 7, "server.2", "cannot resolve host \"nowhere.invalid\"");
+    let s2 = c.server(2).unwrap();
+    assert_eq!(s2.quorum_addrs, vec![sa("10.0.0.2:2888")]);
+    assert_eq!(s2.endpoints[0].quorum.to_string(), "zk2.example:2888");
+    assert_eq!(s2.endpoints[0].election.to_string(), "zk2.example:3888");
+    // A peer's name that does not resolve (yet) is no error: it is looked
+    // up at every connection. The snapshot simply lacks it.
+    let c = ok(&base_with(
+        7,
+        Some("server.2=nowhere.invalid:2888:3888;nowhere.invalid:2182"),
+    ));
+    let s2 = c.server(2).unwrap();
+    assert!(s2.quorum_addrs.is_empty() && s2.election_addrs.is_empty());
+    assert_eq!(
+        s2.endpoints[0].election.host(),
+        &Host::Name("nowhere.invalid".into())
+    );
+    assert_eq!(s2.client_addr, None);
+    assert!(c
+        .config_text()
+        .contains("server.2=nowhere.invalid:2888:3888:participant;nowhere.invalid:2182\n"));
+    // So is this server's own election address (resolved, with
+    // electionPortBindRetry's retries, when it is bound).
+    let c = ok(&base_with(6, Some("server.1=nowhere.invalid:2888:3888")));
+    assert!(c.me().unwrap().election_addrs.is_empty());
+    // Addresses bound once, without retries, must resolve now.
     let e = err(&base_plus(&["clientPortAddress=nowhere.invalid"]));
     assert_entry_err(
         &e,
@@ -239,6 +263,69 @@ fn host_names_resolve_and_unresolvable_ones_name_the_line() {
         "clientPortAddress",
         "cannot resolve host \"nowhere.invalid\"",
     );
+    let e = err(&base_with(
+        6,
+        Some("server.1=127.0.0.1:2888:3888;nowhere.invalid:2181"),
+    ));
+    assert_entry_err(&e, 6, "server.1", "cannot resolve host \"nowhere.invalid\"");
+}
+
+#[test]
+fn hosts_that_could_never_resolve_name_the_line() {
+    for (line, host) in [
+        ("server.2=zk 2:2888:3888", "zk 2"),
+        ("server.2=zk..2:2888:3888", "zk..2"),
+        ("server.2=zk/2:2888:3888", "zk/2"),
+        ("server.2=127.0.0.1:2889:3889;bad host:2182", "bad host"),
+    ] {
+        let e = err(&base_with(7, Some(line)));
+        assert_entry_err(
+            &e,
+            7,
+            "server.2",
+            &format!("{host:?} is not an IP address or a host name"),
+        );
+    }
+    let e = err(&base_plus(&["clientPortAddress=a b"]));
+    assert_entry_err(
+        &e,
+        9,
+        "clientPortAddress",
+        "\"a b\" is not an IP address or a host name",
+    );
+}
+
+#[test]
+fn two_servers_on_one_name_and_port_clash_in_any_case() {
+    let text = base_with(6, Some("server.1=zk1.example:2888:3888"));
+    let e = err(&text.replace(
+        "server.2=127.0.0.1:2889:3889",
+        "server.2=ZK1.example:2888:3889",
+    ));
+    assert_entry_err(
+        &e,
+        7,
+        "server.2",
+        "quorum address ZK1.example:2888 is already used by server.1",
+    );
+}
+
+#[test]
+fn the_resolver_a_config_was_read_with_is_the_one_it_dials_with() {
+    let fake = FakeResolver::new();
+    fake.set("zk2.example", Ipv4Addr::new(10, 0, 0, 22).into());
+    let text = base_with(7, Some("server.2=zk2.example:2888:3888"));
+    let c =
+        ZkConfig::parse_with_resolver(&text, Path::new("zoo.cfg"), Some(1), Arc::new(fake.clone()))
+            .unwrap();
+    assert_eq!(
+        c.server(2).unwrap().quorum_addrs,
+        vec![sa("10.0.0.22:2888")]
+    );
+    // The name moves: the configuration's resolver sees the new address.
+    fake.set("zk2.example", Ipv4Addr::new(10, 0, 0, 23).into());
+    let e = &c.server(2).unwrap().endpoints[0].election;
+    assert_eq!(e.resolve(&*c.resolver).unwrap(), sa("10.0.0.23:3888"));
 }
 
 #[test]
@@ -249,14 +336,14 @@ fn system_resolver_prefers_ipv4_for_localhost() {
         c.server(3).unwrap().quorum_addrs,
         vec![sa("127.0.0.1:2890")]
     );
-    // RFC 2606 reserves .invalid: it never resolves.
-    let e = ZkConfig::parse(
+    // RFC 2606 reserves .invalid: it never resolves, and is kept.
+    let c = ZkConfig::parse(
         &base_with(8, Some("server.3=zkfle-no-such-host.invalid:2890:3890")),
         Path::new("zoo.cfg"),
         Some(1),
     )
-    .unwrap_err();
-    assert_eq!(e.line(), Some(8));
+    .unwrap();
+    assert!(c.server(3).unwrap().quorum_addrs.is_empty());
 }
 
 #[test]
@@ -800,7 +887,8 @@ fn unknown_keys_are_warned_once_with_file_line_and_key() {
         "admin.enableServer=false",
         "oraclePath=/var/zk/oracle",
     ]);
-    ZkConfig::parse_with_resolver(&text, Path::new("warn-test.cfg"), Some(1), &Table).unwrap();
+    ZkConfig::parse_with_resolver(&text, Path::new("warn-test.cfg"), Some(1), Arc::new(Table))
+        .unwrap();
     let logged = LOGGED.lock().unwrap().clone();
     let mine: Vec<&String> = logged
         .iter()
@@ -838,7 +926,7 @@ fn with_myid(contents: Option<&[u8]>) -> (tempfile::TempDir, String) {
 }
 
 fn parse_myid(text: &str) -> Result<ZkConfig, ConfigError> {
-    ZkConfig::parse_with_resolver(text, Path::new("zoo.cfg"), None, &Table)
+    ZkConfig::parse_with_resolver(text, Path::new("zoo.cfg"), None, Arc::new(Table))
 }
 
 #[test]
@@ -903,7 +991,8 @@ fn myid_not_listed_names_the_file_it_came_from() {
 #[test]
 fn explicit_sid_skips_the_myid_file() {
     let (_d, text) = with_myid(Some(b"garbage"));
-    let c = ZkConfig::parse_with_resolver(&text, Path::new("zoo.cfg"), Some(3), &Table).unwrap();
+    let c = ZkConfig::parse_with_resolver(&text, Path::new("zoo.cfg"), Some(3), Arc::new(Table))
+        .unwrap();
     assert_eq!(c.my_sid, 3);
 }
 

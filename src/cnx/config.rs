@@ -1,10 +1,14 @@
-//! What a QCM is told ([`QcmConfig`], built by the peer from `zoo.cfg`),
-//! its defaults, and the handshake it derives from it.
+//! What a QCM is told ([`QcmConfig`], built from `zoo.cfg` by
+//! [`QcmConfig::for_server`]), its defaults, and the handshake it derives
+//! from it.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::ZkConfig;
+use crate::net::{HostPort, Resolver};
 use crate::wire::{Handshake, HandshakeFormat, PeerAddress};
 
 /// ZooKeeper's default `cnxTimeout`.
@@ -22,20 +26,32 @@ pub const DEFAULT_RECV_QUEUE_CAPACITY: usize = 1024;
 /// (PROTOCOL.md §8 R9).
 pub const DEFAULT_MAX_STRANGERS: usize = 16;
 
-/// Everything the QCM needs to know; built by the peer from `zoo.cfg`.
+/// Everything the QCM needs to know; built from `zoo.cfg` by
+/// [`QcmConfig::for_server`].
 #[derive(Debug, Clone)]
 pub struct QcmConfig {
     /// This server's sid.
     pub my_sid: i64,
-    /// Election addresses to bind (`quorumListenOnAllIPs` already applied by
-    /// the caller).
-    pub listen_addrs: Vec<SocketAddr>,
-    /// Addresses sent in our handshake: the configured, non-wildcard
-    /// election addresses (PROTOCOL.md §2.2).
+    /// This server's election addresses, bound at start. A name is
+    /// resolved then, a failed lookup counting as a failed bind
+    /// (`bind_retry`).
+    pub listen_addrs: Vec<HostPort>,
+    /// `quorumListenOnAllIPs`: bind the wildcard address (of each resolved
+    /// listen address's family) on its port instead; the resolved address
+    /// is still the one advertised.
+    pub listen_on_all_ips: bool,
+    /// Addresses sent in our handshake. Empty (the default of
+    /// [`QcmConfig::for_server`]): the listen addresses as resolved at
+    /// start, numeric as ZooKeeper 3.8 sends them (PROTOCOL.md §2.2); a
+    /// numeric address lets a peer that cannot resolve our name yet call us
+    /// back. The wildcard is never sent.
     pub advertised_addrs: Vec<SocketAddr>,
     /// Every configured server except this one (voters and observers) and
-    /// its election addresses. Only these are ever dialled.
-    pub peers: BTreeMap<i64, Vec<SocketAddr>>,
+    /// its election addresses, hosts as configured. Only these are ever
+    /// dialled; names are looked up again before every dial.
+    pub peers: BTreeMap<i64, Vec<HostPort>>,
+    /// Looks names up (peers' at every dial, ours at start).
+    pub resolver: Arc<dyn Resolver>,
     /// Handshake we send: V1 by default, V2 with `multiAddress.enabled`.
     pub handshake_format: HandshakeFormat,
     /// Dial timeout (`cnxTimeout`).
@@ -59,8 +75,9 @@ pub struct QcmConfig {
 }
 
 impl QcmConfig {
-    /// A configuration with ZooKeeper's timeouts and zkfle's queue defaults.
-    /// The advertised addresses default to `listen`.
+    /// A configuration with numeric addresses, ZooKeeper's timeouts and
+    /// zkfle's queue defaults. The advertised addresses default to
+    /// `listen` (a port 0 there means the port bound).
     pub fn new(
         my_sid: i64,
         listen: Vec<SocketAddr>,
@@ -69,8 +86,13 @@ impl QcmConfig {
         QcmConfig {
             my_sid,
             advertised_addrs: listen.clone(),
-            listen_addrs: listen,
-            peers,
+            listen_addrs: listen.into_iter().map(HostPort::from).collect(),
+            listen_on_all_ips: false,
+            peers: peers
+                .into_iter()
+                .map(|(sid, addrs)| (sid, addrs.into_iter().map(HostPort::from).collect()))
+                .collect(),
+            resolver: crate::net::system_resolver(),
             handshake_format: HandshakeFormat::V1,
             cnx_timeout: DEFAULT_CNX_TIMEOUT,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
@@ -80,6 +102,36 @@ impl QcmConfig {
             max_strangers: DEFAULT_MAX_STRANGERS,
             tls: None,
         }
+    }
+
+    /// The QCM settings of the server `config` describes (its `server.N`
+    /// line for `my_sid`; with none, no listen address, which
+    /// [`super::Qcm::start`] refuses): election addresses as configured,
+    /// names kept as names and looked up with [`ZkConfig::resolver`],
+    /// `quorumListenOnAllIPs`, `multiAddress.enabled` (V2 handshakes),
+    /// `cnxTimeout`, the handshake timeout and `electionPortBindRetry`.
+    pub fn for_server(config: &ZkConfig) -> QcmConfig {
+        let election = |s: &crate::config::ServerSpec| -> Vec<HostPort> {
+            s.endpoints.iter().map(|a| a.election.clone()).collect()
+        };
+        let mut q = QcmConfig::new(config.my_sid, Vec::new(), BTreeMap::new());
+        q.listen_addrs = config.me().map(election).unwrap_or_default();
+        q.advertised_addrs = Vec::new();
+        q.listen_on_all_ips = config.listen_on_all_ips;
+        q.peers = config
+            .servers
+            .iter()
+            .filter(|s| s.sid != config.my_sid)
+            .map(|s| (s.sid, election(s)))
+            .collect();
+        q.resolver = config.resolver.clone();
+        if config.multi_address_enabled {
+            q.handshake_format = HandshakeFormat::V2;
+        }
+        q.cnx_timeout = config.cnx_timeout;
+        q.handshake_timeout = config.handshake_timeout;
+        q.bind_retry = config.election_port_bind_retry;
+        q
     }
 
     /// ZooKeeper's queue semantics: one send slot per peer, 100 receive
@@ -92,8 +144,9 @@ impl QcmConfig {
 }
 
 /// Our handshake, encoded once at start and written in one call on every
-/// dial (PROTOCOL.md §2.2).
-pub(crate) fn encode_handshake(cfg: &QcmConfig) -> Vec<u8> {
+/// dial (PROTOCOL.md §2.2): `cfg.advertised_addrs` (once [`super::Qcm::start`]
+/// has filled it in), else `bound`, the addresses actually bound.
+pub(crate) fn encode_handshake(cfg: &QcmConfig, bound: &[SocketAddr]) -> Vec<u8> {
     let usable = |list: &[SocketAddr]| -> Vec<PeerAddress> {
         let mut v: Vec<PeerAddress> = Vec::new();
         for a in list.iter().filter(|a| !a.ip().is_unspecified()) {
@@ -107,11 +160,11 @@ pub(crate) fn encode_handshake(cfg: &QcmConfig) -> Vec<u8> {
         }
         v
     };
-    // Never the wildcard (PROTOCOL.md §2.2); the listen addresses stand in
+    // Never the wildcard (PROTOCOL.md §2.2); the bound addresses stand in
     // only when nothing usable was configured to advertise.
     let mut addrs = usable(&cfg.advertised_addrs);
     if addrs.is_empty() {
-        addrs = usable(&cfg.listen_addrs);
+        addrs = usable(bound);
     }
     let format = if addrs.is_empty() {
         // No reachable address to advertise: 3.4's bare sid is the only
@@ -138,6 +191,13 @@ pub(crate) fn encode_handshake(cfg: &QcmConfig) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    fn c_bound(c: &QcmConfig) -> Vec<SocketAddr> {
+        c.listen_addrs
+            .iter()
+            .filter_map(HostPort::literal)
+            .collect()
+    }
+
     fn cfg(listen: &str, advertised: &[&str], format: HandshakeFormat) -> QcmConfig {
         let mut c = QcmConfig::new(7, vec![listen.parse().unwrap()], BTreeMap::new());
         c.advertised_addrs = advertised.iter().map(|a| a.parse().unwrap()).collect();
@@ -152,8 +212,8 @@ mod tests {
             &["10.0.0.2:3888", "10.0.0.3:3888"],
             HandshakeFormat::V1,
         );
-        let (h, used) = Handshake::decode(&encode_handshake(&c)).unwrap();
-        assert_eq!(used, encode_handshake(&c).len());
+        let (h, used) = Handshake::decode(&encode_handshake(&c, &c_bound(&c))).unwrap();
+        assert_eq!(used, encode_handshake(&c, &c_bound(&c)).len());
         assert_eq!((h.format, h.sid), (HandshakeFormat::V1, 7));
         assert_eq!(h.addresses.len(), 1);
         assert_eq!(h.addresses[0].to_string(), "10.0.0.2:3888");
@@ -166,7 +226,7 @@ mod tests {
             &["10.0.0.2:3888", "0.0.0.0:3888", "[::1]:3889"],
             HandshakeFormat::V2,
         );
-        let (h, _) = Handshake::decode(&encode_handshake(&c)).unwrap();
+        let (h, _) = Handshake::decode(&encode_handshake(&c, &c_bound(&c))).unwrap();
         assert_eq!(h.format, HandshakeFormat::V2);
         let addrs: Vec<String> = h.addresses.iter().map(|a| a.to_string()).collect();
         assert_eq!(addrs, vec!["10.0.0.2:3888", "[::1]:3889"]);
@@ -175,7 +235,39 @@ mod tests {
     #[test]
     fn nothing_reachable_to_advertise_falls_back_to_the_bare_sid() {
         let c = cfg("0.0.0.0:3888", &["0.0.0.0:3888"], HandshakeFormat::V1);
-        assert_eq!(encode_handshake(&c), 7i64.to_be_bytes().to_vec());
+        assert_eq!(
+            encode_handshake(&c, &c_bound(&c)),
+            7i64.to_be_bytes().to_vec()
+        );
+    }
+
+    #[test]
+    fn for_server_keeps_names_and_the_configs_resolver() {
+        let fake = crate::net::FakeResolver::new();
+        let text = "tickTime=2000\ninitLimit=5\nsyncLimit=2\ndataDir=/tmp/zkfle-no-such-dir\n\
+                    quorumListenOnAllIPs=true\nmultiAddress.enabled=true\ncnxTimeout=1234\n\
+                    server.1=zk1:2888:3888\nserver.2=zk2.example:2889:3889\n\
+                    server.3=10.0.0.3:2890:3890|zk3:2891:3891\n";
+        let resolver: Arc<dyn Resolver> = Arc::new(fake.clone());
+        let zk = ZkConfig::parse_with_resolver(
+            text,
+            std::path::Path::new("zoo.cfg"),
+            Some(1),
+            resolver.clone(),
+        )
+        .unwrap();
+        let q = QcmConfig::for_server(&zk);
+        let shown = |v: &[HostPort]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        assert_eq!(shown(&q.listen_addrs), ["zk1:3888"]);
+        assert!(q.listen_on_all_ips);
+        assert!(q.advertised_addrs.is_empty(), "filled in at start");
+        assert_eq!(q.peers.keys().copied().collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(shown(&q.peers[&2]), ["zk2.example:3889"]);
+        assert_eq!(shown(&q.peers[&3]), ["10.0.0.3:3890", "zk3:3891"]);
+        assert!(Arc::ptr_eq(&q.resolver, &resolver));
+        assert_eq!(q.handshake_format, HandshakeFormat::V2);
+        assert_eq!(q.cnx_timeout, Duration::from_millis(1234));
+        assert_eq!(q.bind_retry, 3);
     }
 
     #[test]

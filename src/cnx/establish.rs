@@ -2,7 +2,7 @@
 //! handshakes under a per-connection deadline, the tie-break, and dialling.
 //! Nothing here blocks another connection (PROTOCOL.md §8 R1/R2).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,9 +10,11 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::addrs;
 use super::secure::{self, Establishing, Refusal};
 use super::stats::{bump, LogKind};
 use super::{CnxError, DialFailure, PeerSlot, Shared, MAX_PENDING_HANDSHAKES};
+use crate::net::{HostPort, Resolver};
 use crate::wire::{Handshake, WireError};
 
 /// How long a smaller sid waits for a larger one to call back after the
@@ -22,21 +24,55 @@ const CALLBACK_WAIT: Duration = Duration::from_secs(1);
 /// is queued for an unreachable peer.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Largest pause while no name of the peer resolves: it is only a lookup
+/// (cheap, and answered from cache by any caching resolver), and the
+/// ensemble should take a peer in as soon as its name appears in DNS.
+const MAX_NAME_BACKOFF: Duration = Duration::from_millis(250);
 /// Pause after a failed `accept` (e.g. out of file descriptors).
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
-/// Binds `addr`, retrying 1 s apart; `retry` consecutive failures give up
-/// (`electionPortBindRetry`, 0 = forever; PROTOCOL.md §2.7).
+/// Resolves this server's election address `hp` and binds it (the
+/// wildcard on its port with `all_ips`), retrying 1 s apart; `retry`
+/// consecutive failures, of the lookup or of the bind, give up
+/// (`electionPortBindRetry`, 0 = forever; PROTOCOL.md §2.7). Returns the
+/// listener and the resolved configured address (what is advertised).
 pub(crate) fn bind_with_retry(
-    addr: SocketAddr,
+    hp: &HostPort,
+    all_ips: bool,
     retry: u32,
-) -> Result<std::net::TcpListener, CnxError> {
+    resolver: &dyn Resolver,
+) -> Result<(std::net::TcpListener, SocketAddr), CnxError> {
     let mut attempts = 0u32;
     loop {
         attempts = attempts.saturating_add(1);
+        let configured = match hp.resolve(resolver) {
+            Ok(a) => a,
+            Err(source) => {
+                if retry != 0 && attempts >= retry {
+                    log::error!("cannot resolve this server's election address {hp} after {attempts} attempts: {source}");
+                    return Err(CnxError::Unresolvable {
+                        addr: hp.clone(),
+                        attempts,
+                        source,
+                    });
+                }
+                log::warn!("cannot resolve this server's election address {hp} (attempt {attempts}): {source}; retrying in 1 s");
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let addr = if all_ips {
+            let any: IpAddr = match configured.ip() {
+                IpAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+                IpAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+            };
+            SocketAddr::new(any, configured.port())
+        } else {
+            configured
+        };
         let err = match std::net::TcpListener::bind(addr) {
             Ok(l) => match l.set_nonblocking(true) {
-                Ok(()) => return Ok(l),
+                Ok(()) => return Ok((l, configured)),
                 Err(e) => e,
             },
             Err(e) => e,
@@ -174,14 +210,20 @@ async fn inbound(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr, id:
         Ok(Err(HandshakeError::Refused(refusal))) => {
             bump(&shared.counters.tls_refused, 1);
             match refusal {
-                Refusal::Plaintext => shared.limits.warn(
-                    LogKind::Tls,
-                    format_args!("Blocked insecure connection attempt: plaintext election connection from {remote} refused (sslQuorum=true, portUnification=false)"),
-                ),
-                Refusal::Tls(e) => shared.limits.warn(
-                    LogKind::Tls,
-                    format_args!("closing election connection from {remote}: TLS handshake failed: {e}"),
-                ),
+                Refusal::Plaintext => {
+                    shared.limits.warn(
+                        LogKind::Tls,
+                        format_args!("Blocked insecure connection attempt: plaintext election connection from {remote} refused (sslQuorum=true, portUnification=false)"),
+                    );
+                }
+                Refusal::Tls(e) => {
+                    shared.limits.warn(
+                        LogKind::Tls,
+                        format_args!(
+                            "closing election connection from {remote}: TLS handshake failed: {e}"
+                        ),
+                    );
+                }
                 Refusal::Silent => {}
             }
             return;
@@ -264,17 +306,28 @@ fn on_handshake(
             }
             let from_configured_host = slot.is_configured_host(remote.ip());
             if !from_configured_host {
+                if slot.has_names() {
+                    // Configured by name: it may have moved, or we never
+                    // looked it up (a larger sid dials us first). Look
+                    // again, so its next connection is recognised.
+                    addrs::refresh(shared, &slot);
+                }
                 if slot.is_up() {
                     bump(&shared.counters.impostors_rejected, 1);
-                    shared.limits.warn(
+                    shared.limits.warn_peer(
                         LogKind::Rejected,
+                        sid,
                         format_args!(
                             "closing election connection from {remote} claiming sid {sid}: not its configured host and sid {sid} has a live link"
                         ),
                     );
                     return;
                 }
-                log::warn!("sid {sid} connected from {remote}, not its configured host (advertises [{advertised}]); accepted as it has no live link");
+                if slot.has_names() {
+                    log::info!("sid {sid} connected from {remote}, not an address its name resolved to before (advertises [{advertised}]); accepted as it has no live link");
+                } else {
+                    log::warn!("sid {sid} connected from {remote}, not its configured host (advertises [{advertised}]); accepted as it has no live link");
+                }
             }
             hand_over(shared, sid, id, stream, remote);
         }
@@ -345,11 +398,15 @@ async fn dial_loop(shared: Arc<Shared>, slot: Arc<PeerSlot>) {
             break;
         }
         let outcome = dial_once(&shared, &slot, higher).await;
+        let unresolved = matches!(outcome, Dialled::Unresolved);
         if let Dialled::Failed(failure) = outcome {
             // A fact for the election, which decides what it means
             // (`election::Driver`: a refusal of a peer it had a link to says
             // the peer is gone).
             shared.dial_failed(&slot, failure);
+        } else if unresolved {
+            // Says nothing about whether the peer runs.
+            shared.dial_failed(&slot, DialFailure::Other);
         }
         if let Dialled::Prompted(prompt) = outcome {
             if await_callback(&shared, &slot, prompt).await == Callback::PromptReset
@@ -370,8 +427,13 @@ async fn dial_loop(shared: Arc<Shared>, slot: Arc<PeerSlot>) {
         if slot.queue.len() == 0 && !slot.redial.load(Ordering::Acquire) {
             break;
         }
+        let pause = if unresolved {
+            backoff.min(MAX_NAME_BACKOFF)
+        } else {
+            backoff
+        };
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(MAX_BACKOFF),
+            _ = tokio::time::sleep(pause) => backoff = (backoff * 2).min(MAX_BACKOFF),
             _ = slot.wake.notified() => backoff = MIN_BACKOFF,
         }
     }
@@ -390,6 +452,9 @@ async fn dial_loop(shared: Arc<Shared>, slot: Arc<PeerSlot>) {
 enum Dialled {
     /// No configured address took a connection and our handshake.
     Failed(DialFailure),
+    /// No configured address could be dialled: each is a name that has not
+    /// resolved yet.
+    Unresolved,
     /// A link exists: ours to a smaller sid, or a larger sid's call-back
     /// that arrived while we were connecting.
     Linked,
@@ -461,14 +526,22 @@ async fn dial_once(shared: &Arc<Shared>, slot: &Arc<PeerSlot>, higher: bool) -> 
     let mut failure: Option<DialFailure> = None;
     let mut failed = |kind: DialFailure, why: std::fmt::Arguments<'_>| {
         bump(&shared.counters.dial_failures, 1);
-        shared.limits.warn(LogKind::Dial, why);
+        shared.limits.warn_peer(LogKind::Dial, sid, why);
         failure = Some(match (failure, kind) {
             (Some(DialFailure::Other), _) | (_, DialFailure::Other) => DialFailure::Other,
             (Some(DialFailure::TimedOut), _) | (_, DialFailure::TimedOut) => DialFailure::TimedOut,
             _ => DialFailure::Refused,
         });
     };
-    for addr in &slot.addrs {
+    // Endpoints whose name resolved to nothing yet (logged by dial_addr).
+    let mut unresolved = 0;
+    for i in 0..slot.endpoints.len() {
+        let Ok(addr) = addrs::dial_addr(shared, slot, i).await else {
+            bump(&shared.counters.unresolved_dials, 1);
+            unresolved += 1;
+            continue;
+        };
+        let addr = &addr;
         let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
@@ -503,9 +576,16 @@ async fn dial_once(shared: &Arc<Shared>, slot: &Arc<PeerSlot>, higher: bool) -> 
         // sslQuorum: TLS first (the same dial deadline), our handshake
         // inside it.
         let remote = stream.peer_addr().unwrap_or(*addr);
+        // Hostname verification accepts the peer's certificate for the
+        // address dialled or for the name zoo.cfg gives that address.
+        let names: Vec<String> = slot.endpoints[i]
+            .host()
+            .name()
+            .map(|n| vec![n.to_string()])
+            .unwrap_or_default();
         let mut stream = match tokio::time::timeout(
             timeout,
-            secure::outbound(shared.cfg.tls.as_ref(), stream, remote),
+            secure::outbound(shared.cfg.tls.as_ref(), stream, remote, &names),
         )
         .await
         {
@@ -566,5 +646,14 @@ async fn dial_once(shared: &Arc<Shared>, slot: &Arc<PeerSlot>, higher: bool) -> 
             Dialled::Failed(DialFailure::Other)
         };
     }
-    Dialled::Failed(failure.unwrap_or(DialFailure::Other))
+    if unresolved > 0 && unresolved == slot.endpoints.len() {
+        return Dialled::Unresolved;
+    }
+    // An address that could not even be looked up was neither refused nor
+    // timed out: the pass says nothing about whether the peer runs.
+    Dialled::Failed(if unresolved > 0 {
+        DialFailure::Other
+    } else {
+        failure.unwrap_or(DialFailure::Other)
+    })
 }

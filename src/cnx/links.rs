@@ -9,10 +9,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
+use crate::net::HostPort;
 use crate::tls::{PeerCloser, PeerReader, PeerStream, PeerWriter};
 use crate::wire::{Notification, NOTIFICATION_LEN};
 
@@ -57,8 +59,17 @@ pub(crate) struct PeerSlot {
     pub(crate) sid: i64,
     /// In the configuration (dialled, reported in events) or a stranger.
     pub(crate) configured: bool,
-    /// Configured election addresses (empty for strangers).
-    pub(crate) addrs: Vec<SocketAddr>,
+    /// Configured election addresses, hosts as configured (empty for
+    /// strangers).
+    pub(crate) endpoints: Vec<HostPort>,
+    /// What each endpoint last resolved to (IP literals from the start);
+    /// kept when a later lookup fails, as ZooKeeper keeps the address it
+    /// had. Recognises the peer's connections (R8).
+    pub(crate) known: Mutex<Vec<Option<SocketAddr>>>,
+    /// When the names were last looked up because a connection claiming
+    /// this sid came from an address none of them had (bounds those
+    /// lookups to one a second).
+    pub(crate) refreshed: Mutex<Option<Instant>>,
     pub(crate) queue: DropOldest<[u8; NOTIFICATION_LEN]>,
     pub(crate) last_sent: Mutex<Option<[u8; NOTIFICATION_LEN]>>,
     pub(crate) link: Mutex<Option<Link>>,
@@ -73,11 +84,18 @@ pub(crate) struct PeerSlot {
 }
 
 impl PeerSlot {
-    pub(crate) fn new(sid: i64, configured: bool, addrs: Vec<SocketAddr>, capacity: usize) -> Self {
+    pub(crate) fn new(
+        sid: i64,
+        configured: bool,
+        endpoints: Vec<HostPort>,
+        capacity: usize,
+    ) -> Self {
         PeerSlot {
             sid,
             configured,
-            addrs,
+            known: Mutex::new(endpoints.iter().map(HostPort::literal).collect()),
+            refreshed: Mutex::new(None),
+            endpoints,
             queue: DropOldest::new(capacity),
             last_sent: Mutex::new(None),
             link: Mutex::new(None),
@@ -91,9 +109,15 @@ impl PeerSlot {
         self.link.lock().is_some()
     }
 
-    /// True if `ip` is one of this peer's configured hosts (R8).
+    /// True if `ip` is one of this peer's configured hosts, as last
+    /// resolved (R8).
     pub(crate) fn is_configured_host(&self, ip: IpAddr) -> bool {
-        self.addrs.iter().any(|a| a.ip() == ip)
+        self.known.lock().iter().flatten().any(|a| a.ip() == ip)
+    }
+
+    /// True if some configured host is a name.
+    pub(crate) fn has_names(&self) -> bool {
+        self.endpoints.iter().any(HostPort::is_name)
     }
 }
 

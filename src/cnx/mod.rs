@@ -27,6 +27,7 @@
 //! (`crate::election::Driver`), and this module imports nothing from
 //! `election`.
 
+mod addrs;
 mod config;
 mod establish;
 mod links;
@@ -120,6 +121,20 @@ pub enum CnxError {
         #[source]
         source: std::io::Error,
     },
+    /// This server's election address is a host name that did not resolve
+    /// in `bind_retry` attempts.
+    #[error(
+        "cannot resolve this server's election address {addr} after {attempts} attempts: {source}"
+    )]
+    Unresolvable {
+        /// The election address as configured.
+        addr: crate::net::HostPort,
+        /// How many lookups were tried (1 s apart).
+        attempts: u32,
+        /// The last lookup's failure.
+        #[source]
+        source: crate::net::ResolveError,
+    },
     /// No listen address was configured.
     #[error("no election address to listen on")]
     NoListenAddress,
@@ -158,23 +173,35 @@ impl Drop for Owner {
 }
 
 impl Qcm {
-    /// Binds every listen address (retrying per `bind_retry`, 1 s apart) and
-    /// starts the establishment runtime. Dials nothing until asked to.
+    /// Resolves and binds every listen address (retrying per `bind_retry`,
+    /// 1 s apart) and starts the establishment runtime. Dials nothing until
+    /// asked to.
     pub fn start(mut cfg: QcmConfig) -> Result<Qcm, CnxError> {
         if cfg.listen_addrs.is_empty() {
             return Err(CnxError::NoListenAddress);
         }
         cfg.peers.remove(&cfg.my_sid);
         let mut listeners = Vec::new();
-        for addr in &cfg.listen_addrs {
-            listeners.push(establish::bind_with_retry(*addr, cfg.bind_retry)?);
+        let mut configured = Vec::new();
+        for hp in &cfg.listen_addrs {
+            let (l, addr) = establish::bind_with_retry(
+                hp,
+                cfg.listen_on_all_ips,
+                cfg.bind_retry,
+                &*cfg.resolver,
+            )?;
+            listeners.push(l);
+            configured.push(addr);
         }
         let local_addrs: Vec<SocketAddr> = listeners
             .iter()
-            .zip(&cfg.listen_addrs)
+            .zip(&configured)
             .map(|(l, a)| l.local_addr().unwrap_or(*a))
             .collect();
-        let mut cfg = cfg;
+        if cfg.advertised_addrs.is_empty() {
+            // Our addresses as resolved now, numeric (PROTOCOL.md §2.2).
+            cfg.advertised_addrs = configured;
+        }
         // An advertised address with port 0 means "the port we got".
         for a in cfg.advertised_addrs.iter_mut() {
             if a.port() == 0 {
@@ -196,20 +223,20 @@ impl Qcm {
         let slots = cfg
             .peers
             .iter()
-            .map(|(&sid, addrs)| {
+            .map(|(&sid, endpoints)| {
                 (
                     sid,
                     Arc::new(PeerSlot::new(
                         sid,
                         true,
-                        addrs.clone(),
+                        endpoints.clone(),
                         cfg.send_queue_capacity,
                     )),
                 )
             })
             .collect();
         let shared = Arc::new(Shared {
-            handshake: config::encode_handshake(&cfg),
+            handshake: config::encode_handshake(&cfg, &local_addrs),
             handle: runtime.handle().clone(),
             local_addrs,
             slots: Mutex::new(slots),

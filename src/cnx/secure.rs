@@ -152,15 +152,18 @@ pub(crate) async fn inbound(
     }
 }
 
-/// Runs the client side of TLS on a dialled socket when `sslQuorum` is on.
+/// Runs the client side of TLS on a dialled socket when `sslQuorum` is on;
+/// `names` are the configured host names of the address dialled, which the
+/// server certificate may match instead of the IP.
 pub(crate) async fn outbound(
     tls: Option<&QuorumTls>,
     stream: TcpStream,
     remote: SocketAddr,
+    names: &[String],
 ) -> io::Result<Establishing> {
     match tls {
         Some(tls) if tls.ssl_quorum() => {
-            let s = tls::connect(tls, stream, remote.ip(), &[]).await?;
+            let s = tls::connect(tls, stream, remote.ip(), names).await?;
             Ok(Establishing::Tls(Box::new(s.into())))
         }
         _ => Ok(Establishing::Plain(stream)),

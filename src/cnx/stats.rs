@@ -1,9 +1,12 @@
 //! Counters ([`QcmStats`]) and rate-limited warnings for repeated bad input
 //! (PROTOCOL.md §8 R10).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
+
+use parking_lot::Mutex;
 
 /// A snapshot of the QCM's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -31,6 +34,9 @@ pub struct QcmStats {
     pub connections_dialled: u64,
     /// Outbound connection attempts that failed or timed out.
     pub dial_failures: u64,
+    /// Dials of a peer's address skipped because its host name did not
+    /// resolve (and never had).
+    pub unresolved_dials: u64,
     /// Links handed to workers (inbound or outbound).
     pub links_established: u64,
     /// Links closed (by either side, replaced, or on a bad frame).
@@ -67,6 +73,7 @@ pub(crate) struct Counters {
     pub(crate) connections_accepted: AtomicU64,
     pub(crate) connections_dialled: AtomicU64,
     pub(crate) dial_failures: AtomicU64,
+    pub(crate) unresolved_dials: AtomicU64,
     pub(crate) links_established: AtomicU64,
     pub(crate) links_closed: AtomicU64,
     pub(crate) own_sid_rejected: AtomicU64,
@@ -95,6 +102,7 @@ impl Counters {
             connections_accepted: g(&self.connections_accepted),
             connections_dialled: g(&self.connections_dialled),
             dial_failures: g(&self.dial_failures),
+            unresolved_dials: g(&self.unresolved_dials),
             links_established: g(&self.links_established),
             links_closed: g(&self.links_closed),
             own_sid_rejected: g(&self.own_sid_rejected),
@@ -107,55 +115,157 @@ impl Counters {
     }
 }
 
-/// Kinds of repeated bad input, each rate-limited on its own (R10).
-#[derive(Debug, Clone, Copy)]
+/// Kinds of repeated bad input or failure, each rate-limited on its own
+/// per peer (R10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum LogKind {
-    Handshake = 0,
-    Frame = 1,
-    Rejected = 2,
-    Dial = 3,
-    Accept = 4,
-    Tls = 5,
+    Handshake,
+    Frame,
+    Rejected,
+    Dial,
+    Accept,
+    /// A TLS handshake or a plaintext connection on a TLS port refused.
+    Tls,
+    /// A peer's host name did not resolve.
+    Resolve,
 }
 
-/// At most one warning per kind per second; the next one says how many were
-/// suppressed. Repeated bad input cannot flood the log (R10).
+/// Distinct (kind, sid) pairs tracked; beyond this, further sids share
+/// their kind's sid-less entry, so connections claiming ever new sids
+/// cannot grow the table.
+const MAX_LOG_KEYS: usize = 512;
+/// The shortest gap between two warnings of one (kind, sid).
+const LOG_INTERVAL_MS: u64 = 1000;
+
+/// What [`LogLimits`] did with one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Logged {
+    /// Written at warn level, after this many suppressed ones of its key.
+    Warned { suppressed: u64 },
+    /// Suppressed (written at debug level only).
+    Suppressed,
+}
+
+#[derive(Default)]
+struct Entry {
+    /// Milliseconds since `start` of the last warning, if any.
+    last_ms: Option<u64>,
+    suppressed: u64,
+}
+
+/// At most one warning per (kind, peer) per second; the next one says how
+/// many were suppressed. Repeated bad input cannot flood the log (R10), and
+/// one noisy peer cannot hide another: with two peers unreachable, both are
+/// named every second (issue 16 item 6).
 pub(crate) struct LogLimits {
     start: Instant,
-    last_ms: [AtomicU64; 6],
-    suppressed: [AtomicU64; 6],
+    entries: Mutex<HashMap<(LogKind, Option<i64>), Entry>>,
 }
 
 impl LogLimits {
     pub(crate) fn new() -> Self {
         LogLimits {
             start: Instant::now(),
-            last_ms: Default::default(),
-            suppressed: Default::default(),
+            entries: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Logs `args` at warn level unless this kind logged within the last
-    /// second.
-    pub(crate) fn warn(&self, kind: LogKind, args: fmt::Arguments<'_>) {
-        let i = kind as usize;
-        // +1000 so that the very first message always passes.
-        let now = self.start.elapsed().as_millis() as u64 + 1000;
-        let last = self.last_ms[i].load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= 1000
-            && self.last_ms[i]
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            let n = self.suppressed[i].swap(0, Ordering::Relaxed);
-            if n > 0 {
-                log::warn!("{args} ({n} similar messages suppressed)");
+    /// Logs `args` at warn level unless this kind logged, for no peer in
+    /// particular, within the last second.
+    pub(crate) fn warn(&self, kind: LogKind, args: fmt::Arguments<'_>) -> Logged {
+        self.emit(kind, None, args)
+    }
+
+    /// Logs `args` (which should name `sid`) at warn level unless this kind
+    /// logged for `sid` within the last second. Pass only sids of
+    /// configured peers; strangers' sids are the sender's choice.
+    pub(crate) fn warn_peer(&self, kind: LogKind, sid: i64, args: fmt::Arguments<'_>) -> Logged {
+        self.emit(kind, Some(sid), args)
+    }
+
+    fn emit(&self, kind: LogKind, sid: Option<i64>, args: fmt::Arguments<'_>) -> Logged {
+        let now = self.start.elapsed().as_millis() as u64;
+        let logged = {
+            let mut entries = self.entries.lock();
+            let key = if entries.len() >= MAX_LOG_KEYS && !entries.contains_key(&(kind, sid)) {
+                (kind, None)
             } else {
-                log::warn!("{args}");
+                (kind, sid)
+            };
+            let e = entries.entry(key).or_default();
+            let due = match e.last_ms {
+                None => true,
+                Some(last) => now.saturating_sub(last) >= LOG_INTERVAL_MS,
+            };
+            if due {
+                e.last_ms = Some(now);
+                Logged::Warned {
+                    suppressed: std::mem::take(&mut e.suppressed),
+                }
+            } else {
+                e.suppressed += 1;
+                Logged::Suppressed
             }
-        } else {
-            self.suppressed[i].fetch_add(1, Ordering::Relaxed);
-            log::debug!("{args}");
+        };
+        match logged {
+            Logged::Warned { suppressed: 0 } => log::warn!("{args}"),
+            Logged::Warned { suppressed: n } => {
+                log::warn!("{args} ({n} similar messages suppressed)")
+            }
+            Logged::Suppressed => log::debug!("{args}"),
         }
+        logged
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_peer_is_named_once_a_second_whatever_the_others_do() {
+        let l = LogLimits::new();
+        let first = Logged::Warned { suppressed: 0 };
+        assert_eq!(l.warn_peer(LogKind::Dial, 2, format_args!("sid 2")), first);
+        // Another peer's failure in the same instant is still written.
+        assert_eq!(l.warn_peer(LogKind::Dial, 3, format_args!("sid 3")), first);
+        // Another kind for the same peer too.
+        assert_eq!(
+            l.warn_peer(LogKind::Rejected, 2, format_args!("sid 2")),
+            first
+        );
+        assert_eq!(l.warn(LogKind::Dial, format_args!("no sid")), first);
+        // The same (kind, peer) within the second is suppressed and counted.
+        assert_eq!(
+            l.warn_peer(LogKind::Dial, 2, format_args!("sid 2")),
+            Logged::Suppressed
+        );
+        assert_eq!(
+            l.warn_peer(LogKind::Dial, 2, format_args!("sid 2")),
+            Logged::Suppressed
+        );
+        std::thread::sleep(std::time::Duration::from_millis(LOG_INTERVAL_MS + 50));
+        assert_eq!(
+            l.warn_peer(LogKind::Dial, 2, format_args!("sid 2")),
+            Logged::Warned { suppressed: 2 }
+        );
+    }
+
+    #[test]
+    fn sids_beyond_the_table_share_their_kinds_entry() {
+        let l = LogLimits::new();
+        for sid in 0..MAX_LOG_KEYS as i64 {
+            l.warn_peer(LogKind::Rejected, sid, format_args!("x"));
+        }
+        assert_eq!(l.entries.lock().len(), MAX_LOG_KEYS);
+        assert_eq!(
+            l.warn_peer(LogKind::Rejected, 1_000_000, format_args!("x")),
+            Logged::Warned { suppressed: 0 }
+        );
+        assert_eq!(
+            l.warn_peer(LogKind::Rejected, 1_000_001, format_args!("x")),
+            Logged::Suppressed
+        );
+        assert_eq!(l.entries.lock().len(), MAX_LOG_KEYS + 1);
     }
 }

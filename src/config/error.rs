@@ -270,19 +270,32 @@ pub enum Problem {
     /// `|` used while `multiAddress.enabled` is not true.
     #[error("several addresses given but multiAddress.enabled is not true")]
     MultiAddressDisabled,
-    /// A host name that does not resolve.
+    /// A host this server binds without retrying (`clientPortAddress`,
+    /// its own line's client part, `metricsProvider.httpHost`) does not
+    /// resolve. Peers' names never cause this: they are looked up at every
+    /// connection.
     #[error("cannot resolve host {host:?}")]
     Unresolvable {
         /// The host as written.
         host: String,
     },
-    /// Two servers share an address.
+    /// A host that is neither an IP address nor a well-formed host name,
+    /// so it could never resolve.
+    #[error("{host:?} is not an IP address or a host name")]
+    BadHost {
+        /// The host as written.
+        host: String,
+    },
+    /// Two servers share an address: the same IP literal, or the same
+    /// name (in any case), with the same port. Two names that happen to
+    /// resolve to one address are not checked: DNS may say something else
+    /// a minute later.
     #[error("{kind} address {addr} is already used by server.{other_sid}")]
     AddressInUse {
         /// Which address of this line.
         kind: PortKind,
-        /// The resolved address.
-        addr: SocketAddr,
+        /// The address as configured.
+        addr: crate::net::HostPort,
         /// The other server.
         other_sid: i64,
     },

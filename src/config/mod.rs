@@ -8,11 +8,17 @@
 //! mistake fails at startup with its line and key:
 //!
 //! * ports must be 1..65535 (ZooKeeper accepts 0);
-//! * host names must resolve now (ZooKeeper keeps unresolved addresses);
+//! * a host must be an IP literal or a well-formed name (ZooKeeper keeps
+//!   any text and fails when it looks it up); names need not resolve yet,
+//!   as in ZooKeeper: peers' names are looked up at every connection
+//!   ([`crate::net`]), this server's own election address when it is bound;
+//!   only the addresses bound without retries (`clientPortAddress`, the own
+//!   line's client part, `metricsProvider.httpHost`) must resolve now;
 //! * this server's id must have a `server.N` line;
 //! * a sid, group id or weight id configured twice is an error (ZooKeeper
 //!   keeps one of them);
-//! * negative sids and weights, two servers on one address, group members
+//! * negative sids and weights, two servers on one address (the same IP
+//!   literal or name and port), group members
 //!   that are unknown or observers (a `NullPointerException` in 3.8.0), and
 //!   all-zero-weight groups are errors;
 //! * `initLimit`, `syncLimit`, `tickTime`, `cnxTimeout` and the
@@ -39,23 +45,26 @@ mod parse;
 pub mod props;
 pub mod quorum;
 mod render;
-pub mod resolve;
+mod resolve;
 mod security;
 mod server_line;
 mod servers;
 pub mod tls;
 mod values;
 
+pub use crate::net::{Resolver, SystemResolver};
 pub use admin::{FourLetterWords, MetricsConfig};
 pub use error::{ConfigError, MyIdProblem, PortKind, Problem};
 pub use quorum::QuorumVerifier;
-pub use resolve::{HostResolver, SystemResolver};
 pub use security::Unhonoured;
 pub use tls::{QuorumTlsSettings, StoreSettings, StoreType, TlsProblem, TlsVersion};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::net::HostPort;
 
 /// A server's role in the ensemble (`:participant` / `:observer`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -66,25 +75,52 @@ pub enum LearnerType {
     Observer,
 }
 
+/// One `host:quorumPort:electionPort` of a `server.N` line, the host kept
+/// as written: a name is looked up when a connection is made (see
+/// [`crate::net`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ServerAddr {
+    /// The quorum (Zab) address: the leader binds it, learners dial it.
+    pub quorum: HostPort,
+    /// The election address (same host).
+    pub election: HostPort,
+}
+
 /// One `server.N=` line.
+///
+/// [`ServerSpec::endpoints`] is the line as written and what connections
+/// use: resolve a name with [`HostPort::resolve`] (and
+/// [`ZkConfig::resolver`]) right before each connection, as ZooKeeper
+/// does. The `*_addrs` fields are a snapshot of what the names resolved to
+/// when the configuration was read, for code that has not moved to
+/// `endpoints` yet; a name that did not resolve then is missing from them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerSpec {
     /// The server id (N).
     pub sid: i64,
-    /// Quorum (Zab) addresses; several with `|` multi-address syntax.
+    /// Every address of the line (several with `|` multi-address syntax),
+    /// hosts as written.
+    pub endpoints: Vec<ServerAddr>,
+    /// Quorum (Zab) addresses as resolved when the configuration was read
+    /// (snapshot; see the type's docs).
     pub quorum_addrs: Vec<SocketAddr>,
-    /// Election addresses, one per quorum address.
+    /// Election addresses as resolved when the configuration was read,
+    /// one per entry of `quorum_addrs` (snapshot; see the type's docs).
     pub election_addrs: Vec<SocketAddr>,
     /// Participant or observer.
     pub learner_type: LearnerType,
-    /// The `;[host:]port` client address, if the line carries one.
+    /// The `;[host:]port` client address, if the line carries one, host as
+    /// written (`0.0.0.0` when the line gives only a port).
+    pub client: Option<HostPort>,
+    /// `client` as resolved when the configuration was read (always
+    /// resolved for this server's own line, which it binds; `None` for
+    /// another server's name that did not resolve then).
     pub client_addr: Option<SocketAddr>,
     /// The text of the host part as written (for `conf` and logs); the
     /// first address's host for multi-address lines. IPv6 hosts without
     /// their brackets.
     pub host_text: String,
-    /// The host of every address as written, parallel to `quorum_addrs`
-    /// (added for multi-address lines and the committed-config text).
+    /// The host of every address as written, parallel to `endpoints`.
     pub hosts: Vec<String>,
     /// The host of the `;[host:]port` client address as written
     /// (`0.0.0.0` when the line gives only a port), as ZooKeeper echoes it.
@@ -103,9 +139,14 @@ impl ServerSpec {
         let host = quorum_addr.ip().to_string();
         ServerSpec {
             sid,
+            endpoints: vec![ServerAddr {
+                quorum: quorum_addr.into(),
+                election: election_addr.into(),
+            }],
             quorum_addrs: vec![quorum_addr],
             election_addrs: vec![election_addr],
             learner_type,
+            client: None,
             client_addr: None,
             host_text: host.clone(),
             hosts: vec![host],
@@ -181,12 +222,16 @@ pub struct ZkConfig {
     /// and unknown keys (logged as a warning). The replicated-store example
     /// reads its `kvAddress.N` lines here.
     pub extra: Vec<(usize, String, String)>,
+    /// Looks up host names at every connection (the election transport
+    /// and the quorum-port runtime use it; [`SystemResolver`] unless the
+    /// configuration was read with [`ZkConfig::parse_with_resolver`]).
+    pub resolver: Arc<dyn Resolver>,
 }
 
 impl ZkConfig {
     /// Reads `path` as ZooKeeper 3.8 reads `zoo.cfg`. Without `my_sid`,
     /// this server's id comes from `dataDir/myid` (first line, an integer).
-    /// Host names are resolved with the [`SystemResolver`].
+    /// Host names are looked up with the [`SystemResolver`].
     pub fn load(path: &Path, my_sid: Option<i64>) -> Result<ZkConfig, ConfigError> {
         let bytes = read_capped(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
@@ -200,15 +245,17 @@ impl ZkConfig {
     /// still read from disk; `load` decodes files as ISO-8859-1, as Java
     /// does).
     pub fn parse(text: &str, path: &Path, my_sid: Option<i64>) -> Result<ZkConfig, ConfigError> {
-        Self::parse_with_resolver(text, path, my_sid, &SystemResolver)
+        Self::parse_with_resolver(text, path, my_sid, crate::net::system_resolver())
     }
 
-    /// Like [`ZkConfig::parse`], resolving host names with `resolver`.
+    /// Like [`ZkConfig::parse`], looking host names up with `resolver`,
+    /// now and (as [`ZkConfig::resolver`]) at every connection the peer
+    /// makes.
     pub fn parse_with_resolver(
         text: &str,
         path: &Path,
         my_sid: Option<i64>,
-        resolver: &dyn HostResolver,
+        resolver: Arc<dyn Resolver>,
     ) -> Result<ZkConfig, ConfigError> {
         parse::parse_config(text, path, my_sid, resolver)
     }

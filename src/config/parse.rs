@@ -15,7 +15,10 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::net::Resolver;
 
 use super::admin::{DEFAULT_METRICS_HOST, DEFAULT_METRICS_PORT};
 use super::dynamic::load_quorum_lines;
@@ -23,7 +26,7 @@ use super::error::{ConfigError, MyIdProblem, Problem};
 use super::hierarchy::build_verifier;
 use super::keys::{classify, Scalars};
 use super::props::{java_trim, parse_properties, RawEntry};
-use super::resolve::{resolve_host, HostResolver};
+use super::resolve::host_port;
 use super::servers::parse_servers;
 use super::{FourLetterWords, LearnerType, MetricsConfig, ZkConfig};
 
@@ -53,7 +56,7 @@ pub(crate) fn parse_config(
     text: &str,
     path: &Path,
     my_sid: Option<i64>,
-    resolver: &dyn HostResolver,
+    resolver: Arc<dyn Resolver>,
 ) -> Result<ZkConfig, ConfigError> {
     let file_err = |problem: Problem| ConfigError::File {
         path: path.to_path_buf(),
@@ -75,7 +78,7 @@ pub(crate) fn parse_config(
         &quorum_src,
         &keys.servers,
         keys.s.multi_address_enabled,
-        resolver,
+        &*resolver,
     )?;
     let participants: BTreeSet<i64> = servers
         .specs
@@ -136,14 +139,10 @@ pub(crate) fn parse_config(
         )),
         (Some((_, port)), Some((line, host))) => {
             let port = u16::try_from(port).unwrap_or(0);
-            Some(resolve_host(resolver, host, port).ok_or_else(|| {
-                entry_err(
-                    path,
-                    *line,
-                    "clientPortAddress",
-                    Problem::Unresolvable { host: host.clone() },
-                )
-            })?)
+            Some(
+                resolve_now(&*resolver, host, port)
+                    .map_err(|problem| entry_err(path, *line, "clientPortAddress", problem))?,
+            )
         }
     };
 
@@ -167,6 +166,17 @@ pub(crate) fn parse_config(
         });
     };
     let my_line = server_lines.get(&my_sid).copied().unwrap_or(0);
+    if let (Some(client), None) = (&me.client, me.client_addr) {
+        // This server binds its client address (four-letter words) once,
+        // without retries: it must resolve now.
+        return Err(qerr(
+            my_line,
+            &format!("server.{my_sid}"),
+            Problem::Unresolvable {
+                host: client.host().to_string(),
+            },
+        ));
+    }
 
     // The server line's client address wins, but must agree with a static
     // clientPort/clientPortAddress (QuorumPeerConfig.setupClientPort).
@@ -215,7 +225,7 @@ pub(crate) fn parse_config(
         Some((_, v)) => u32::try_from(v).unwrap_or(DEFAULT_BIND_RETRY),
     };
 
-    let metrics = metrics_config(path, &s, resolver)?;
+    let metrics = metrics_config(path, &s, &*resolver)?;
     let quorum_tls = super::tls::settings(path, &s.tls, &keys.tls_entries)?;
 
     let handshake_ms = match s.quorum_cnxn_timeout {
@@ -259,7 +269,15 @@ pub(crate) fn parse_config(
         metrics,
         quorum_tls,
         extra,
+        resolver,
     })
+}
+
+/// `host` with `port`, resolved now (an address bound without retries).
+fn resolve_now(resolver: &dyn Resolver, host: &str, port: u16) -> Result<SocketAddr, Problem> {
+    let hp = host_port(host, port).map_err(|_| Problem::BadHost { host: host.into() })?;
+    hp.resolve(resolver)
+        .map_err(|_| Problem::Unresolvable { host: host.into() })
 }
 
 /// Stage 1b: Properties keep the last value of a repeated key. Quorum lines
@@ -329,7 +347,7 @@ fn check_shape(
 fn metrics_config(
     path: &Path,
     s: &Scalars,
-    resolver: &dyn HostResolver,
+    resolver: &dyn Resolver,
 ) -> Result<Option<MetricsConfig>, ConfigError> {
     if !s.prometheus {
         return Ok(None);
@@ -339,15 +357,8 @@ fn metrics_config(
         Some((line, host)) => (Some(*line), host.as_str()),
         None => (None, DEFAULT_METRICS_HOST),
     };
-    let addr = resolve_host(resolver, host, port).ok_or_else(|| {
-        entry_err(
-            path,
-            line.unwrap_or(0),
-            "metricsProvider.httpHost",
-            Problem::Unresolvable {
-                host: host.to_string(),
-            },
-        )
+    let addr = resolve_now(resolver, host, port).map_err(|problem| {
+        entry_err(path, line.unwrap_or(0), "metricsProvider.httpHost", problem)
     })?;
     Ok(Some(MetricsConfig {
         addr,

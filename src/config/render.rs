@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use super::{LearnerType, QuorumVerifier, ServerSpec, ZkConfig};
+use super::{LearnerType, QuorumVerifier, ServerAddr, ServerSpec, ZkConfig};
+use crate::net::HostPort;
 
 /// The host text Java's `InetSocketAddress.getHostString` gives for a
 /// host as written: names stay as written, IP literals come back in
@@ -42,17 +43,14 @@ fn delimited(host: &str) -> String {
 /// One server's value, as `QuorumServer.toString` lays it out.
 fn server_value(s: &ServerSpec) -> String {
     let mut pairs: Vec<(String, u16, u16)> = s
-        .quorum_addrs
+        .endpoints
         .iter()
-        .zip(&s.election_addrs)
-        .enumerate()
-        .map(|(i, (q, e))| {
-            let host = s
-                .hosts
-                .get(i)
-                .cloned()
-                .unwrap_or_else(|| q.ip().to_string());
-            (host, q.port(), e.port())
+        .map(|a| {
+            (
+                a.quorum.host().to_string(),
+                a.quorum.port(),
+                a.election.port(),
+            )
         })
         .collect();
     // ZooKeeper sorts a multi-address line's addresses by host text (a
@@ -69,12 +67,13 @@ fn server_value(s: &ServerSpec) -> String {
     });
     // Only a client address that came from the server line itself is
     // echoed; one from clientPort/clientPortAddress is not.
-    if let Some(addr) = s.client_addr {
-        let host = s
-            .client_host
-            .clone()
-            .unwrap_or_else(|| addr.ip().to_string());
-        let _ = write!(out, ";{}:{}", delimited(&host), addr.port());
+    if let Some(client) = &s.client {
+        let _ = write!(
+            out,
+            ";{}:{}",
+            delimited(&client.host().to_string()),
+            client.port()
+        );
     }
     out
 }
@@ -144,10 +143,11 @@ pub(super) fn conf_text(cfg: &ZkConfig) -> String {
     let data = snap_dir(&cfg.data_dir);
     let log = snap_dir(cfg.data_log_dir.as_deref().unwrap_or(&cfg.data_dir));
     let me = cfg.me();
-    let ports = |f: fn(&ServerSpec) -> &Vec<std::net::SocketAddr>| {
+    let ports = |f: fn(&ServerAddr) -> &HostPort| {
         me.map(|s| {
-            f(s).iter()
-                .map(|a| a.port().to_string())
+            s.endpoints
+                .iter()
+                .map(|a| f(a).port().to_string())
                 .collect::<Vec<_>>()
                 .join("|")
         })
@@ -188,8 +188,8 @@ pub(super) fn conf_text(cfg: &ZkConfig) -> String {
     line("initLimit", cfg.init_limit.to_string());
     line("syncLimit", cfg.sync_limit.to_string());
     line("electionAlg", "3".into());
-    line("electionPort", ports(|s| &s.election_addrs));
-    line("quorumPort", ports(|s| &s.quorum_addrs));
+    line("electionPort", ports(|a| &a.election));
+    line("quorumPort", ports(|a| &a.quorum));
     // ZooKeeper prints the LearnerType ordinal: 0 participant, 1 observer.
     line(
         "peerType",

@@ -24,8 +24,6 @@ pub mod status;
 pub mod timings;
 pub mod zab;
 
-use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -36,7 +34,7 @@ use parking_lot::Mutex;
 use crate::cnx::{CnxError, DialFailure, PeerEvent, Qcm, QcmConfig, Received};
 use crate::config::{LearnerType, ZkConfig};
 use crate::election::{self, Decision, DialError, Driver, FleConfig, Input, Output};
-use crate::wire::{HandshakeFormat, ServerState};
+use crate::wire::ServerState;
 
 pub use epoch::{EpochError, EpochFiles};
 pub use status::{NetStats, PeerStatus, Phase, StatusSnapshot};
@@ -160,7 +158,7 @@ impl QuorumPeer {
                 t.port_unification()
             );
         }
-        let mut qcm_cfg = qcm_config(&config, me);
+        let mut qcm_cfg = QcmConfig::for_server(&config);
         qcm_cfg.tls = tls.clone();
         let qcm = Qcm::start(qcm_cfg)?;
         {
@@ -275,49 +273,6 @@ impl Drop for QuorumPeer {
     fn drop(&mut self) {
         self.shutdown();
     }
-}
-
-/// The QCM settings for this server, from `zoo.cfg`.
-fn qcm_config(config: &ZkConfig, me: &crate::config::ServerSpec) -> QcmConfig {
-    let listen: Vec<SocketAddr> = if config.listen_on_all_ips {
-        // quorumListenOnAllIPs: bind the wildcard on the configured port,
-        // still advertise the configured address.
-        me.election_addrs
-            .iter()
-            .map(|a| {
-                let any = match a.ip() {
-                    IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                    IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
-                };
-                SocketAddr::new(any, a.port())
-            })
-            .collect()
-    } else {
-        me.election_addrs.clone()
-    };
-    let peers: BTreeMap<i64, Vec<SocketAddr>> = config
-        .servers
-        .iter()
-        .filter(|s| s.sid != config.my_sid)
-        .map(|s| (s.sid, s.election_addrs.clone()))
-        .collect();
-    let mut q = QcmConfig::new(config.my_sid, listen, peers);
-    q.advertised_addrs = me
-        .election_addrs
-        .iter()
-        .copied()
-        .filter(|a| !a.ip().is_unspecified())
-        .collect();
-    if q.advertised_addrs.is_empty() {
-        q.advertised_addrs = me.election_addrs.clone();
-    }
-    if config.multi_address_enabled {
-        q.handshake_format = HandshakeFormat::V2;
-    }
-    q.cnx_timeout = config.cnx_timeout;
-    q.handshake_timeout = config.handshake_timeout;
-    q.bind_retry = config.election_port_bind_retry;
-    q
 }
 
 /// The election thread's state: the driver and the queues its facts come

@@ -542,4 +542,3 @@ pub fn peek_inbound(
     tcp.set_read_timeout(None)?;
     Ok((n == 1).then(|| tls.inbound(first[0])))
 }
-
