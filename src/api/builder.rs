@@ -396,6 +396,7 @@ impl PeerBuilder {
         std::fs::create_dir_all(&config.data_dir).map_err(ZkfleError::Io)?;
         let opts = PeerOptions {
             zxid_supplier: self.supplier.clone(),
+            replica: None,
         };
         PeerHandle::start(config, opts, self.admin)
     }

@@ -1,0 +1,191 @@
+//! Quorum-port sockets: the one place that creates them (bind, accept,
+//! connect) and the byte stream the rest of the runtime reads and writes.
+//!
+//! Everything above this module sees a [`QuorumStream`] split into a
+//! blocking reader, a blocking writer and a [`Closer`], never a
+//! `TcpStream`. Quorum TLS (`sslQuorum`) belongs here: a TLS stream over
+//! the same `TcpStream`, with separate read and write halves, slots into
+//! [`QuorumStream::split`] without touching the role threads.
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The reading half of a quorum connection (one reader thread owns it).
+pub(crate) type QuorumReader = Box<dyn Read + Send>;
+/// The writing half of a quorum connection (one writer thread owns it).
+pub(crate) type QuorumWriter = Box<dyn Write + Send>;
+
+/// One connected quorum-port stream.
+pub(crate) struct QuorumStream {
+    tcp: TcpStream,
+    peer: SocketAddr,
+}
+
+impl QuorumStream {
+    /// Wraps a connected socket: blocking, TCP_NODELAY (ZooKeeper sets it on
+    /// the quorum port too: PINGs and ACKs are small and latency-bound).
+    fn new(tcp: TcpStream, peer: SocketAddr) -> io::Result<QuorumStream> {
+        tcp.set_nonblocking(false)?;
+        tcp.set_nodelay(true)?;
+        Ok(QuorumStream { tcp, peer })
+    }
+
+    /// The other side's address.
+    pub(crate) fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The two halves and a handle that closes both directions.
+    pub(crate) fn split(self) -> io::Result<(QuorumReader, QuorumWriter, Closer)> {
+        let reader = self.tcp.try_clone()?;
+        let closer = Closer(Arc::new(self.tcp.try_clone()?));
+        Ok((Box::new(reader), Box::new(self.tcp), closer))
+    }
+}
+
+/// Closes a connection from any thread: both directions at once, so the
+/// peer sees FIN and our blocked reader and writer return (EOF or an
+/// error) and end their threads.
+#[derive(Clone)]
+pub(crate) struct Closer(Arc<TcpStream>);
+
+impl Closer {
+    /// Shuts the socket down (idempotent).
+    pub(crate) fn close(&self) {
+        let _ = self.0.shutdown(Shutdown::Both);
+    }
+}
+
+/// Dials a leader's quorum port, giving up after `timeout`.
+pub(crate) fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<QuorumStream> {
+    let timeout = timeout.max(Duration::from_millis(1));
+    let tcp = TcpStream::connect_timeout(&addr, timeout)?;
+    QuorumStream::new(tcp, addr)
+}
+
+/// A bound quorum port. One thread blocks in [`QuorumListener::accept`];
+/// [`QuorumListener::stopper`] wakes it for good.
+pub(crate) struct QuorumListener {
+    tcp: TcpListener,
+    local: SocketAddr,
+    stopped: Arc<AtomicBool>,
+}
+
+impl QuorumListener {
+    /// Binds `addr`. std sets SO_REUSEADDR on Unix listeners, so a port
+    /// left in TIME_WAIT by the previous leading term binds again at once
+    /// (a failover re-binds within milliseconds).
+    pub(crate) fn bind(addr: SocketAddr) -> io::Result<QuorumListener> {
+        let tcp = TcpListener::bind(addr)?;
+        let local = tcp.local_addr()?;
+        Ok(QuorumListener {
+            tcp,
+            local,
+            stopped: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// The bound address.
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The next connection; `Ok(None)` once stopped (the listener is then
+    /// dropped by its thread, freeing the port).
+    pub(crate) fn accept(&self) -> io::Result<Option<QuorumStream>> {
+        let (tcp, peer) = self.tcp.accept()?;
+        if self.stopped.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        QuorumStream::new(tcp, peer).map(Some)
+    }
+
+    /// True once [`ListenerStopper::stop`] ran.
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    /// A handle that stops this listener from another thread.
+    pub(crate) fn stopper(&self) -> ListenerStopper {
+        // A wildcard bind is woken through loopback of the same family.
+        let ip = match self.local.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        ListenerStopper {
+            wake: SocketAddr::new(ip, self.local.port()),
+            stopped: self.stopped.clone(),
+        }
+    }
+}
+
+/// Stops a [`QuorumListener`] whose thread is blocked in `accept`.
+pub(crate) struct ListenerStopper {
+    wake: SocketAddr,
+    stopped: Arc<AtomicBool>,
+}
+
+impl ListenerStopper {
+    /// Marks the listener stopped and wakes its `accept` with a connection
+    /// to itself (std offers no other portable way to interrupt a blocking
+    /// accept). The wake-up connection is dropped at once.
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        let _ = TcpStream::connect_timeout(&self.wake, Duration::from_millis(200));
+    }
+}
+
+/// True for the errors that mean "the other side went away".
+pub(crate) fn is_disconnect(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::NotConnected
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stopped_listener_wakes_and_frees_its_port() {
+        let l = QuorumListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = l.local_addr();
+        let stop = l.stopper();
+        let t = std::thread::spawn(move || {
+            let mut accepted = 0;
+            while let Ok(Some(_)) = l.accept() {
+                accepted += 1;
+            }
+            accepted
+        });
+        let s = connect(addr, Duration::from_secs(5)).unwrap();
+        assert_eq!(s.peer_addr(), addr);
+        stop.stop();
+        assert_eq!(t.join().unwrap(), 1);
+        // The port binds again at once (SO_REUSEADDR, listener dropped).
+        QuorumListener::bind(addr).expect("rebind");
+    }
+
+    #[test]
+    fn closing_wakes_a_blocked_reader() {
+        let l = QuorumListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let c = connect(l.local_addr(), Duration::from_secs(5)).unwrap();
+        let _server = l.accept().unwrap().unwrap();
+        let (mut r, _w, closer) = c.split().unwrap();
+        let t = std::thread::spawn(move || {
+            let mut b = [0u8; 8];
+            r.read(&mut b).map(|n| n == 0).unwrap_or(true)
+        });
+        closer.close();
+        assert!(t.join().unwrap(), "EOF or an error after close");
+    }
+}
