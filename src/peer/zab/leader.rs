@@ -346,7 +346,6 @@ impl Run<'_, '_> {
                     }
                 }
                 LeaderAction::PersistAcceptedEpoch(e) => {
-                    log::info!("new epoch {e} agreed; persisting acceptedEpoch");
                     self.env.submit(IoOp::AcceptedEpoch(e), &self.tx)
                 }
                 LeaderAction::PersistCurrentEpoch(e) => {

@@ -175,7 +175,7 @@ impl Run<'_, '_> {
                     closer.close();
                     Vec::new()
                 } else {
-                    log::info!("connected to leader sid {} at {peer}", self.leader_sid);
+                    log::debug!("connected to leader sid {} at {peer}", self.leader_sid);
                     self.conn = Some((queue, closer));
                     self.machine.connected(now)
                 }
