@@ -53,11 +53,17 @@ pub struct PeerBuilder {
 /// `Clone`: builder clones share them, and the first `start` takes them.
 #[derive(Clone, Default)]
 struct LogOptions {
-    state_machine: Option<Arc<Mutex<Option<Box<dyn StateMachine>>>>>,
-    store: Option<Arc<Mutex<Option<Box<dyn LogStore>>>>>,
+    state_machine: Option<Shared<dyn StateMachine>>,
+    store: Option<Shared<dyn LogStore>>,
     snapshot_every: Option<u64>,
     lease_margin: Option<Duration>,
 }
+
+/// A part shared by builder clones until one `start` takes it.
+type Shared<T> = Arc<Mutex<Option<Box<T>>>>;
+
+/// What `start` hands the peer and the handle in store mode.
+type ReplicaStart = (Arc<Replica>, crossbeam_channel::Sender<ApiRequest>);
 
 /// Snapshot (and compact the log) every this many applied entries, unless
 /// [`PeerBuilder::snapshot_every`] says otherwise.
@@ -532,7 +538,7 @@ impl PeerBuilder {
     fn replica(
         &self,
         config: &ZkConfig,
-    ) -> Result<Option<(Arc<Replica>, crossbeam_channel::Sender<ApiRequest>)>, ZkfleError> {
+    ) -> Result<Option<ReplicaStart>, ZkfleError> {
         let Some(sm) = &self.log.state_machine else {
             if self.log.store.is_some() {
                 return Err(ZkfleError::Option(
