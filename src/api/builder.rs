@@ -535,10 +535,7 @@ impl PeerBuilder {
     }
 
     /// The replicated log's parts, taken from the builder (store mode).
-    fn replica(
-        &self,
-        config: &ZkConfig,
-    ) -> Result<Option<ReplicaStart>, ZkfleError> {
+    fn replica(&self, config: &ZkConfig) -> Result<Option<ReplicaStart>, ZkfleError> {
         let Some(sm) = &self.log.state_machine else {
             if self.log.store.is_some() {
                 return Err(ZkfleError::Option(

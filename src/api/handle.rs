@@ -563,7 +563,10 @@ impl PeerHandle {
     /// machine has applied it (so a read of the local state right after
     /// sees it). Call it on the leader; many calls may be in flight at once
     /// (they are pipelined, batched into group commits, and resolve in zxid
-    /// order). Dropping the future does not withdraw the proposal.
+    /// order). The request is queued when `propose` is *called*, not when
+    /// the future is first polled: calls made one after the other are
+    /// proposed in that order, and their futures may be awaited in any
+    /// order. Dropping the future does not withdraw the proposal.
     ///
     /// Errors say what happened: [`ReplicationError::NotLeader`] (with the
     /// leader's sid when known; nothing was proposed),
@@ -599,10 +602,13 @@ impl PeerHandle {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn propose(&self, data: impl Into<Bytes>) -> ReplicationResult {
+    pub fn propose(
+        &self,
+        data: impl Into<Bytes>,
+    ) -> impl std::future::Future<Output = ReplicationResult> + Send + 'static {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.inner.propose(data.into(), Completion::Async(tx));
-        rx.await.unwrap_or(Err(ReplicationError::Shutdown))
+        async move { rx.await.unwrap_or(Err(ReplicationError::Shutdown)) }
     }
 
     /// [`PeerHandle::propose`] for synchronous code: blocks the calling
@@ -622,17 +628,21 @@ impl PeerHandle {
     /// read the local state: the read reflects every write acknowledged
     /// before `read_barrier` was called. Concurrent barriers share one PING
     /// round. With [`PeerBuilder::read_lease`](super::PeerBuilder::read_lease)
-    /// the round is skipped while the lease holds.
+    /// the round is skipped while the lease holds. As with `propose`, the
+    /// request is made when `read_barrier` is called: that call is the
+    /// read's point in time.
     ///
     /// A leader cut off from its quorum never answers `Ok`: the barrier
     /// fails with [`ReplicationError::TermEnded`] when it steps down (after
     /// at most about `syncLimit + 1` ticks). On a follower:
     /// [`ReplicationError::NotLeader`] with the leader's sid.
-    pub async fn read_barrier(&self) -> ReplicationResult {
+    pub fn read_barrier(
+        &self,
+    ) -> impl std::future::Future<Output = ReplicationResult> + Send + 'static {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.inner
             .request(|done| ApiRequest::Barrier { done }, Completion::Async(tx));
-        rx.await.unwrap_or(Err(ReplicationError::Shutdown))
+        async move { rx.await.unwrap_or(Err(ReplicationError::Shutdown)) }
     }
 
     /// [`PeerHandle::read_barrier`] for synchronous code (blocks the

@@ -1,5 +1,5 @@
 //! Helpers for the replicated-log tests (helper name `runtime`; ports
-//! 36000–36999): a recording state machine, a counting store wrapper,
+//! 28000–28999): a recording state machine, a counting store wrapper,
 //! in-process peers with `FileLog`s in temporary directories, and a TCP
 //! proxy that can black-hole a quorum port (a partition without FIN).
 #![allow(dead_code)]
@@ -145,7 +145,8 @@ impl<L: LogStore> LogStore for Counting<L> {
 }
 
 /// Ports of one test's ensemble: quorum `base+10+sid`, election
-/// `base+20+sid`, proxies of quorum ports `base+30+sid`.
+/// `base+20+sid`, proxies of quorum ports `base+30+sid`, of election ports
+/// `base+40+sid`.
 #[derive(Debug, Clone, Copy)]
 pub struct Ports {
     pub base: u16,
@@ -158,8 +159,11 @@ impl Ports {
     pub fn election(&self, sid: i64) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.base + 20 + sid as u16))
     }
-    pub fn proxy(&self, sid: i64) -> SocketAddr {
+    pub fn quorum_proxy(&self, sid: i64) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.base + 30 + sid as u16))
+    }
+    pub fn election_proxy(&self, sid: i64) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.base + 40 + sid as u16))
     }
 }
 
@@ -175,8 +179,10 @@ pub struct Setup {
     pub snapshot_every: u64,
     pub segment_bytes: Option<u64>,
     pub lease_margin: Option<Duration>,
-    /// Sids whose quorum port the *others* reach through the proxy.
-    pub proxied: Vec<i64>,
+    /// Sids on one side of a possible partition: traffic between them and
+    /// the others (quorum and election ports) goes through proxies that
+    /// [`Partition::cut`] black-holes.
+    pub isolated: Vec<i64>,
 }
 
 impl Setup {
@@ -191,7 +197,7 @@ impl Setup {
             snapshot_every: 0,
             segment_bytes: None,
             lease_margin: None,
-            proxied: Vec::new(),
+            isolated: Vec::new(),
         }
     }
 
@@ -228,12 +234,12 @@ impl Setup {
             b = b.read_lease(m);
         }
         for s in 1..=self.n {
-            let q = if s != sid && self.proxied.contains(&s) {
-                self.ports.proxy(s)
+            let across = self.isolated.contains(&s) != self.isolated.contains(&sid);
+            b = if across {
+                b.server(s, self.ports.quorum_proxy(s), self.ports.election_proxy(s))
             } else {
-                self.ports.quorum(s)
+                b.server(s, self.ports.quorum(s), self.ports.election(s))
             };
-            b = b.server(s, q, self.ports.election(s));
         }
         let handle = b.start().expect("peer starts");
         Node {
@@ -287,6 +293,44 @@ pub fn leader_of(nodes: &[&Node]) -> Option<usize> {
 /// Waits until `nodes` agree on one serving leader; its index.
 pub fn await_leader(nodes: &[&Node], timeout: Duration) -> usize {
     eventually("one serving leader", timeout, || leader_of(nodes))
+}
+
+/// The proxies between the isolated sids and the others.
+pub struct Partition {
+    proxies: Vec<Proxy>,
+}
+
+impl Partition {
+    /// Proxies for every port the two sides reach each other on.
+    pub fn new(setup: &Setup) -> Partition {
+        let mut proxies = Vec::new();
+        for s in 1..=setup.n {
+            proxies.push(Proxy::start(
+                setup.ports.quorum_proxy(s),
+                setup.ports.quorum(s),
+            ));
+            proxies.push(Proxy::start(
+                setup.ports.election_proxy(s),
+                setup.ports.election(s),
+            ));
+        }
+        Partition { proxies }
+    }
+
+    /// Nothing crosses any more, in either direction; nothing is closed.
+    pub fn cut(&self) {
+        for p in &self.proxies {
+            p.cut();
+        }
+    }
+
+    /// New connections cross again (black-holed ones stay dead, as TCP
+    /// connections across a long partition do once their peers gave up).
+    pub fn heal(&self) {
+        for p in &self.proxies {
+            p.heal();
+        }
+    }
 }
 
 /// A TCP proxy in front of a quorum port that can black-hole every
@@ -344,6 +388,11 @@ impl Proxy {
     pub fn cut(&self) {
         self.cut.store(true, Ordering::SeqCst);
     }
+
+    /// Forwards new connections again.
+    pub fn heal(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
 }
 
 impl Drop for Proxy {
@@ -367,18 +416,20 @@ fn hold(mut s: TcpStream) {
 
 fn pump(mut from: TcpStream, mut to: TcpStream, cut: Arc<AtomicBool>) {
     let mut b = vec![0u8; 64 * 1024];
+    let mut dead = false;
     loop {
         let n = match from.read(&mut b) {
             Ok(0) | Err(_) => {
-                if !cut.load(Ordering::SeqCst) {
+                if !dead && !cut.load(Ordering::SeqCst) {
                     let _ = to.shutdown(std::net::Shutdown::Write);
                 }
                 return;
             }
             Ok(n) => n,
         };
-        if cut.load(Ordering::SeqCst) {
+        if dead || cut.load(Ordering::SeqCst) {
             // Partitioned: swallow (never close: no FIN crosses a partition).
+            dead = true;
             continue;
         }
         if to.write_all(&b[..n]).is_err() {
