@@ -619,6 +619,8 @@ impl MainLoop {
     fn run(self) {
         let never = crossbeam_channel::never();
         let requests = self.replica.as_ref().map_or(&never, |r| &r.requests);
+        // Refused leaders in a row (store mode).
+        let mut refusals: u32 = 0;
         loop {
             let last_zxid = self.vote_zxid();
             let current_epoch = self.epochs.lock().current();
@@ -707,15 +709,54 @@ impl MainLoop {
                 last_zxid,
                 limiter: &self.limiter,
             };
-            match role::run(&ctx, &decision) {
+            let (reason, hold) = match role::run(&ctx, &decision) {
                 role::RoleEnd::Shutdown => return,
                 role::RoleEnd::LookAgain(reason) => {
-                    log::info!(
-                        "sid {}: {state} ended ({reason:?}); back to LOOKING",
-                        self.config.my_sid
-                    );
-                    if self.cmds.send(ElectionCmd::RoleEnded(reason)).is_err() {
-                        return;
+                    refusals = 0;
+                    (reason, None)
+                }
+                role::RoleEnd::Refused(reason) => {
+                    // tickTime, doubling per refusal in a row, at most
+                    // initLimit ticks: the election would hand us the same
+                    // leader again at once.
+                    let limit = self.config.tick_time.saturating_mul(self.config.init_limit);
+                    let hold = self
+                        .config
+                        .tick_time
+                        .saturating_mul(1 << refusals.min(16))
+                        .min(limit);
+                    refusals += 1;
+                    (reason, Some(hold))
+                }
+            };
+            log::info!(
+                "sid {}: {state} ended ({reason:?}); back to LOOKING{}",
+                self.config.my_sid,
+                hold.map_or(String::new(), |h| format!(" in {} ms", h.as_millis()))
+            );
+            if self.cmds.send(ElectionCmd::RoleEnded(reason)).is_err() {
+                return;
+            }
+            if let Some(hold) = hold {
+                self.status.update(|s| {
+                    s.state = ServerState::Looking;
+                    s.phase = Phase::Election;
+                    s.leader_sid = -1;
+                });
+                let until = Instant::now() + hold;
+                loop {
+                    let left = until.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    select! {
+                        recv(requests) -> r => {
+                            if let Ok(r) = r {
+                                r.fail(ReplicationError::NotLeader { leader: None });
+                            }
+                        },
+                        recv(self.stop) -> _ => return,
+                        default(left) => break,
                     }
                 }
             }

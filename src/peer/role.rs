@@ -63,6 +63,10 @@ pub(crate) enum RoleEnd {
     /// without closing its connections, hung, SIGSTOPped or partitioned one
     /// way, counts as Down in the next election).
     LookAgain(election::RoleEnd),
+    /// Store mode: the elected leader does not replicate a log (a Java or
+    /// election-only peer). Elect again, but not at once: the same leader
+    /// would be chosen and refused again in a loop.
+    Refused(election::RoleEnd),
 }
 
 /// Runs the decided role until it ends: LEADING runs the Zab leader on the
@@ -107,6 +111,9 @@ pub(crate) fn run(ctx: &RoleContext<'_>, decision: &Decision) -> RoleEnd {
         s.serving = false;
         s.learners = None;
     });
+    if let zab::ZabExit::LeaderNotReplicating { .. } = exit {
+        return RoleEnd::Refused(election::RoleEnd::Other);
+    }
     RoleEnd::LookAgain(match exit {
         zab::ZabExit::Shutdown => return RoleEnd::Shutdown,
         zab::ZabExit::LeaderSilent { ms } => election::RoleEnd::LeaderSilent {
