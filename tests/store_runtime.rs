@@ -590,3 +590,32 @@ fn a_read_lease_answers_only_while_no_other_leader_can_exist() {
         "{r:?}"
     );
 }
+
+#[test]
+fn an_observer_applies_every_committed_entry_and_refuses_proposals() {
+    init_log();
+    let dir = tempfile::tempdir().unwrap();
+    let mut setup = Setup::new(28800, dir.path());
+    setup.n = 4;
+    setup.observers = vec![4];
+    let nodes = setup.start_all();
+    let voters: Vec<&Node> = nodes[..3].iter().collect();
+    let l = await_leader(&voters, LONG);
+    let observer = &nodes[3];
+    eventually("the observer serves", LONG, || {
+        matches!(observer.handle.role(), zkfle::Role::Observing { .. }).then_some(())
+    });
+    let zxids = all_ok(propose_many(&nodes[l], 100, "o"));
+    let last = *zxids.last().unwrap();
+    eventually("the observer applies every entry", LONG, || {
+        (observer.applied.last() == last).then_some(())
+    });
+    assert_eq!(observer.applied.zxids(), zxids);
+    assert!(observer.applied.violations.lock().is_empty());
+    assert_eq!(
+        observer.handle.propose_blocking(b"x".to_vec()),
+        Err(ReplicationError::NotLeader {
+            leader: Some(nodes[l].sid)
+        })
+    );
+}

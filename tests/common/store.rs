@@ -183,6 +183,8 @@ pub struct Setup {
     /// the others (quorum and election ports) goes through proxies that
     /// [`Partition::cut`] black-holes.
     pub isolated: Vec<i64>,
+    /// Sids that observe (never vote).
+    pub observers: Vec<i64>,
 }
 
 impl Setup {
@@ -198,6 +200,7 @@ impl Setup {
             segment_bytes: None,
             lease_margin: None,
             isolated: Vec::new(),
+            observers: Vec::new(),
         }
     }
 
@@ -235,10 +238,15 @@ impl Setup {
         }
         for s in 1..=self.n {
             let across = self.isolated.contains(&s) != self.isolated.contains(&sid);
-            b = if across {
-                b.server(s, self.ports.quorum_proxy(s), self.ports.election_proxy(s))
+            let (q, e) = if across {
+                (self.ports.quorum_proxy(s), self.ports.election_proxy(s))
             } else {
-                b.server(s, self.ports.quorum(s), self.ports.election(s))
+                (self.ports.quorum(s), self.ports.election(s))
+            };
+            b = if self.observers.contains(&s) {
+                b.observer(s, q, e)
+            } else {
+                b.server(s, q, e)
             };
         }
         let handle = b.start().expect("peer starts");
