@@ -619,3 +619,35 @@ fn an_observer_applies_every_committed_entry_and_refuses_proposals() {
         })
     );
 }
+
+#[test]
+fn restart_election_keeps_the_store_and_the_state_machine() {
+    init_log();
+    let dir = tempfile::tempdir().unwrap();
+    let setup = Setup::new(28950, dir.path());
+    let nodes = setup.start_all();
+    let refs: Vec<&Node> = nodes.iter().collect();
+    let l = await_leader(&refs, LONG);
+    let first = all_ok(propose_many(&nodes[l], 10, "r"));
+    let f = (l + 1) % 3;
+    eventually("the follower applies the first writes", LONG, || {
+        (nodes[f].applied.last() == first[9]).then_some(())
+    });
+    // A new peer instance over the same store and state machine.
+    nodes[f].handle.restart_election().unwrap();
+    let l = await_leader(&refs, LONG);
+    let more = all_ok(propose_many(&nodes[l], 10, "s"));
+    for n in &nodes {
+        eventually("everyone applies the later writes", LONG, || {
+            (n.applied.last() == more[9]).then_some(())
+        });
+        let want: Vec<i64> = first.iter().chain(&more).copied().collect();
+        assert_eq!(
+            n.applied.zxids(),
+            want,
+            "sid {}: once each, in order",
+            n.sid
+        );
+        assert!(n.applied.violations.lock().is_empty());
+    }
+}
