@@ -160,17 +160,19 @@ mod tests {
         let l = QuorumListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = l.local_addr();
         let stop = l.stopper();
+        let (tx, rx) = crossbeam_channel::unbounded();
         let t = std::thread::spawn(move || {
-            let mut accepted = 0;
-            while let Ok(Some(_)) = l.accept() {
-                accepted += 1;
+            while let Ok(Some(s)) = l.accept() {
+                let _ = tx.send(s);
             }
-            accepted
         });
         let s = connect(addr, Duration::from_secs(5)).unwrap();
         assert_eq!(s.peer_addr(), addr);
+        let accepted = rx.recv().expect("accepted");
         stop.stop();
-        assert_eq!(t.join().unwrap(), 1);
+        t.join().unwrap();
+        assert!(rx.try_recv().is_err(), "the wake-up connection is not handed out");
+        drop(accepted);
         // The port binds again at once (SO_REUSEADDR, listener dropped).
         QuorumListener::bind(addr).expect("rebind");
     }
