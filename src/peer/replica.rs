@@ -32,7 +32,9 @@ use crate::logstore::{Entry, LogStore, Snapshot};
 /// peer starts. Its methods must be deterministic (every peer applies the
 /// same entries) and should not block for long: the apply thread also
 /// completes `propose` and `read_barrier` calls, after the entries they
-/// wait for are applied.
+/// wait for are applied. For the same reason they must not wait for a
+/// `propose`/`read_barrier` of their own peer (the blocking variants would
+/// deadlock: the result can only be delivered once `apply` returns).
 pub trait StateMachine: Send + 'static {
     /// Applies committed entries, in zxid order (each zxid larger than any
     /// applied or restored before).

@@ -257,8 +257,9 @@ impl Run<'_, '_> {
         let addr = self.addrs[attempt as usize % self.addrs.len()];
         let tx = self.tx.clone();
         let mode = self.env.mode;
-        let name = format!("zab-leader-{}-rd", self.leader_sid);
-        let h = spawn(name, move || dial_and_read(addr, timeout, mode, tx));
+        let sid = self.leader_sid;
+        let name = format!("zab-leader-{sid}-rd");
+        let h = spawn(name, move || dial_and_read(sid, addr, timeout, mode, tx));
         match h {
             Some(h) => self.threads.push(h),
             None => {
@@ -288,7 +289,13 @@ impl Run<'_, '_> {
 
 /// Dials `addr`; on success starts the writer, reports the connection and
 /// becomes its reader.
-fn dial_and_read(addr: std::net::SocketAddr, timeout: Duration, mode: Mode, tx: Sender<RoleIn>) {
+fn dial_and_read(
+    leader_sid: i64,
+    addr: std::net::SocketAddr,
+    timeout: Duration,
+    mode: Mode,
+    tx: Sender<RoleIn>,
+) {
     let stream = match net::connect(addr, timeout) {
         Ok(s) => s,
         Err(e) => {
@@ -306,7 +313,7 @@ fn dial_and_read(addr: std::net::SocketAddr, timeout: Duration, mode: Mode, tx: 
     };
     let queue = WriteQueue::new();
     let (q, c) = (queue.clone(), closer.clone());
-    let writer = match spawn(format!("zab-leader-{}-wr", peer.port()), move || {
+    let writer = match spawn(format!("zab-leader-{leader_sid}-wr"), move || {
         write_loop(q, writer, c)
     }) {
         Some(h) => h,

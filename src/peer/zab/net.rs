@@ -171,7 +171,10 @@ mod tests {
         let accepted = rx.recv().expect("accepted");
         stop.stop();
         t.join().unwrap();
-        assert!(rx.try_recv().is_err(), "the wake-up connection is not handed out");
+        assert!(
+            rx.try_recv().is_err(),
+            "the wake-up connection is not handed out"
+        );
         drop(accepted);
         // The port binds again at once (SO_REUSEADDR, listener dropped).
         QuorumListener::bind(addr).expect("rebind");
