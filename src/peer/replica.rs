@@ -1,6 +1,6 @@
 //! What a store-mode peer shares with its embedder: the [`StateMachine`]
 //! contract, the requests the embedding API sends to whichever role runs
-//! ([`ApiRequest`]), how they complete ([`Completion`], [`ReplicationError`]),
+//! (`ApiRequest`), how they complete (`Completion`, [`ReplicationError`]),
 //! and the figures the roles publish for it ([`ReplicaShared`]).
 
 use std::sync::atomic::{AtomicI64, Ordering};
