@@ -42,14 +42,21 @@ pub(crate) fn run(env: &RoleEnv<'_>) -> ZabExit {
     let threads: Arc<parking_lot::Mutex<Vec<JoinHandle<()>>>> = Arc::default();
     let mut stoppers: Vec<ListenerStopper> = Vec::new();
     let mut acceptors: Vec<JoinHandle<()>> = Vec::new();
+    // Disconnected once every acceptor has returned.
+    let (alive_tx, alive_rx) = crossbeam_channel::bounded::<()>(0);
     for l in listeners {
         stoppers.push(l.stopper());
         let (tx, next, threads) = (tx.clone(), next_conn.clone(), threads.clone());
+        let alive = alive_tx.clone();
         let name = format!("zab-accept-{}", l.local_addr().port());
-        if let Some(h) = spawn(name, move || accept_loop(l, tx, next, threads)) {
+        if let Some(h) = spawn(name, move || {
+            accept_loop(l, tx, next, threads);
+            drop(alive);
+        }) {
             acceptors.push(h);
         }
     }
+    drop(alive_tx);
     let clock = Clock::new();
     let (machine, first) = Leader::start(env.zab_config(), env.persisted, clock.now());
     let mut run = Run {
@@ -72,8 +79,18 @@ pub(crate) fn run(env: &RoleEnv<'_>) -> ZabExit {
     for s in &stoppers {
         s.stop();
     }
-    for h in acceptors {
-        let _ = h.join();
+    // The wake-up connection ends each acceptor at once; should one not
+    // arrive (a firewall on loopback?), do not hang the role's end on it.
+    let stopped = matches!(
+        alive_rx.recv_timeout(Duration::from_secs(1)),
+        Err(crossbeam_channel::RecvTimeoutError::Disconnected)
+    );
+    if stopped {
+        for h in acceptors {
+            let _ = h.join();
+        }
+    } else {
+        log::warn!("a quorum-port acceptor did not stop within 1 s; leaving it behind");
     }
     for c in run.conns.values() {
         c.queue.close();
