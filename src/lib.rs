@@ -16,7 +16,10 @@ pub mod tls;
 pub mod wire;
 pub mod zab;
 
-pub use api::{Event, LeaderInfo, PeerBuilder, PeerHandle, PeerState, Role, RoleEvent, ZkfleError};
+pub use api::{
+    Event, LeaderInfo, PeerBuilder, PeerHandle, PeerState, ReplicationError, ReplicationResult,
+    Role, RoleEvent, StateMachine, ZkfleError,
+};
 
 /// The README's Rust code, compiled by `cargo test --doc` so the embedding
 /// snippet cannot drift from the API (it is `no_run`: it names servers that

@@ -4,9 +4,9 @@
 //! with `promtool`; ZooKeeper's `mntr` keys on leader and followers; and
 //! `4lw.commands.whitelist`, byte for byte as Java ZooKeeper 3.8.0 answers.
 //!
-//! Ports 35000..=35499: ensemble client 35001-3, quorum 35101-3, election
-//! 35201-3, metrics 35301-3; whitelist peer 35011/35111/35211; Java 35401
-//! (+100, +200: 35501, 35601 are its quorum/election ports).
+//! Ports 17000..=17499: ensemble client 17001-3, quorum 17101-3, election
+//! 17201-3, metrics 17301-3; whitelist peer 17011/17111/17211; Java 17401
+//! (+100, +200: 17501, 17601 are its quorum/election ports).
 
 #[path = "common/java.rs"]
 mod java;
@@ -27,7 +27,7 @@ const PROM: &str =
     "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
 
 fn metrics_port(sid: i64) -> u16 {
-    35300 + sid as u16
+    17300 + sid as u16
 }
 
 /// One HTTP/1.1 GET; returns (status line, headers, body).
@@ -119,7 +119,7 @@ fn start_ensemble(dir: &Path, ports: Ports) -> Vec<PeerHandle> {
 #[test]
 fn metrics_are_scraped_with_zookeepers_names_and_pass_promtool() {
     let dir = tempfile::tempdir().unwrap();
-    let ports = Ports { base: 35000 };
+    let ports = Ports { base: 17000 };
     let peers = start_ensemble(dir.path(), ports);
     let (leader, _) = peer::await_agreement(ports, &[1, 2, 3], Duration::from_secs(30));
 
@@ -302,7 +302,7 @@ fn raw_ask(addr: SocketAddr, word: &[u8]) -> Vec<u8> {
 #[test]
 fn whitelist_answers_byte_for_byte_as_java_3_8() {
     let dir = tempfile::tempdir().unwrap();
-    let ports = Ports { base: 35010 };
+    let ports = Ports { base: 17010 };
     let cfgs = write_ensemble(
         dir.path(),
         1,
@@ -334,10 +334,10 @@ fn whitelist_answers_byte_for_byte_as_java_3_8() {
 
     // The same words against a live Java 3.8 server, when there is one.
     if java::java_available() {
-        let zk = java::JavaEnsemble::new(35400, 1)
+        let zk = java::JavaEnsemble::new(17400, 1)
             .with_env("ZK_EXTRA_CFG", "4lw.commands.whitelist=ruok, mntr ,conf");
         zk.cmd(&["start", "1"], &[]);
-        let java_addr = SocketAddr::from(([127, 0, 0, 1], 35401));
+        let java_addr = SocketAddr::from(([127, 0, 0, 1], 17401));
         poll(
             Duration::from_secs(60),
             "Java's client port",

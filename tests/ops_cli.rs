@@ -4,8 +4,8 @@
 //! sends one word, and a security setting zkfle cannot honour stops
 //! `zkfle run` with exit 2 naming the file, line and key.
 //!
-//! Ports 35700..=35999: the peer's client 35701, quorum 35801, election
-//! 35901; a port nobody listens on: 35799.
+//! Ports 17700..=17999: the peer's client 17701, quorum 17801, election
+//! 17901; a port nobody listens on: 17799.
 
 #[path = "common/java.rs"]
 mod java;
@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use peer::{poll, zkfle_bin, Proc};
 
-const CLIENT: u16 = 35701;
-const DEAD: u16 = 35799;
+const CLIENT: u16 = 17701;
+const DEAD: u16 = 17799;
 
 /// A one-voter ensemble (it elects itself) with ZooKeeper's default
 /// whitelist: `srvr` only, which is all `status` needs.
@@ -31,7 +31,7 @@ fn write_cfg(dir: &Path, extra: &str) -> std::path::PathBuf {
     std::fs::write(
         &cfg,
         format!(
-            "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={CLIENT}\nclientPortAddress=127.0.0.1\nserver.1=127.0.0.1:35801:35901\n{extra}",
+            "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={CLIENT}\nclientPortAddress=127.0.0.1\nserver.1=127.0.0.1:17801:17901\n{extra}",
             data.display()
         ),
     )

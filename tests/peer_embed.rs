@@ -31,6 +31,7 @@ fn the_peer_with_the_highest_supplied_zxid_leads_and_status_says_so() {
             let zxid = if i == 0 { 7 } else { 3 };
             let opts = PeerOptions {
                 zxid_supplier: Some(Arc::new(move || zxid)),
+                ..PeerOptions::default()
             };
             let peer = QuorumPeer::start(cfg, opts).unwrap();
             let admin = Admin::start(&peer).unwrap();

@@ -56,7 +56,7 @@ fn linked(ports: Ports, sids: &[i64]) {
 
 #[test]
 fn tls_ensemble_elects_syncs_over_tls_and_refuses_plaintext_probes() {
-    let ports = Ports { base: 36000 };
+    let ports = Ports { base: 18000 };
     let dir = tempfile::tempdir().unwrap();
     let tls = format!("sslQuorum=true\n{}", pki(dir.path()));
     let cfgs = peer::write_ensemble(dir.path(), 4, ports, &tls);
@@ -149,7 +149,7 @@ fn tls_ensemble_elects_syncs_over_tls_and_refuses_plaintext_probes() {
 
 #[test]
 fn rolling_upgrade_to_tls_one_peer_at_a_time_keeps_a_leader() {
-    let ports = Ports { base: 36300 };
+    let ports = Ports { base: 18300 };
     let dir = tempfile::tempdir().unwrap();
     let stores = pki(dir.path());
     let cfgs = peer::write_ensemble(dir.path(), 4, ports, "");

@@ -493,3 +493,41 @@ mod random_schedules {
         }
     }
 }
+
+#[test]
+fn quorum_confirmed_at_is_the_send_time_of_the_newest_round_a_quorum_answered() {
+    let mut net = Net::new(&[1, 2, 3], &[], Mode::Store);
+    establish(&mut net, 1, &[2, 3]);
+    // Establishment sends the first round at once; after a half tick both
+    // followers have answered one.
+    net.advance(TICK / 2, TICK / 2);
+    let first = net
+        .leader()
+        .quorum_confirmed_at()
+        .expect("a round was answered");
+    assert!(first <= net.now);
+    // Rounds whose answers are held confirm nothing newer.
+    net.hold_links.extend([(2, 1), (3, 1)]);
+    net.advance(TICK * 2, TICK / 2);
+    assert_eq!(net.leader().quorum_confirmed_at(), Some(first));
+    // One follower's answers are enough with the leader (2 of 3): the
+    // newest round it answered went out at the last half tick, not when
+    // the answer arrived.
+    net.hold_links.remove(&(2, 1));
+    net.run();
+    let confirmed = net.leader().quorum_confirmed_at().expect("confirmed");
+    assert!(confirmed > first, "{confirmed:?} after {first:?}");
+    assert!(
+        confirmed <= net.now && net.now - confirmed < TICK / 2,
+        "the last round went out within the last half tick: {confirmed:?} at {:?}",
+        net.now
+    );
+    // Answers to rounds held in flight arrive later: still the send time.
+    net.hold_links.insert((2, 1));
+    net.advance(TICK / 2, TICK / 2);
+    let sent = net.now;
+    net.advance(TICK / 4, TICK / 4);
+    net.hold_links.remove(&(2, 1));
+    net.run();
+    assert_eq!(net.leader().quorum_confirmed_at(), Some(sent));
+}

@@ -78,6 +78,8 @@ fn learner_cfg(me: i64, observer: bool) -> ZabConfig {
         verifier: QuorumVerifier::majority(1..=4),
         quorum_listen_addrs: vec![addr(QUORUM_BASE, me)],
         quorum_addrs,
+        quorum_hosts: Default::default(),
+        resolver: zkfle::net::system_resolver(),
         is_observer: observer,
         config_text: text,
     }
@@ -269,6 +271,8 @@ fn java_followers_sync_with_a_zkfle_leader_and_reelect_when_it_leaves() {
             .iter()
             .map(|&s| (s, vec![addr(L_QUORUM_BASE, s)]))
             .collect(),
+        quorum_hosts: Default::default(),
+        resolver: zkfle::net::system_resolver(),
         is_observer: false,
         config_text: text,
     };

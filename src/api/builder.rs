@@ -6,10 +6,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
+
 use crate::config::ZkConfig;
-use crate::peer::{PeerOptions, ZxidSupplier};
+use crate::logstore::{FileLog, LogStore};
+use crate::peer::{PeerOptions, Replica, StateMachine, ZxidSupplier};
 
 use super::{PeerHandle, ZkfleError};
+use crate::peer::replica::ApiRequest;
 
 /// Builds and starts an embedded peer, from a `zoo.cfg` or from code.
 ///
@@ -42,7 +46,31 @@ pub struct PeerBuilder {
     source: Source,
     supplier: Option<ZxidSupplier>,
     admin: bool,
+    log: LogOptions,
 }
+
+/// The replicated-log settings. The store and the state machine are not
+/// `Clone`: builder clones share them, and the first `start` takes them.
+#[derive(Clone, Default)]
+struct LogOptions {
+    state_machine: Option<Shared<dyn StateMachine>>,
+    store: Option<Shared<dyn LogStore>>,
+    snapshot_every: Option<u64>,
+    lease_margin: Option<Duration>,
+}
+
+/// A part shared by builder clones until one `start` takes it.
+type Shared<T> = Arc<Mutex<Option<Box<T>>>>;
+
+/// What `start` hands the peer and the handle in store mode.
+type ReplicaStart = (Arc<Replica>, crossbeam_channel::Sender<ApiRequest>);
+
+/// Snapshot (and compact the log) every this many applied entries, unless
+/// [`PeerBuilder::snapshot_every`] says otherwise.
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 100_000;
+
+/// The directory under `dataDir` of the default [`FileLog`].
+pub const FILE_LOG_DIR: &str = "zkfle-log";
 
 #[derive(Clone)]
 enum Source {
@@ -77,6 +105,7 @@ impl std::fmt::Debug for PeerBuilder {
         f.debug_struct("PeerBuilder")
             .field("source", &src)
             .field("zxid_supplier", &self.supplier.is_some())
+            .field("replicated_log", &self.log.state_machine.is_some())
             .finish()
     }
 }
@@ -97,6 +126,7 @@ impl PeerBuilder {
             },
             supplier: None,
             admin: true,
+            log: LogOptions::default(),
         }
     }
 
@@ -113,6 +143,7 @@ impl PeerBuilder {
             source: Source::Loaded(Box::new(config)),
             supplier: None,
             admin: true,
+            log: LogOptions::default(),
         }
     }
 
@@ -139,6 +170,7 @@ impl PeerBuilder {
             },
             supplier: None,
             admin: true,
+            log: LogOptions::default(),
         }
     }
 
@@ -308,6 +340,103 @@ impl PeerBuilder {
         self
     }
 
+    /// Replicates a log over Zab into `state_machine` (store mode, issue
+    /// 14): the peer then takes [`PeerHandle::propose`] on the leader,
+    /// delivers every committed entry to `state_machine` on every peer in
+    /// zxid order, and answers [`PeerHandle::read_barrier`]. The log lives
+    /// in zkfle's [`FileLog`] under `<dataDir>/zkfle-log` unless
+    /// [`PeerBuilder::log_store`] gives another store. The peer votes with
+    /// the log's last durable zxid (a [`PeerBuilder::last_zxid`] supplier
+    /// is refused with it), and it only joins zkfle peers that replicate
+    /// too: it refuses to follow a Java ZooKeeper or election-only leader
+    /// and refuses such learners (clear log lines; they stay out of the
+    /// quorum).
+    ///
+    /// ```
+    /// use zkfle::logstore::{Entry, Snapshot};
+    /// use zkfle::StateMachine;
+    /// #[derive(Default)]
+    /// struct Count(u64);
+    /// impl StateMachine for Count {
+    ///     fn apply(&mut self, entries: &[Entry]) { self.0 += entries.len() as u64; }
+    ///     fn snapshot(&mut self) -> bytes::Bytes { self.0.to_be_bytes().to_vec().into() }
+    ///     fn restore(&mut self, s: &Snapshot) {
+    ///         self.0 = s.data.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0);
+    ///     }
+    /// }
+    /// let b = zkfle::PeerBuilder::new(1).replicated_log(Count::default());
+    /// # let _ = b;
+    /// ```
+    pub fn replicated_log<S: StateMachine>(mut self, state_machine: S) -> Self {
+        self.log.state_machine = Some(Arc::new(Mutex::new(Some(Box::new(state_machine)))));
+        self
+    }
+
+    /// The [`LogStore`] the replicated log lives in, instead of the default
+    /// [`FileLog`] in `<dataDir>/zkfle-log` (needs
+    /// [`PeerBuilder::replicated_log`]). Every mutating call must be durable
+    /// when it returns (see the trait); zkfle calls it from one thread, in
+    /// the order the protocol needs, batching appends (one `append` per
+    /// group commit).
+    ///
+    /// ```
+    /// let b = zkfle::PeerBuilder::new(1).log_store(zkfle::logstore::MemLog::new());
+    /// # let _ = b;
+    /// ```
+    pub fn log_store<L: LogStore>(mut self, store: L) -> Self {
+        self.log.store = Some(Arc::new(Mutex::new(Some(Box::new(store)))));
+        self
+    }
+
+    /// Snapshot the state machine and compact the log every `entries`
+    /// applied entries (default [`DEFAULT_SNAPSHOT_EVERY`]; 0 = never). The
+    /// snapshot is taken on the apply thread ([`StateMachine::snapshot`]),
+    /// saved in the store, then the log entries it covers are dropped (as
+    /// far as the store's granularity allows: [`FileLog`] drops whole
+    /// segments). Learners whose log ends before the compaction point are
+    /// then synced with the snapshot (SNAP).
+    ///
+    /// ```
+    /// let b = zkfle::PeerBuilder::new(1).snapshot_every(10_000);
+    /// # let _ = b;
+    /// ```
+    pub fn snapshot_every(mut self, entries: u64) -> Self {
+        self.log.snapshot_every = Some(entries);
+        self
+    }
+
+    /// Turns on the leader's read lease (off by default): a
+    /// [`PeerHandle::read_barrier`] on the leader answers without a PING
+    /// round while `now < quorum_confirmed_at + lease`, where
+    /// `lease = syncLimit × tickTime − clock_drift_margin` and
+    /// `quorum_confirmed_at` ([`PeerHandle::quorum_confirmed_at`]) is when
+    /// the leader sent the newest PING round a quorum answered.
+    ///
+    /// **Why it is safe, and when it is not.** A follower that answered
+    /// that PING received it after it was sent, and keeps following until
+    /// it has heard nothing from the leader for `syncLimit × tickTime` by
+    /// its own clock; a new leader needs a quorum, so at least one of those
+    /// followers, before it can commit anything newer. The lease holds as
+    /// long as (1) clocks advance at rates that differ by less than the
+    /// margin over one lease (pick the margin for your drift, e.g. 10% of
+    /// `syncLimit × tickTime` plus scheduling delays), (2) a follower that
+    /// answered does not restart within the lease (a restarted process
+    /// forgets whom it followed and may vote at once), and (3) this
+    /// process is not paused between reading the clock and answering (a GC
+    /// or SIGSTOP pause longer than the margin breaks it, as for every
+    /// lease). Without the lease, reads through the barrier are
+    /// linearizable under any timing.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let b = zkfle::PeerBuilder::new(1).read_lease(Duration::from_millis(200));
+    /// # let _ = b;
+    /// ```
+    pub fn read_lease(mut self, clock_drift_margin: Duration) -> Self {
+        self.log.lease_margin = Some(clock_drift_margin);
+        self
+    }
+
     /// Do not serve four-letter words even if the config names a client
     /// port (a store usually owns that port itself).
     ///
@@ -394,9 +523,64 @@ impl PeerBuilder {
     pub fn start(self) -> Result<PeerHandle, ZkfleError> {
         let config = self.config()?;
         std::fs::create_dir_all(&config.data_dir).map_err(ZkfleError::Io)?;
+        let (replica, requests) = match self.replica(&config)? {
+            Some((r, tx)) => (Some(r), Some(tx)),
+            None => (None, None),
+        };
         let opts = PeerOptions {
             zxid_supplier: self.supplier.clone(),
+            replica,
         };
-        PeerHandle::start(config, opts, self.admin)
+        PeerHandle::start(config, opts, self.admin, requests)
+    }
+
+    /// The replicated log's parts, taken from the builder (store mode).
+    fn replica(&self, config: &ZkConfig) -> Result<Option<ReplicaStart>, ZkfleError> {
+        let Some(sm) = &self.log.state_machine else {
+            if self.log.store.is_some() {
+                return Err(ZkfleError::Option(
+                    "log_store needs replicated_log (the state machine the log feeds)",
+                ));
+            }
+            return Ok(None);
+        };
+        if self.supplier.is_some() {
+            return Err(ZkfleError::Option(
+                "last_zxid and replicated_log exclude each other: a replicated log votes with its own last durable zxid",
+            ));
+        }
+        let lease = match self.log.lease_margin {
+            None => None,
+            Some(margin) => {
+                let full = config.tick_time.saturating_mul(config.sync_limit);
+                match full.checked_sub(margin) {
+                    Some(l) if !l.is_zero() => Some(l),
+                    _ => {
+                        return Err(ZkfleError::Option(
+                            "read_lease: the clock-drift margin must be shorter than syncLimit × tickTime",
+                        ))
+                    }
+                }
+            }
+        };
+        let store: Box<dyn LogStore> = match &self.log.store {
+            Some(s) => match s.lock().take() {
+                Some(s) => s,
+                None => {
+                    return Err(ZkfleError::Option(
+                        "the log store was already used by another start",
+                    ))
+                }
+            },
+            None => Box::new(FileLog::open(config.data_dir.join(FILE_LOG_DIR))?),
+        };
+        let Some(state_machine) = sm.lock().take() else {
+            return Err(ZkfleError::Option(
+                "the replicated log's state machine was already used by another start",
+            ));
+        };
+
+        let every = self.log.snapshot_every.unwrap_or(DEFAULT_SNAPSHOT_EVERY);
+        Ok(Some(Replica::new(store, state_machine, every, lease)))
     }
 }

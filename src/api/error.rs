@@ -52,4 +52,10 @@ pub enum ZkfleError {
     /// The handle was shut down.
     #[error("the peer has been shut down")]
     Shutdown,
+    /// Builder options that do not go together (the text says which).
+    #[error("invalid builder options: {0}")]
+    Option(&'static str),
+    /// The replicated log's store could not be opened.
+    #[error("cannot open the replicated log: {0}")]
+    Log(#[from] crate::logstore::LogError),
 }

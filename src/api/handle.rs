@@ -1,14 +1,16 @@
 //! [`PeerHandle`]: a running embedded peer, its state and its shutdown.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
 use crate::admin::Admin;
 use crate::config::ZkConfig;
-use crate::peer::{PeerOptions, QuorumPeer};
+use crate::peer::replica::ApiRequest;
+use crate::peer::{PeerOptions, QuorumPeer, ReplicationError};
 
 use super::state::Published;
 use super::{Event, LeaderInfo, PeerState, Role, ZkfleError};
@@ -44,9 +46,19 @@ use super::{Event, LeaderInfo, PeerState, Role, ZkfleError};
 /// every side effect with the epoch ([`PeerHandle::current_epoch`],
 /// [`Role::Leading`]'s `epoch`) and have whatever receives it refuse an
 /// epoch older than one it has seen (`examples/leader_task.rs`,
-/// `examples/replicated_kv.rs`). A readable "leader at least until" value,
-/// from the leader's last quorum of PING acknowledgements, is planned
-/// with the sans-IO Zab machines.
+/// `examples/replicated_kv.rs`). Measured: `tests/embed_staleness.rs`
+/// (SIGSTOPped followers) and `tests/store_runtime.rs` (a partition:
+/// 0.33–0.40 s with syncLimit 3 and tickTime 100 ms, bound 0.4 s).
+///
+/// With a replicated log the leader also says when it last *knew* it held
+/// a quorum: [`PeerHandle::quorum_confirmed_at`], the send time of the
+/// newest PING round a quorum answered. Each follower that answered heard
+/// from it after that instant, so none gives up on it before
+/// `quorum_confirmed_at + syncLimit × tickTime` by its own clock; that is
+/// the basis of the optional read lease
+/// ([`PeerBuilder::read_lease`](super::PeerBuilder::read_lease),
+/// [`PeerHandle::lease_until`]). For reads that stay linearizable under any
+/// timing, use [`PeerHandle::read_barrier`].
 ///
 /// ```
 /// # use std::time::Duration;
@@ -64,7 +76,7 @@ use super::{Event, LeaderInfo, PeerState, Role, ZkfleError};
 /// ```
 #[derive(Clone)]
 pub struct PeerHandle {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for PeerHandle {
@@ -75,9 +87,14 @@ impl std::fmt::Debug for PeerHandle {
     }
 }
 
-struct Inner {
-    config: ZkConfig,
-    opts: PeerOptions,
+pub(super) struct Inner {
+    pub(super) config: ZkConfig,
+    pub(super) opts: PeerOptions,
+    /// Store mode: where `propose` and `read_barrier` queue their requests
+    /// (the running role takes them).
+    pub(super) requests: Option<Sender<ApiRequest>>,
+    /// Set when shutdown starts: no new request is queued after it.
+    pub(super) closing: AtomicBool,
     published: Arc<Published>,
     /// Serve four-letter words and metrics beside the peer.
     admin: bool,
@@ -106,10 +123,21 @@ impl Running {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.published.close();
+        self.closing.store(true, Ordering::SeqCst);
         if let Some(running) = self.running.get_mut().take() {
             // Joins the peer's threads; safe on an async runtime's thread
             // (its private runtimes stop on a helper thread there).
             running.shutdown();
+        }
+        self.fail_queued();
+    }
+}
+
+impl Inner {
+    /// Fails every request no role will take any more.
+    pub(super) fn fail_queued(&self) {
+        if let Some(r) = &self.opts.replica {
+            r.fail_queued(ReplicationError::Shutdown);
         }
     }
 }
@@ -119,11 +147,14 @@ impl PeerHandle {
         config: ZkConfig,
         opts: PeerOptions,
         admin: bool,
+        requests: Option<Sender<ApiRequest>>,
     ) -> Result<PeerHandle, ZkfleError> {
         let inner = Arc::new(Inner {
             published: Arc::new(Published::new(config.my_sid)),
             config,
             opts,
+            requests,
+            closing: AtomicBool::new(false),
             admin,
             running: Mutex::new(None),
         });
@@ -525,10 +556,12 @@ impl PeerHandle {
         // Closed first: an embedder stops acting as leader before the peer
         // has finished stopping, never after.
         self.inner.published.close();
+        self.inner.closing.store(true, Ordering::SeqCst);
         let mut running = self.inner.running.lock();
         if let Some(r) = running.take() {
             r.shutdown();
         }
+        self.inner.fail_queued();
     }
 
     /// [`PeerHandle::shutdown`] for async code: the joins run on a helper

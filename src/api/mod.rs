@@ -38,11 +38,15 @@
 mod builder;
 mod error;
 mod handle;
+mod replicated;
 mod role;
 mod state;
 
+pub use crate::peer::{ReplicationError, ReplicationResult, StateMachine};
 pub use builder::PeerBuilder;
+pub use builder::{DEFAULT_SNAPSHOT_EVERY, FILE_LOG_DIR};
 pub use error::ZkfleError;
 pub use handle::PeerHandle;
+pub use replicated::MAX_PROPOSAL_BYTES;
 pub use role::{LeaderInfo, Role, RoleEvent};
 pub use state::{Event, PeerState};

@@ -69,6 +69,20 @@ pub enum EpochError {
         /// `last_zxid >> 32`.
         zxid_epoch: i64,
     },
+    /// Store mode: the replicated log holds an entry of an epoch this peer
+    /// never accepted (a peer logs a leader's entries only after accepting
+    /// its epoch), so the data directory and the log do not belong together.
+    #[error(
+        "{path}: acceptedEpoch {accepted} is older than the epoch {zxid_epoch} of the replicated log's last zxid"
+    )]
+    AcceptedBehindLog {
+        /// The acceptedEpoch file.
+        path: PathBuf,
+        /// Its value.
+        accepted: i64,
+        /// `last_zxid >> 32`.
+        zxid_epoch: i64,
+    },
 }
 
 /// The epoch of a zxid (its high 32 bits).
@@ -94,6 +108,27 @@ impl EpochFiles {
     ///   `currentEpoch.tmp` if an interrupted write left one, else fatal;
     /// * `acceptedEpoch < currentEpoch` is fatal.
     pub fn open(data_dir: &Path, last_zxid: i64) -> Result<EpochFiles, EpochError> {
+        EpochFiles::open_checked(data_dir, last_zxid, false)
+    }
+
+    /// [`EpochFiles::open`] for a peer that replicates a log (store mode),
+    /// whose log may legitimately hold entries of an epoch newer than
+    /// `currentEpoch`: a learner appends the proposals a leader forwards
+    /// during synchronization (those of the leader's own epoch included)
+    /// *before* it persists `currentEpoch` on NEWLEADER (ZooKeeper 3.9's
+    /// order, ZAB_SPEC L2), so a crash in between leaves exactly that. It
+    /// never logs an entry of an epoch it has not accepted, so the check
+    /// here is `epoch(last_zxid) <= acceptedEpoch`; missing files are
+    /// created as in [`EpochFiles::open`].
+    pub fn open_replicated(data_dir: &Path, last_zxid: i64) -> Result<EpochFiles, EpochError> {
+        EpochFiles::open_checked(data_dir, last_zxid, true)
+    }
+
+    fn open_checked(
+        data_dir: &Path,
+        last_zxid: i64,
+        replicated: bool,
+    ) -> Result<EpochFiles, EpochError> {
         let dir = data_dir.join(VERSION_DIR);
         fs::create_dir_all(&dir).map_err(|source| EpochError::Io {
             path: dir.clone(),
@@ -113,7 +148,7 @@ impl EpochFiles {
                 zxid_epoch
             }
         };
-        if zxid_epoch > current {
+        if zxid_epoch > current && !replicated {
             let tmp = dir.join(format!("{CURRENT_EPOCH_FILE}.tmp"));
             match read_epoch(&tmp)? {
                 Some(e) if e >= zxid_epoch => {
@@ -145,6 +180,13 @@ impl EpochFiles {
                 zxid_epoch
             }
         };
+        if replicated && zxid_epoch > accepted {
+            return Err(EpochError::AcceptedBehindLog {
+                path: accepted_path,
+                accepted,
+                zxid_epoch,
+            });
+        }
         if accepted < current {
             return Err(EpochError::AcceptedBelowCurrent {
                 accepted_path,
@@ -245,6 +287,31 @@ mod tests {
 
     fn vdir(d: &Path) -> PathBuf {
         d.join(VERSION_DIR)
+    }
+
+    #[test]
+    fn a_replicated_log_may_be_ahead_of_current_but_not_of_accepted() {
+        let t = tempfile::tempdir().unwrap();
+        let d = vdir(t.path());
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("currentEpoch"), b"2").unwrap();
+        fs::write(d.join("acceptedEpoch"), b"3").unwrap();
+        // Synced entries of epoch 3 logged before NEWLEADER's currentEpoch.
+        let z3 = (3 << 32) | 4;
+        assert!(matches!(
+            EpochFiles::open(t.path(), z3),
+            Err(EpochError::CurrentBehindLog { .. })
+        ));
+        let e = EpochFiles::open_replicated(t.path(), z3).unwrap();
+        assert_eq!((e.current(), e.accepted()), (2, 3));
+        assert!(matches!(
+            EpochFiles::open_replicated(t.path(), (4 << 32) | 1),
+            Err(EpochError::AcceptedBehindLog {
+                accepted: 3,
+                zxid_epoch: 4,
+                ..
+            })
+        ));
     }
 
     #[test]

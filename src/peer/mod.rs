@@ -18,7 +18,10 @@
 //! [`PeerStatus`] and the connection manager; the binary and `PeerBuilder`
 //! start them beside the peer, which knows nothing of them.
 
+pub(crate) mod apply;
+pub(crate) mod durable;
 pub mod epoch;
+pub mod replica;
 mod role;
 pub mod status;
 pub mod timings;
@@ -37,7 +40,13 @@ use crate::election::{self, Decision, DialError, Driver, FleConfig, Input, Outpu
 use crate::wire::ServerState;
 
 pub use epoch::{EpochError, EpochFiles};
+pub use replica::{Replica, ReplicaShared, ReplicationError, ReplicationResult, StateMachine};
 pub use status::{NetStats, PeerStatus, Phase, StatusSnapshot};
+
+use apply::{Applier, ApplyMsg};
+use durable::{EpochSink, IoMsg};
+use replica::ReplicaParts;
+use zab::runtime::{IoHandle, LogLimiter, RoleIn};
 
 /// Supplies the zxid a peer votes with: the last zxid of the embedding
 /// store's log. Called at the start of every election.
@@ -72,21 +81,67 @@ pub enum PeerError {
         #[source]
         source: std::io::Error,
     },
+    /// The replicated log's store and state machine are in use by another
+    /// running instance of this peer.
+    #[error("the replicated log is already in use by a running peer")]
+    ReplicaBusy,
 }
 
 /// Options beyond `zoo.cfg`, for the embedding API.
 #[derive(Clone, Default)]
 pub struct PeerOptions {
-    /// The zxid to vote with; `None` = an empty store (zxid 0).
+    /// The zxid to vote with; `None` = an empty store (zxid 0). Ignored in
+    /// store mode, which votes with the log's last durable zxid.
     pub zxid_supplier: Option<ZxidSupplier>,
+    /// Store mode: the replicated log (store, state machine, request
+    /// queue). `None`: an election-only peer (interop mode).
+    pub replica: Option<Arc<Replica>>,
 }
 
 impl std::fmt::Debug for PeerOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PeerOptions")
             .field("zxid_supplier", &self.zxid_supplier.is_some())
+            .field("replica", &self.replica)
             .finish()
     }
+}
+
+/// Epoch writes of the durability pipeline: the peer's `EpochFiles`, and
+/// the status fields that show them.
+struct PeerEpochs {
+    epochs: Arc<Mutex<EpochFiles>>,
+    status: Arc<PeerStatus>,
+}
+
+impl EpochSink for PeerEpochs {
+    fn write_accepted(&self, e: i64) -> Result<(), String> {
+        self.epochs
+            .lock()
+            .set_accepted(e)
+            .map_err(|x| x.to_string())?;
+        self.status.update(|s| s.accepted_epoch = e);
+        Ok(())
+    }
+    fn write_current(&self, e: i64) -> Result<(), String> {
+        self.epochs
+            .lock()
+            .set_current(e)
+            .map_err(|x| x.to_string())?;
+        self.status.update(|s| s.current_epoch = e);
+        Ok(())
+    }
+}
+
+/// What the apply thread hands back: the state machine and its applied
+/// zxid.
+type AppliedState = (Box<dyn StateMachine>, Option<i64>);
+
+/// The store-mode threads of a running instance.
+struct StoreThreads {
+    replica: Arc<Replica>,
+    /// Returns the state machine and its applied zxid when it ends.
+    apply: Option<JoinHandle<AppliedState>>,
 }
 
 /// Commands from the main loop to the election thread; each is one
@@ -109,6 +164,9 @@ pub struct QuorumPeer {
     /// wakes every receiver at once).
     stop: Option<Sender<()>>,
     threads: Vec<JoinHandle<()>>,
+    /// The durability pipeline (interop mode: epochs only).
+    io_thread: Option<JoinHandle<Option<Box<dyn crate::logstore::LogStore>>>>,
+    store: Option<StoreThreads>,
     config: Arc<ZkConfig>,
 }
 
@@ -134,15 +192,45 @@ impl QuorumPeer {
         // peer here.
         let tls = crate::tls::QuorumTls::load(&config).map_err(|e| PeerError::Tls(Box::new(e)))?;
         let supplier: ZxidSupplier = opts.zxid_supplier.clone().unwrap_or_else(|| Arc::new(|| 0));
-        let last_zxid = supplier();
-        let epochs = EpochFiles::open(&config.data_dir, last_zxid)?;
+        // Store mode: this instance takes the store and the state machine
+        // (given back at shutdown) and votes with the log's last zxid.
+        let mut parts = match &opts.replica {
+            Some(r) => Some(r.parts.lock().take().ok_or(PeerError::ReplicaBusy)?),
+            None => None,
+        };
+        let give_back = |parts: Option<ReplicaParts>| {
+            if let (Some(r), Some(p)) = (&opts.replica, parts) {
+                *r.parts.lock() = Some(p);
+            }
+        };
+        let last_zxid = match &parts {
+            Some(p) => p.store.last_zxid(),
+            None => supplier(),
+        };
+        let opened = if parts.is_some() {
+            EpochFiles::open_replicated(&config.data_dir, last_zxid)
+        } else {
+            EpochFiles::open(&config.data_dir, last_zxid)
+        };
+        let epochs = match opened {
+            Ok(e) => e,
+            Err(e) => {
+                give_back(parts.take());
+                return Err(e.into());
+            }
+        };
         log::info!(
-            "sid {}: currentEpoch {} acceptedEpoch {} last zxid {:#x} ({})",
+            "sid {}: currentEpoch {} acceptedEpoch {} last zxid {:#x} ({}{})",
             config.my_sid,
             epochs.current(),
             epochs.accepted(),
             last_zxid,
-            epochs.dir().display()
+            epochs.dir().display(),
+            if parts.is_some() {
+                ", replicated log"
+            } else {
+                ""
+            }
         );
         let status = Arc::new(PeerStatus::new(
             config.my_sid,
@@ -150,7 +238,7 @@ impl QuorumPeer {
             epochs.current(),
             epochs.accepted(),
         ));
-
+        let epochs = Arc::new(Mutex::new(epochs));
         if let Some(t) = &tls {
             log::info!(
                 "quorum TLS: sslQuorum={} portUnification={} ({t:?})",
@@ -160,7 +248,70 @@ impl QuorumPeer {
         }
         let mut qcm_cfg = QcmConfig::for_server(&config);
         qcm_cfg.tls = tls.clone();
-        let qcm = Qcm::start(qcm_cfg)?;
+        let qcm = match Qcm::start(qcm_cfg) {
+            Ok(q) => q,
+            Err(e) => {
+                give_back(parts.take());
+                return Err(e.into());
+            }
+        };
+
+        // The durability pipeline (a thread that cannot be spawned takes the
+        // store down with it: the data stays on disk, this handle cannot
+        // restart it): epochs always, the log in store mode.
+        let (io_tx, io_rx) = crossbeam_channel::unbounded::<IoMsg<RoleIn>>();
+        let (store_box, sm_parts) = match parts.take() {
+            Some(p) => (Some(p.store), Some((p.state_machine, p.applied))),
+            None => (None, None),
+        };
+        let sink = PeerEpochs {
+            epochs: epochs.clone(),
+            status: status.clone(),
+        };
+        let io_thread = std::thread::Builder::new()
+            .name(format!("zab-io-{}", config.my_sid))
+            .spawn(move || {
+                let mut store = store_box;
+                durable::run(io_rx, &sink, store.as_deref_mut().map(|s| s as _));
+                store
+            })
+            .map_err(|source| PeerError::Thread {
+                what: "durability pipeline",
+                source,
+            })?;
+        let io = IoHandle { tx: io_tx };
+        let mut store_threads = None;
+        let mut apply_tx = None;
+        if let (Some(replica), Some((mut sm, applied))) = (opts.replica.clone(), sm_parts) {
+            let (tx, rx) = crossbeam_channel::unbounded::<ApplyMsg>();
+            let shared = replica.shared().clone();
+            let every = replica.snapshot_every;
+            let io_tx = io.tx.clone();
+            let apply = std::thread::Builder::new()
+                .name(format!("zab-apply-{}", config.my_sid))
+                .spawn(move || {
+                    let applier = Applier {
+                        sm: &mut *sm,
+                        applied,
+                        io: io_tx,
+                        shared: &shared,
+                        snapshot_every: every,
+                        since_snapshot: 0,
+                    };
+                    let applied = applier.run(rx);
+                    (sm, applied)
+                })
+                .map_err(|source| PeerError::Thread {
+                    what: "apply",
+                    source,
+                })?;
+            apply_tx = Some(tx);
+            store_threads = Some(StoreThreads {
+                replica,
+                apply: Some(apply),
+            });
+        }
+
         {
             let q = qcm.clone();
             status.set_net_source(Arc::new(move || {
@@ -206,13 +357,17 @@ impl QuorumPeer {
         let main = MainLoop {
             config: config.clone(),
             status: status.clone(),
-            epochs: Arc::new(Mutex::new(epochs)),
+            epochs,
             supplier,
             cmds: cmd_tx,
             decisions: dec_rx,
             stop: stop_rx,
             participant,
             tls,
+            io,
+            apply: apply_tx,
+            replica: opts.replica.clone(),
+            limiter: LogLimiter::default(),
         };
         threads.push(
             std::thread::Builder::new()
@@ -228,6 +383,8 @@ impl QuorumPeer {
             qcm,
             stop: Some(stop_tx),
             threads,
+            io_thread: Some(io_thread),
+            store: store_threads,
             config,
         })
     }
@@ -266,6 +423,31 @@ impl QuorumPeer {
             let _ = h.join();
         }
         self.qcm.shutdown();
+        // The main loop held the pipeline's and the apply thread's queues:
+        // with it gone, the apply thread finishes what is queued, then the
+        // pipeline finishes and hands the store back.
+        let (sm, applied) = match self.store.as_mut().and_then(|s| s.apply.take()) {
+            Some(h) => match h.join() {
+                Ok((sm, applied)) => (Some(sm), applied),
+                Err(_) => (None, None),
+            },
+            None => (None, None),
+        };
+        let store = self.io_thread.take().and_then(|h| h.join().ok()).flatten();
+        if let Some(st) = self.store.take() {
+            if let (Some(store), Some(state_machine)) = (store, sm) {
+                *st.replica.parts.lock() = Some(ReplicaParts {
+                    store,
+                    state_machine,
+                    applied,
+                });
+            } else {
+                log::error!(
+                    "sid {}: the replicated log's threads panicked; the store is lost to this handle",
+                    self.config.my_sid
+                );
+            }
+        }
     }
 }
 
@@ -381,16 +563,40 @@ struct MainLoop {
     decisions: Receiver<Decision>,
     stop: Receiver<()>,
     participant: bool,
+    /// Quorum TLS for the quorum port, if configured.
     tls: Option<crate::tls::QuorumTls>,
+    /// The durability pipeline.
+    io: IoHandle,
+    /// Store mode: the apply thread's queue.
+    apply: Option<Sender<ApplyMsg>>,
+    /// Store mode: requests, published figures.
+    replica: Option<Arc<Replica>>,
+    limiter: LogLimiter,
 }
 
 impl MainLoop {
+    /// The zxid to vote with, once every write of the previous role is done
+    /// (its queued appends and epoch writes; ZAB_SPEC: build the next
+    /// role's state only after the previous role's writes).
+    fn vote_zxid(&self) -> i64 {
+        let durable = self.io.sync();
+        if self.replica.is_some() {
+            // Store mode (ZAB_SPEC L5): the log's last *durable* zxid.
+            return durable.unwrap_or(0);
+        }
+        // Interop: a zxid the Zab session set (leading: newEpoch << 32;
+        // SNAP: the leader's zxid) counts too, as Java votes with its
+        // in-memory lastProcessedZxid.
+        (self.supplier)().max(self.status.snapshot().last_zxid)
+    }
+
     fn run(self) {
+        let never = crossbeam_channel::never();
+        let requests = self.replica.as_ref().map_or(&never, |r| &r.requests);
+        // Refused leaders in a row (store mode).
+        let mut refusals: u32 = 0;
         loop {
-            // zab: a zxid the Zab session set (leading: newEpoch << 32; SNAP:
-            // the leader's zxid) counts too, as Java votes with its in-memory
-            // lastProcessedZxid.
-            let last_zxid = (self.supplier)().max(self.status.snapshot().last_zxid);
+            let last_zxid = self.vote_zxid();
             let current_epoch = self.epochs.lock().current();
             self.status.update(|s| {
                 s.state = ServerState::Looking;
@@ -417,15 +623,24 @@ impl MainLoop {
                 log::error!("sid {}: election thread is gone", self.config.my_sid);
                 return;
             }
-            let decision = select! {
-                recv(self.decisions) -> d => match d {
-                    Ok(d) => d,
-                    Err(_) => {
-                        log::error!("sid {}: election thread is gone", self.config.my_sid);
-                        return;
-                    }
-                },
-                recv(self.stop) -> _ => return,
+            let decision = loop {
+                select! {
+                    recv(self.decisions) -> d => match d {
+                        Ok(d) => break d,
+                        Err(_) => {
+                            log::error!("sid {}: election thread is gone", self.config.my_sid);
+                            return;
+                        }
+                    },
+                    recv(requests) -> r => {
+                        // No leader while electing: fail fast, the caller
+                        // retries once a leader is known.
+                        if let Ok(r) = r {
+                            r.fail(ReplicationError::NotLeader { leader: None });
+                        }
+                    },
+                    recv(self.stop) -> _ => return,
+                }
             };
             let took = started.elapsed().as_millis() as u64;
             let state = decision.state;
@@ -447,6 +662,14 @@ impl MainLoop {
                 s.last_election_ms = Some(took);
                 s.decided_by = Some(decision.decided_by);
             });
+            let store = match (&self.apply, &self.replica) {
+                (Some(apply), Some(r)) => Some(role::StoreContext {
+                    apply,
+                    requests: &r.requests,
+                    shared: r.shared(),
+                }),
+                _ => None,
+            };
             let ctx = role::RoleContext {
                 config: &self.config,
                 status: &self.status,
@@ -456,16 +679,59 @@ impl MainLoop {
                     let _ = self.cmds.send(ElectionCmd::EstablishedEpoch(e));
                 },
                 tls: self.tls.as_ref(),
+                io: &self.io,
+                store,
+                last_zxid,
+                limiter: &self.limiter,
             };
-            match role::run(&ctx, &decision) {
+            let (reason, hold) = match role::run(&ctx, &decision) {
                 role::RoleEnd::Shutdown => return,
                 role::RoleEnd::LookAgain(reason) => {
-                    log::info!(
-                        "sid {}: {state} ended ({reason:?}); back to LOOKING",
-                        self.config.my_sid
-                    );
-                    if self.cmds.send(ElectionCmd::RoleEnded(reason)).is_err() {
-                        return;
+                    refusals = 0;
+                    (reason, None)
+                }
+                role::RoleEnd::Refused(reason) => {
+                    // tickTime, doubling per refusal in a row, at most
+                    // initLimit ticks: the election would hand us the same
+                    // leader again at once.
+                    let limit = self.config.tick_time.saturating_mul(self.config.init_limit);
+                    let hold = self
+                        .config
+                        .tick_time
+                        .saturating_mul(1 << refusals.min(16))
+                        .min(limit);
+                    refusals += 1;
+                    (reason, Some(hold))
+                }
+            };
+            log::info!(
+                "sid {}: {state} ended ({reason:?}); back to LOOKING{}",
+                self.config.my_sid,
+                hold.map_or(String::new(), |h| format!(" in {} ms", h.as_millis()))
+            );
+            if self.cmds.send(ElectionCmd::RoleEnded(reason)).is_err() {
+                return;
+            }
+            if let Some(hold) = hold {
+                self.status.update(|s| {
+                    s.state = ServerState::Looking;
+                    s.phase = Phase::Election;
+                    s.leader_sid = -1;
+                });
+                let until = Instant::now() + hold;
+                loop {
+                    let left = until.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    select! {
+                        recv(requests) -> r => {
+                            if let Ok(r) = r {
+                                r.fail(ReplicationError::NotLeader { leader: None });
+                            }
+                        },
+                        recv(self.stop) -> _ => return,
+                        default(left) => break,
                     }
                 }
             }

@@ -1,9 +1,10 @@
 //! The role a peer takes after an election: the quorum-port Zab session
-//! (`crate::peer::zab::{lead, follow}`, PROTOCOL.md §6). The role reports
-//! `serving` (Java's Mode) only once the session reaches the broadcast
-//! phase; any end other than shutdown sends the peer back to LOOKING.
+//! (`crate::peer::zab`, PROTOCOL.md §6) run by the role runtime. The role
+//! reports `serving` (Java's Mode) only once the session reaches the
+//! broadcast phase; any end other than shutdown sends the peer back to
+//! LOOKING.
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -12,8 +13,11 @@ use crate::config::ZkConfig;
 use crate::election::{self, Decision};
 use crate::wire::ServerState;
 
+use super::apply::ApplyMsg;
+use super::replica::{ApiRequest, ReplicaShared};
 use super::status::Phase;
 use super::zab;
+use super::zab::runtime::{IoHandle, LogLimiter, RoleEnv};
 
 use super::epoch::EpochFiles;
 use super::status::PeerStatus;
@@ -24,15 +28,32 @@ pub(crate) struct RoleContext<'a> {
     pub config: &'a ZkConfig,
     /// Status to publish the phase and `serving` in.
     pub status: &'a PeerStatus,
-    /// The epoch files, to persist acceptedEpoch/currentEpoch.
+    /// The epoch files (written by the durability pipeline; read here).
     pub epochs: &'a Mutex<EpochFiles>,
     /// Closed when the peer shuts down; a role must return soon after.
     pub stop: &'a Receiver<()>,
     /// Reports the epoch Zab established, so replies to LOOKING peers carry
     /// it (PROTOCOL.md §4.3).
     pub established_epoch: &'a (dyn Fn(i64) + Sync),
-    /// Quorum TLS, if configured.
+    /// Quorum TLS (`sslQuorum`/`portUnification`), if configured.
     pub tls: Option<&'a crate::tls::QuorumTls>,
+    /// The durability pipeline.
+    pub io: &'a IoHandle,
+    /// Store mode: the apply thread, the embedder's requests and the
+    /// figures published for it.
+    pub store: Option<StoreContext<'a>>,
+    /// The zxid the role starts from: the log's last durable zxid (store
+    /// mode) or the interop vote zxid, as the election used it.
+    pub last_zxid: i64,
+    /// Rate limits repeated error lines across roles.
+    pub limiter: &'a LogLimiter,
+}
+
+/// The store-mode parts of a [`RoleContext`].
+pub(crate) struct StoreContext<'a> {
+    pub apply: &'a Sender<ApplyMsg>,
+    pub requests: &'a Receiver<ApiRequest>,
+    pub shared: &'a ReplicaShared,
 }
 
 /// How a role ended.
@@ -44,9 +65,11 @@ pub(crate) enum RoleEnd {
     /// without closing its connections, hung, SIGSTOPped or partitioned one
     /// way, counts as Down in the next election).
     LookAgain(election::RoleEnd),
+    /// Store mode: the elected leader does not replicate a log (a Java or
+    /// election-only peer). Elect again, but not at once: the same leader
+    /// would be chosen and refused again in a loop.
+    Refused(election::RoleEnd),
 }
-
-// ---- zab integration (zab helper): the role is the quorum-port session ----
 
 /// Runs the decided role until it ends: LEADING runs the Zab leader on the
 /// quorum port, FOLLOWING/OBSERVING the learner (PROTOCOL.md §6). The peer is
@@ -55,10 +78,34 @@ pub(crate) enum RoleEnd {
 pub(crate) fn run(ctx: &RoleContext<'_>, decision: &Decision) -> RoleEnd {
     let cfg = zab_config(ctx.config, decision.state == ServerState::Observing);
     let host = RoleHost { ctx };
+    let persisted = {
+        let e = ctx.epochs.lock();
+        crate::zab::Persisted {
+            accepted_epoch: e.accepted(),
+            current_epoch: e.current(),
+            last_zxid: ctx.last_zxid,
+        }
+    };
+    let env = RoleEnv {
+        cfg: &cfg,
+        host: &host,
+        mode: if ctx.store.is_some() {
+            crate::zab::Mode::Store
+        } else {
+            crate::zab::Mode::Interop
+        },
+        persisted,
+        io: ctx.io,
+        apply: ctx.store.as_ref().map(|s| s.apply),
+        requests: ctx.store.as_ref().map(|s| s.requests),
+        shared: ctx.store.as_ref().map(|s| s.shared),
+        stop: Some(ctx.stop),
+        limiter: ctx.limiter,
+    };
     let exit = match decision.state {
-        ServerState::Leading => zab::lead(&cfg, &host),
+        ServerState::Leading => zab::run_leader(&env),
         ServerState::Following | ServerState::Observing => {
-            zab::follow(&cfg, &host, decision.vote.leader)
+            zab::run_learner(&env, decision.vote.leader)
         }
         ServerState::Looking => return RoleEnd::LookAgain(election::RoleEnd::Other),
     };
@@ -66,6 +113,9 @@ pub(crate) fn run(ctx: &RoleContext<'_>, decision: &Decision) -> RoleEnd {
         s.serving = false;
         s.learners = None;
     });
+    if let zab::ZabExit::LeaderNotReplicating { .. } = exit {
+        return RoleEnd::Refused(election::RoleEnd::Other);
+    }
     RoleEnd::LookAgain(match exit {
         zab::ZabExit::Shutdown => return RoleEnd::Shutdown,
         zab::ZabExit::LeaderSilent { ms } => election::RoleEnd::LeaderSilent {
@@ -108,6 +158,17 @@ fn zab_config(config: &ZkConfig, is_observer: bool) -> zab::ZabConfig {
             .iter()
             .map(|s| (s.sid, s.quorum_addrs.clone()))
             .collect(),
+        quorum_hosts: config
+            .servers
+            .iter()
+            .map(|s| {
+                (
+                    s.sid,
+                    s.endpoints.iter().map(|e| e.quorum.clone()).collect(),
+                )
+            })
+            .collect(),
+        resolver: config.resolver.clone(),
         is_observer,
         config_text: config.config_text(),
     }

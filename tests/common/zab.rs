@@ -138,6 +138,8 @@ pub fn ensemble_cfg(me: i64, sids: &[i64], base: u16, tick_ms: u64) -> ZabConfig
         verifier: QuorumVerifier::majority(sids.iter().copied()),
         quorum_listen_addrs: vec![quorum_addr(base, me)],
         quorum_addrs,
+        quorum_hosts: BTreeMap::new(),
+        resolver: zkfle::net::system_resolver(),
         is_observer: false,
         config_text: config_text(base, base + 100, sids),
     }

@@ -1,760 +1,536 @@
-//! The leader side (PROTOCOL.md §6.3–§6.6). The calling thread accepts
-//! learners and drives the epoch's stages (persisting epochs, counting
-//! quorums, ticking); one scoped thread per learner speaks the handshake and
-//! forwards pings, so a slow or silent learner only ever delays itself.
+//! The leader's role thread: binds the quorum port at once, accepts
+//! learners on one thread per listen address, runs a reader and a writer
+//! thread per learner, and executes [`zab::Leader`]'s actions (see
+//! `runtime` for the thread layout).
 
-use super::conn::{Conn, Fill};
-use super::{config_version, type_name};
-use super::{LearnerCounts, ZabConfig, ZabExit, ZabHost, ZabPhase};
-use crate::wire::zab::{self, epoch_of_zxid as epoch_of, zxid_of_epoch, LearnerInfo, QuorumPacket};
-use parking_lot::{Condvar, Mutex};
-use std::collections::{BTreeMap, BTreeSet};
-use std::io;
-use std::net::{TcpListener, TcpStream};
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
 
-/// How often the accept loop wakes when nothing happens.
-const ACCEPT_POLL: Duration = Duration::from_millis(20);
-/// The accept poll while discovery and synchronisation run: a failover
-/// waits on these connections, and the phase lasts at most initLimit ticks.
-const SYNC_ACCEPT_POLL: Duration = Duration::from_millis(1);
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, Sender};
 
-/// The epoch's progress, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Stage {
-    /// Waiting for a quorum of FOLLOWERINFO to fix the new epoch.
-    Discovery,
-    /// Epoch fixed; waiting for a quorum of ACKEPOCH.
-    EpochAcks,
-    /// currentEpoch persisted; waiting for a quorum of NEWLEADER ACKs.
-    NewLeaderAcks,
-    /// Established: UPTODATE sent to each synced learner, pings flow.
-    Broadcast,
+use super::conn::{read_loop, write_loop, CloseCause, ConnEvent, WriteQueue};
+use super::net::{Closer, ListenerStopper, QuorumListener, QuorumStream};
+use super::runtime::{spawn, wait, Clock, RoleEnv, RoleIn, SendBatch, Wake, TURN};
+use super::{LearnerCounts, ZabExit, ZabPhase};
+use crate::peer::apply::ApplyMsg;
+use crate::peer::durable::{IoDone, IoOp};
+use crate::peer::replica::{ApiRequest, Completion, ReplicationError};
+use crate::tls::QuorumTls;
+use crate::zab::{ConnId, Leader, LeaderAction, ReqId, StepDown};
+
+/// A learner connection as the role thread holds it.
+struct Conn {
+    queue: Arc<WriteQueue>,
+    closer: Closer,
 }
 
-/// A connected learner as the tick sees it.
-struct Slot {
-    sid: Option<i64>,
-    participant: bool,
-    /// None while the handler waits on the leader's stages (bounded by the
-    /// stage timeouts, not by this learner).
-    deadline: Option<Instant>,
-    /// A second handle on the socket, so stepping down can close it even
-    /// while the handler is blocked writing to a learner that stopped
-    /// reading.
-    socket: Option<TcpStream>,
-    /// UPTODATE was sent: the learner is synced (metrics only).
-    synced: bool,
-}
-
-struct State {
-    stage: Stage,
-    closing: bool,
-    /// 1 + the largest acceptedEpoch seen, until fixed.
-    proposed_epoch: i64,
-    new_epoch: i64,
-    connecting: BTreeSet<i64>,
-    epoch_acks: BTreeSet<i64>,
-    newleader_acks: BTreeSet<i64>,
-    /// (currentEpoch, last zxid) when leading began: learners ahead of it
-    /// are refused.
-    summary: (i64, i64),
-    ping_gen: u64,
-    learners: BTreeMap<u64, Slot>,
-}
-
-struct Shared {
-    st: Mutex<State>,
-    cv: Condvar,
-    config_version: i64,
-}
-
-/// Leads until the quorum is lost, a stage times out or shutdown is
-/// requested; blocks the calling thread.
-pub fn lead(cfg: &ZabConfig, host: &dyn ZabHost) -> ZabExit {
-    host.phase(ZabPhase::Discovery);
-    log::info!("LEADING - sid {}: discovery", cfg.my_sid);
-    let listeners = match bind(cfg) {
+/// Leads until the term ends; returns why.
+pub(crate) fn run(env: &RoleEnv<'_>) -> ZabExit {
+    let listeners = match bind(env) {
         Ok(l) => l,
         Err(e) => {
+            env.host.phase(ZabPhase::Discovery);
             log::warn!("LEADING: cannot start: {e}");
             return e;
         }
     };
-    let me = cfg.my_sid;
-    let shared = Shared {
-        st: Mutex::new(State {
-            stage: Stage::Discovery,
-            closing: false,
-            proposed_epoch: host.accepted_epoch() + 1,
-            new_epoch: -1,
-            connecting: BTreeSet::from([me]),
-            epoch_acks: BTreeSet::from([me]),
-            newleader_acks: BTreeSet::from([me]),
-            summary: (host.current_epoch(), host.last_zxid()),
-            ping_gen: 0,
-            learners: BTreeMap::new(),
-        }),
-        cv: Condvar::new(),
-        config_version: config_version(&cfg.config_text),
-    };
-    let exit = std::thread::scope(|scope| {
-        let exit = drive(cfg, host, &shared, &listeners, |id, stream| {
-            let shared = &shared;
-            let spawned = std::thread::Builder::new()
-                .name(format!("zab-learner-{id}"))
-                .spawn_scoped(scope, move || {
-                    LearnerHandler::run(id, stream, cfg, shared, host.quorum_tls())
-                });
-            if let Err(e) = spawned {
-                log::warn!("cannot start a learner handler thread: {e}");
-            }
-        });
-        {
-            let mut st = shared.st.lock();
-            st.closing = true;
-            for slot in st.learners.values() {
-                if let Some(sock) = &slot.socket {
-                    let _ = sock.shutdown(std::net::Shutdown::Both);
-                }
-            }
+    let (tx, rx) = crossbeam_channel::unbounded::<RoleIn>();
+    let next_conn = Arc::new(AtomicU64::new(1));
+    let threads: Arc<parking_lot::Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+    let mut stoppers: Vec<ListenerStopper> = Vec::new();
+    let mut acceptors: Vec<JoinHandle<()>> = Vec::new();
+    // Disconnected once every acceptor has returned.
+    let (alive_tx, alive_rx) = crossbeam_channel::bounded::<()>(0);
+    for l in listeners {
+        stoppers.push(l.stopper());
+        let (tx, next, threads) = (tx.clone(), next_conn.clone(), threads.clone());
+        let tls = env.host.quorum_tls().cloned();
+        let within = env.cfg.init_timeout();
+        let alive = alive_tx.clone();
+        let name = format!("zab-accept-{}", l.local_addr().port());
+        if let Some(h) = spawn(name, move || {
+            accept_loop(l, tx, next, threads, tls, within);
+            drop(alive);
+        }) {
+            acceptors.push(h);
         }
-        shared.cv.notify_all();
-        exit
-    });
+    }
+    drop(alive_tx);
+    let clock = Clock::new();
+    let (machine, first) = Leader::start(env.zab_config(), env.persisted, clock.now());
+    let mut run = Run {
+        env,
+        clock,
+        machine,
+        tx,
+        conns: BTreeMap::new(),
+        sends: SendBatch::default(),
+        reqs: HashMap::new(),
+        next_req: 1,
+        counts: None,
+        confirmed: None,
+        exit: None,
+    };
+    run.execute(first);
+    run.flush();
+    run.main_loop(&rx);
+    // Tear down: no new learners, every connection closed, threads joined.
+    for s in &stoppers {
+        s.stop();
+    }
+    // The wake-up connection ends each acceptor at once; should one not
+    // arrive (a firewall on loopback?), do not hang the role's end on it.
+    let stopped = matches!(
+        alive_rx.recv_timeout(Duration::from_secs(1)),
+        Err(crossbeam_channel::RecvTimeoutError::Disconnected)
+    );
+    if stopped {
+        for h in acceptors {
+            let _ = h.join();
+        }
+    } else {
+        log::warn!("a quorum-port acceptor did not stop within 1 s; leaving it behind");
+    }
+    for c in run.conns.values() {
+        c.queue.close();
+        c.closer.close();
+    }
+    // Connections accepted but not yet seen by the role thread.
+    while let Ok(m) = rx.try_recv() {
+        if let RoleIn::Accepted { queue, closer, .. } = m {
+            queue.close();
+            closer.close();
+        }
+    }
+    let handles = std::mem::take(&mut *threads.lock());
+    for h in handles {
+        let _ = h.join();
+    }
+    env.host.learners(LearnerCounts::default());
+    if let Some(s) = env.shared {
+        s.set_quorum_confirmed(None);
+    }
+    let exit = run.exit.take().unwrap_or(ZabExit::Shutdown);
     log::warn!("LEADING: leaving the role: {exit}");
     exit
 }
 
-/// The quorum port's side of `sslQuorum`/`portUnification` (ZooKeeper's
-/// `UnifiedServerSocket`): TLS for a TLS record, plaintext only with port
-/// unification.
-fn secure_accept(
-    tls: Option<&crate::tls::QuorumTls>,
-    stream: TcpStream,
-    within: Duration,
-) -> Result<crate::tls::PeerStream, String> {
-    let Some(tls) = tls else {
-        return Ok(crate::tls::PeerStream::Plain(stream));
-    };
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    match crate::tls::peek_inbound(tls, &stream, within) {
-        Ok(Some(crate::tls::Inbound::Tls)) => crate::tls::accept_blocking(tls, stream, within)
-            .inspect(|s| {
-                if let crate::tls::PeerStream::Tls(t) = s {
-                    log::info!("learner TLS from {peer}: {}", t.session());
-                }
-            })
-            .map_err(|e| format!("TLS handshake with {peer} failed: {e}")),
-        Ok(Some(crate::tls::Inbound::Plain)) => Ok(crate::tls::PeerStream::Plain(stream)),
-        Ok(Some(crate::tls::Inbound::RefusePlain)) => Err(format!(
-            "Blocked insecure connection attempt: plaintext quorum connection from {peer} refused (sslQuorum=true, portUnification=false)"
-        )),
-        Ok(None) => Err(format!("{peer} closed before sending anything")),
-        Err(e) => Err(format!("nothing from {peer} within {within:?}: {e}")),
-    }
-}
-
-fn bind(cfg: &ZabConfig) -> Result<Vec<TcpListener>, ZabExit> {
+/// Binds every quorum listen address; one is enough to lead.
+fn bind(env: &RoleEnv<'_>) -> Result<Vec<QuorumListener>, ZabExit> {
     let mut out = Vec::new();
     let mut first_err = None;
-    // std sets SO_REUSEADDR on Unix listeners, so a port left in TIME_WAIT
-    // by the previous leading round binds again at once.
-    for addr in &cfg.quorum_listen_addrs {
-        match TcpListener::bind(addr).and_then(|l| l.set_nonblocking(true).map(|()| l)) {
+    for (i, addr) in env.cfg.quorum_listen_addrs.iter().enumerate() {
+        let addr = &listen_address(env, i, *addr);
+        match QuorumListener::bind(*addr) {
             Ok(l) => out.push(l),
             Err(error) => {
                 log::warn!("cannot bind quorum address {addr}: {error}");
-                first_err.get_or_insert(ZabExit::BindFailed { addr: *addr, error });
+                first_err.get_or_insert(ZabExit::BindFailed {
+                    addr: addr.to_string(),
+                    error: error.to_string(),
+                });
             }
         }
     }
     if out.is_empty() {
-        return Err(first_err.unwrap_or(ZabExit::NoQuorumAddress { sid: cfg.my_sid }));
+        return Err(first_err.unwrap_or(ZabExit::NoQuorumAddress {
+            sid: env.cfg.my_sid,
+        }));
     }
     Ok(out)
 }
 
-fn persist(r: io::Result<()>, what: &'static str) -> Result<(), ZabExit> {
-    r.map_err(|error| ZabExit::Persist { what, error })
-}
-
-/// The leader's own loop: accept, advance stages, tick.
-fn drive(
-    cfg: &ZabConfig,
-    host: &dyn ZabHost,
-    shared: &Shared,
-    listeners: &[TcpListener],
-    mut spawn: impl FnMut(u64, TcpStream),
-) -> ZabExit {
-    let q = &cfg.verifier;
-    let mut next_id = 0u64;
-    let mut stage_deadline = Instant::now() + cfg.init_timeout();
-    let half_tick = (cfg.tick_time / 2).max(Duration::from_millis(1));
-    let mut next_ping = Instant::now();
-    let mut next_tick = Instant::now();
-    let mut counts = LearnerCounts::default();
-    loop {
-        if host.stopping() {
-            return ZabExit::Shutdown;
-        }
-        for l in listeners {
-            loop {
-                match l.accept() {
-                    Ok((stream, addr)) => {
-                        log::info!("learner connection {next_id} from {addr}");
-                        shared.st.lock().learners.insert(
-                            next_id,
-                            Slot {
-                                sid: None,
-                                participant: false,
-                                deadline: Some(Instant::now() + cfg.init_timeout()),
-                                socket: stream.try_clone().ok(),
-                                synced: false,
-                            },
-                        );
-                        spawn(next_id, stream);
-                        next_id += 1;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) => {
-                        // EMFILE and friends: keep leading, try again later.
-                        log::warn!("accept on the quorum port failed: {e}");
-                        break;
-                    }
-                }
-            }
-        }
-        let now = Instant::now();
-        let mut st = shared.st.lock();
-        let latest = learner_counts(&st, q);
-        if latest != counts {
-            counts = latest;
-            host.learners(counts);
-        }
-        match st.stage {
-            Stage::Discovery => {
-                if q.contains_quorum(st.connecting.iter().copied()) {
-                    let e = st.proposed_epoch;
-                    if let Err(x) = persist(host.set_accepted_epoch(e), "acceptedEpoch") {
-                        return x;
-                    }
-                    st.new_epoch = e;
-                    st.stage = Stage::EpochAcks;
-                    stage_deadline = now + cfg.init_timeout();
-                    log::info!(
-                        "new epoch {e} agreed by sids {:?}; sending LEADERINFO",
-                        st.connecting
-                    );
-                    shared.cv.notify_all();
-                } else if now >= stage_deadline {
-                    return ZabExit::DiscoveryTimeout {
-                        stage: "no quorum of FOLLOWERINFO",
-                    };
-                }
-            }
-            Stage::EpochAcks => {
-                if q.contains_quorum(st.epoch_acks.iter().copied()) {
-                    if let Err(x) = persist(host.set_current_epoch(st.new_epoch), "currentEpoch") {
-                        return x;
-                    }
-                    st.stage = Stage::NewLeaderAcks;
-                    stage_deadline = now + cfg.init_timeout();
-                    host.phase(ZabPhase::Synchronization);
-                    log::info!(
-                        "LEADING - synchronization: epoch {} ACKed by sids {:?}",
-                        st.new_epoch,
-                        st.epoch_acks
-                    );
-                    shared.cv.notify_all();
-                } else if now >= stage_deadline {
-                    return ZabExit::DiscoveryTimeout {
-                        stage: "no quorum of ACKEPOCH",
-                    };
-                }
-            }
-            Stage::NewLeaderAcks => {
-                if q.contains_quorum(st.newleader_acks.iter().copied()) {
-                    host.set_last_zxid(zxid_of_epoch(st.new_epoch));
-                    st.stage = Stage::Broadcast;
-                    host.phase(ZabPhase::Broadcast);
-                    log::info!(
-                        "LEADING - broadcast: established epoch {} with sids {:?}",
-                        st.new_epoch,
-                        st.newleader_acks
-                    );
-                    next_ping = now;
-                    next_tick = now + cfg.tick_time;
-                    shared.cv.notify_all();
-                } else if now >= stage_deadline {
-                    return ZabExit::SyncTimeout;
-                }
-            }
-            Stage::Broadcast => {
-                if now >= next_ping {
-                    st.ping_gen += 1;
-                    next_ping += half_tick;
-                    if next_ping < now {
-                        next_ping = now + half_tick;
-                    }
-                    shared.cv.notify_all();
-                }
-                if now >= next_tick {
-                    next_tick += cfg.tick_time;
-                    if next_tick < now {
-                        next_tick = now + cfg.tick_time;
-                    }
-                    let mut synced = BTreeSet::from([cfg.my_sid]);
-                    for s in st.learners.values() {
-                        if let (Some(sid), true) = (s.sid, s.participant) {
-                            if s.deadline.map_or(true, |d| d > now) {
-                                synced.insert(sid);
-                            }
-                        }
-                    }
-                    if !q.contains_quorum(synced.iter().copied()) {
-                        return ZabExit::QuorumLost {
-                            synced: synced.into_iter().collect(),
-                        };
-                    }
-                }
-            }
-        }
-        let wake = match st.stage {
-            Stage::Broadcast => next_ping.min(next_tick),
-            _ => stage_deadline,
-        };
-        let poll = if st.stage == Stage::Broadcast {
-            ACCEPT_POLL
-        } else {
-            SYNC_ACCEPT_POLL
-        };
-        let wait = wake.saturating_duration_since(Instant::now()).min(poll);
-        shared.cv.wait_for(&mut st, wait);
-    }
-}
-
-/// The learners as ZooKeeper's leader metrics count them.
-fn learner_counts(st: &State, q: &crate::config::QuorumVerifier) -> LearnerCounts {
-    let mut c = LearnerCounts {
-        learners: st.learners.len(),
-        ..LearnerCounts::default()
+/// The `i`th quorum address to bind: a name in this server's own line is
+/// looked up again now (its address may have changed since start-up, as
+/// in a Kubernetes pod restart), falling back to the start-up answer;
+/// wildcard binds (`quorumListenOnAllIPs`) stay as they are.
+fn listen_address(env: &RoleEnv<'_>, i: usize, start_up: SocketAddr) -> SocketAddr {
+    let hosts = env.cfg.quorum_hosts.get(&env.cfg.my_sid);
+    let host = match hosts {
+        Some(h) if h.len() == env.cfg.quorum_listen_addrs.len() => &h[i],
+        _ => return start_up,
     };
-    for s in st.learners.values().filter(|s| s.synced) {
-        match (s.participant, s.sid) {
-            (true, Some(sid)) if q.is_voter(sid) => c.synced_followers += 1,
-            (true, _) => {
-                c.synced_followers += 1;
-                c.synced_non_voting_followers += 1;
-            }
-            (false, _) => c.synced_observers += 1,
+    if start_up.ip().is_unspecified() || !host.is_name() {
+        return start_up;
+    }
+    match host.resolve(&*env.cfg.resolver) {
+        Ok(now) => now,
+        Err(e) => {
+            log::warn!("{e}; binding the quorum port at {start_up} as resolved at start-up");
+            start_up
         }
     }
-    c
 }
 
-/// True if a learner's `(currentEpoch, last zxid)` is ahead of the
-/// leader's starting point, so an empty DIFF would hide transactions the
-/// learner has: such a learner is refused (Java: "Follower is ahead of the
-/// leader").
-///
-/// One refinement over Java: a zxid whose counter is 0 (`epoch << 32`) names
-/// no transaction, only an epoch's start. A leader's zxid becomes
-/// `newEpoch << 32` when it establishes while its DIFF-synced followers stay
-/// at their old zxid, so without this rule a former leader that lost its
-/// quorum (partition, SIGSTOP) but lived on would be refused by its
-/// successor after every election, forever, in an ensemble without writes.
-fn learner_ahead(learner: (i64, i64), leader: (i64, i64)) -> bool {
-    let (l_epoch, l_zxid) = learner;
-    let (epoch, zxid) = leader;
-    l_epoch > epoch || (l_epoch == epoch && l_zxid > zxid && (l_zxid & 0xffff_ffff) != 0)
-}
-
-/// Where one learner's handshake is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Hs {
-    AwaitInfo,
-    AwaitEpoch,
-    AwaitAckEpoch,
-    AwaitEpochQuorum,
-    AwaitNewLeaderAck,
-    AwaitEstablished,
-    Broadcast,
-}
-
-impl Hs {
-    /// States in which the learner owes us a packet (its deadline runs).
-    fn reads(self) -> bool {
-        matches!(
-            self,
-            Hs::AwaitInfo | Hs::AwaitAckEpoch | Hs::AwaitNewLeaderAck | Hs::Broadcast
-        )
-    }
-}
-
-/// Why a handler dropped its learner (logged, never propagated: one bad
-/// learner must not end the leader).
-#[derive(Debug, thiserror::Error)]
-enum Dropped {
-    #[error("leader stepping down")]
-    Closing,
-    #[error("learner closed the connection")]
-    Eof,
-    #[error("learner silent for {0} ms")]
-    Silent(u64),
-    #[error("socket error: {0}")]
-    Io(#[from] io::Error),
-    #[error("refused: {0}")]
-    Refused(String),
-}
-
-struct LearnerHandler<'a> {
-    id: u64,
-    cfg: &'a ZabConfig,
-    shared: &'a Shared,
-    conn: Conn,
-    hs: Hs,
-    sid: i64,
-    participant: bool,
-    learner_zxid: i64,
-    new_epoch: i64,
-    ping_gen: u64,
-    /// `initLimit` until the NEWLEADER ACK, then `syncLimit`.
-    limit: Duration,
-    /// Client requests this learner forwarded and zkfle dropped.
-    requests_dropped: u64,
-}
-
-impl<'a> LearnerHandler<'a> {
-    fn run(
-        id: u64,
-        stream: TcpStream,
-        cfg: &'a ZabConfig,
-        shared: &'a Shared,
-        tls: Option<&crate::tls::QuorumTls>,
-    ) {
-        // TLS (or the plaintext check) on this learner's own thread, within
-        // initLimit: a stalled client holds up nobody else.
-        let stream = match secure_accept(tls, stream, cfg.init_timeout()) {
-            Ok(s) => s,
-            Err(why) => {
-                log::warn!("learner connection {id}: {why}");
-                shared.st.lock().learners.remove(&id);
-                return;
-            }
-        };
-        let conn = match Conn::new(stream, cfg.sync_timeout()) {
-            Ok(c) => c,
+/// One listen address: accept, then set each connection up (with quorum
+/// TLS, on a thread of its own: the handshake must not hold up the next
+/// accept).
+fn accept_loop(
+    l: QuorumListener,
+    tx: Sender<RoleIn>,
+    next: Arc<AtomicU64>,
+    threads: Arc<parking_lot::Mutex<Vec<JoinHandle<()>>>>,
+    tls: Option<QuorumTls>,
+    within: Duration,
+) {
+    loop {
+        let stream = match l.accept() {
+            Ok(Some(s)) => s,
+            Ok(None) => return,
             Err(e) => {
-                log::warn!("learner connection {id}: setup failed: {e}");
-                shared.st.lock().learners.remove(&id);
-                return;
-            }
-        };
-        let mut h = LearnerHandler {
-            id,
-            cfg,
-            shared,
-            conn,
-            hs: Hs::AwaitInfo,
-            sid: -1,
-            participant: false,
-            learner_zxid: 0,
-            new_epoch: -1,
-            ping_gen: 0,
-            limit: cfg.init_timeout(),
-            requests_dropped: 0,
-        };
-        let why = h.serve();
-        h.conn.shutdown();
-        shared.st.lock().learners.remove(&id);
-        match why {
-            Dropped::Closing => log::debug!("learner sid {} ({}): {why}", h.sid, h.id),
-            _ => log::warn!(
-                "dropping learner sid {} (connection {}, {:?}): {why}",
-                h.sid,
-                h.id,
-                h.hs
-            ),
-        }
-    }
-
-    /// Restarts the learner's deadline (every packet does, as in Java).
-    fn touch(&self) {
-        let deadline = self.hs.reads().then(|| Instant::now() + self.limit);
-        if let Some(s) = self.shared.st.lock().learners.get_mut(&self.id) {
-            s.deadline = deadline;
-        }
-    }
-
-    fn serve(&mut self) -> Dropped {
-        loop {
-            if let Err(d) = self.advance() {
-                return d;
-            }
-            if self.hs.reads() {
-                match self.conn.try_packet() {
-                    Ok(Some(p)) => {
-                        if let Err(d) = self.on_packet(p) {
-                            return d;
-                        }
-                        self.touch();
-                        continue;
-                    }
-                    Ok(None) => {}
-                    Err(e) => return Dropped::Refused(format!("bad packet: {e}")),
+                if l.is_stopped() {
+                    return;
                 }
-            }
-            if !self.hs.reads() {
-                // Waiting on the leader's progress, not on the learner:
-                // `advance` sleeps on the condition variable, which a stage
-                // change wakes at once. A blocking read here would hold the
-                // next packet back by up to a read slice per step.
+                // EMFILE and friends: keep leading, try again shortly.
+                log::warn!("accept on the quorum port failed: {e}");
+                std::thread::sleep(Duration::from_millis(20));
                 continue;
             }
-            match self.conn.fill() {
-                Ok(Fill::Data(_)) | Ok(Fill::Idle) => {}
-                Ok(Fill::Eof) => return Dropped::Eof,
-                Err(e) => return Dropped::Io(e),
-            }
-        }
-    }
-
-    /// Sends whatever the leader's progress allows, checks the deadline.
-    fn advance(&mut self) -> Result<(), Dropped> {
-        let (stage, closing, new_epoch, ping_gen, deadline) = {
-            let st = self.shared.st.lock();
-            let deadline = st.learners.get(&self.id).and_then(|s| s.deadline);
-            (st.stage, st.closing, st.new_epoch, st.ping_gen, deadline)
         };
-        if closing {
-            return Err(Dropped::Closing);
-        }
-        if let (true, Some(d)) = (self.hs.reads(), deadline) {
-            let now = Instant::now();
-            if now >= d {
-                let silent = self.limit + now.saturating_duration_since(d);
-                return Err(Dropped::Silent(silent.as_millis() as u64));
-            }
-        }
-        match self.hs {
-            Hs::AwaitEpoch if stage >= Stage::EpochAcks => {
-                self.new_epoch = new_epoch;
-                let data = zab::PROTOCOL_VERSION.to_be_bytes().to_vec();
-                self.send(zab::LEADERINFO, zxid_of_epoch(new_epoch), Some(data))?;
-                self.enter(Hs::AwaitAckEpoch);
-            }
-            Hs::AwaitEpochQuorum if stage >= Stage::NewLeaderAcks => {
-                // zkfle keeps no history: the learner is always "in sync",
-                // so an empty DIFF at its own zxid; never TRUNC (a Java
-                // learner that cannot truncate exits) nor SNAP.
-                self.send(zab::DIFF, self.learner_zxid, None)?;
-                let text = self.cfg.config_text.as_bytes().to_vec();
-                self.send(zab::NEWLEADER, zxid_of_epoch(self.new_epoch), Some(text))?;
-                log::info!(
-                    "learner sid {}: empty DIFF at {:#x}, NEWLEADER sent",
-                    self.sid,
-                    self.learner_zxid
-                );
-                self.enter(Hs::AwaitNewLeaderAck);
-            }
-            Hs::AwaitEstablished if stage >= Stage::Broadcast => {
-                self.send(zab::UPTODATE, -1, None)?;
-                self.ping_gen = ping_gen;
-                self.enter(Hs::Broadcast);
-                if let Some(s) = self.shared.st.lock().learners.get_mut(&self.id) {
-                    s.synced = true;
-                }
-                log::info!("learner sid {}: UPTODATE sent, synced", self.sid);
-            }
-            Hs::Broadcast if ping_gen != self.ping_gen => {
-                self.ping_gen = ping_gen;
-                self.send(zab::PING, zxid_of_epoch(self.new_epoch), None)?;
-            }
-            Hs::AwaitEpoch | Hs::AwaitEpochQuorum | Hs::AwaitEstablished => {
-                // Not reading: sleep on the leader's progress instead.
-                let mut st = self.shared.st.lock();
-                if st.stage == stage && !st.closing {
-                    self.shared.cv.wait_for(&mut st, super::conn::POLL);
+        let conn = ConnId(next.fetch_add(1, Ordering::Relaxed));
+        match &tls {
+            None => {
+                if !start_conn(stream, conn, &tx, &threads) {
+                    return;
                 }
             }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    fn enter(&mut self, hs: Hs) {
-        self.hs = hs;
-        self.touch();
-    }
-
-    fn send(&mut self, t: i32, zxid: i64, data: Option<Vec<u8>>) -> Result<(), Dropped> {
-        self.conn.send(&QuorumPacket::new(t, zxid, data))?;
-        Ok(())
-    }
-
-    fn on_packet(&mut self, p: QuorumPacket) -> Result<(), Dropped> {
-        match (self.hs, p.packet_type) {
-            (Hs::AwaitInfo, zab::FOLLOWERINFO | zab::OBSERVERINFO) => self.on_info(p),
-            (Hs::AwaitAckEpoch, zab::ACKEPOCH) => self.on_ack_epoch(p),
-            (Hs::AwaitNewLeaderAck, zab::ACK) => {
-                if p.zxid != zxid_of_epoch(self.new_epoch) {
-                    // Java logs and ignores an ACK from another epoch.
-                    log::warn!(
-                        "learner sid {}: NEWLEADER ACK for {:#x}, expected {:#x}; ignored",
-                        self.sid,
-                        p.zxid,
-                        zxid_of_epoch(self.new_epoch)
-                    );
-                    return Ok(());
-                }
-                if self.participant {
-                    self.shared.st.lock().newleader_acks.insert(self.sid);
-                    self.shared.cv.notify_all();
-                }
-                self.limit = self.cfg.sync_timeout();
-                self.enter(Hs::AwaitEstablished);
-                Ok(())
-            }
-            (Hs::Broadcast, zab::PING | zab::ACK) => Ok(()),
-            (Hs::Broadcast, zab::REQUEST) => {
-                // zkfle serves no client API (PROTOCOL.md §6.5): sessions
-                // and writes a Java follower forwards get no PROPOSAL, so
-                // the client's library gives up with a connection loss after
-                // its own timeout, and the follower stays in sync. Said once
-                // per learner at warn so an operator sees why clients of a
-                // mixed ensemble fail; the rest at debug.
-                self.requests_dropped += 1;
-                let what = match zab::ForwardedRequest::from_packet(&p) {
-                    Ok(r) => format!(
-                        "{} (session {:#x}, cxid {})",
-                        r.op_name(),
-                        r.session_id,
-                        r.cxid
-                    ),
-                    Err(e) => format!("undecodable request ({e})"),
-                };
-                if self.requests_dropped == 1 {
-                    log::warn!(
-                        "learner sid {} forwarded a client request, {what}: dropped, zkfle serves no ZooKeeper client API (the client will see a connection loss)",
-                        self.sid
-                    );
-                } else {
-                    log::debug!(
-                        "learner sid {}: client request {what} dropped ({} so far)",
-                        self.sid,
-                        self.requests_dropped
-                    );
-                }
-                Ok(())
-            }
-            (Hs::Broadcast, other) => {
-                log::debug!("learner sid {}: {} ignored", self.sid, type_name(other));
-                Ok(())
-            }
-            (hs, other) => Err(Dropped::Refused(format!(
-                "unexpected {} in state {hs:?}",
-                type_name(other)
-            ))),
-        }
-    }
-
-    fn on_info(&mut self, p: QuorumPacket) -> Result<(), Dropped> {
-        let data = p.data.as_deref().unwrap_or_default();
-        let info = LearnerInfo::decode(data).map_err(|e| Dropped::Refused(e.to_string()))?;
-        self.sid = info.sid;
-        if info.sid == self.cfg.my_sid {
-            return Err(Dropped::Refused(
-                "learner claims the leader's own sid".into(),
-            ));
-        }
-        if !self.cfg.quorum_addrs.contains_key(&info.sid) {
-            return Err(Dropped::Refused(format!(
-                "sid {} is not configured",
-                info.sid
-            )));
-        }
-        if info.protocol_version < zab::PROTOCOL_VERSION {
-            return Err(Dropped::Refused(format!(
-                "pre-3.4 learner protocol {:#x} not supported",
-                info.protocol_version
-            )));
-        }
-        let learner_config = info.config_version.unwrap_or(0);
-        if learner_config > self.shared.config_version {
-            return Err(Dropped::Refused(format!(
-                "learner has a later config version {:#x} > {:#x}",
-                learner_config, self.shared.config_version
-            )));
-        }
-        self.participant =
-            p.packet_type == zab::FOLLOWERINFO && self.cfg.verifier.is_voter(info.sid);
-        let accepted = epoch_of(p.zxid);
-        log::info!(
-            "learner sid {} ({}) connected, acceptedEpoch {accepted}",
-            info.sid,
-            type_name(p.packet_type)
-        );
-        {
-            let mut st = self.shared.st.lock();
-            if let Some(s) = st.learners.get_mut(&self.id) {
-                s.sid = Some(info.sid);
-                s.participant = self.participant;
-            }
-            if st.stage == Stage::Discovery && self.participant {
-                st.proposed_epoch = st.proposed_epoch.max(accepted + 1);
-                st.connecting.insert(info.sid);
+            Some(t) => {
+                let (t, tx2, threads2) = (t.clone(), tx.clone(), threads.clone());
+                let h = spawn(format!("zab-learner-{}-tls", conn.0), move || match stream
+                    .secure_inbound(Some(&t), within)
+                {
+                    Ok(s) => {
+                        start_conn(s, conn, &tx2, &threads2);
+                    }
+                    Err(why) => log::warn!("learner connection {conn}: {why}"),
+                });
+                threads.lock().extend(h);
             }
         }
-        self.shared.cv.notify_all();
-        self.enter(Hs::AwaitEpoch);
-        Ok(())
-    }
-
-    fn on_ack_epoch(&mut self, p: QuorumPacket) -> Result<(), Dropped> {
-        let epoch = super::data_i32(&p)
-            .ok_or_else(|| Dropped::Refused("ACKEPOCH without a 4-byte epoch".into()))?;
-        let theirs = (i64::from(epoch), p.zxid);
-        let mut st = self.shared.st.lock();
-        // As in 3.8, only learners of the founding quorum are checked: once
-        // the epoch is acknowledged the leader's state is the reference
-        // (Java returns early from waitForEpochAck after the election).
-        if st.stage <= Stage::EpochAcks && learner_ahead(theirs, st.summary) {
-            return Err(Dropped::Refused(format!(
-                "learner is ahead of the leader: (currentEpoch {}, zxid {:#x}) > ({}, {:#x})",
-                theirs.0, theirs.1, st.summary.0, st.summary.1
-            )));
-        }
-        self.learner_zxid = p.zxid;
-        if self.participant && st.stage <= Stage::EpochAcks {
-            st.epoch_acks.insert(self.sid);
-        }
-        drop(st);
-        self.shared.cv.notify_all();
-        self.enter(Hs::AwaitEpochQuorum);
-        Ok(())
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::learner_ahead;
+/// Starts a connection's writer and reader and tells the role thread
+/// (before the reader can report anything). False once the role is over.
+fn start_conn(
+    stream: QuorumStream,
+    conn: ConnId,
+    tx: &Sender<RoleIn>,
+    threads: &parking_lot::Mutex<Vec<JoinHandle<()>>>,
+) -> bool {
+    let peer = stream.peer_addr();
+    let (reader, writer, closer) = match stream.split() {
+        Ok(parts) => parts,
+        Err(e) => {
+            log::warn!("learner connection {conn} from {peer}: setup failed: {e}");
+            return true;
+        }
+    };
+    log::info!("learner connection {conn} from {peer}");
+    let queue = WriteQueue::new();
+    let accepted = RoleIn::Accepted {
+        conn,
+        queue: queue.clone(),
+        closer: closer.clone(),
+    };
+    if tx.send(accepted).is_err() {
+        closer.close();
+        return false;
+    }
+    let mut started = Vec::new();
+    let (q, c) = (queue.clone(), closer.clone());
+    started.extend(spawn(format!("zab-learner-{}-wr", conn.0), move || {
+        write_loop(q, writer, c)
+    }));
+    let to_role = tx.clone();
+    started.extend(spawn(format!("zab-learner-{}-rd", conn.0), move || {
+        read_loop(reader, None, to_role, move |ev| RoleIn::Conn(conn, ev))
+    }));
+    if started.len() < 2 {
+        closer.close();
+        queue.close();
+    }
+    threads.lock().extend(started);
+    true
+}
 
-    #[test]
-    fn ahead_means_newer_epoch_or_real_transactions() {
-        assert!(learner_ahead((2, 0), (1, 5 << 32)), "newer currentEpoch");
-        assert!(learner_ahead((1, (1 << 32) | 3), (1, 1 << 32)), "more txns");
-        assert!(
-            !learner_ahead((1, 1 << 32), (1, 0)),
-            "an epoch start is no txn"
-        );
-        assert!(!learner_ahead((1, 0), (1, 0)), "equal");
-        assert!(
-            !learner_ahead((-1, 7 << 32), (1, 0)),
-            "ACKEPOCH -1 never ahead"
-        );
+struct Run<'a, 'e> {
+    env: &'a RoleEnv<'e>,
+    clock: Clock,
+    machine: Leader,
+    tx: Sender<RoleIn>,
+    conns: BTreeMap<ConnId, Conn>,
+    sends: SendBatch,
+    reqs: HashMap<ReqId, Completion>,
+    next_req: ReqId,
+    counts: Option<LearnerCounts>,
+    confirmed: Option<Duration>,
+    exit: Option<ZabExit>,
+}
+
+impl Run<'_, '_> {
+    fn main_loop(&mut self, rx: &Receiver<RoleIn>) {
+        while self.exit.is_none() {
+            let deadline = self.machine.next_deadline();
+            let wake = wait(self.env, rx, &self.clock, deadline);
+            let mut handled = 0;
+            let mut next = Some(wake);
+            while let Some(w) = next.take() {
+                match w {
+                    Wake::Input(m) => self.on_input(m),
+                    Wake::Request(r) => self.on_requests(r),
+                    Wake::Stop => {
+                        let out = self.machine.step_down(self.clock.now(), StepDown::Shutdown);
+                        self.execute(out);
+                    }
+                    Wake::Timer => {}
+                }
+                handled += 1;
+                if self.exit.is_some() || handled >= TURN {
+                    break;
+                }
+                next = rx.try_recv().ok().map(Wake::Input);
+            }
+            let now = self.clock.now();
+            if self.exit.is_none() && self.machine.next_deadline().is_some_and(|d| d <= now) {
+                let out = self.machine.timer(now);
+                self.execute(out);
+            }
+            self.flush();
+            self.publish();
+        }
+    }
+
+    fn on_input(&mut self, m: RoleIn) {
+        let now = self.clock.now();
+        let out = match m {
+            RoleIn::Accepted {
+                conn,
+                queue,
+                closer,
+            } => {
+                self.conns.insert(conn, Conn { queue, closer });
+                self.machine.learner_connected(now, conn)
+            }
+            RoleIn::Conn(conn, ConnEvent::Packets(packets)) => {
+                let mut out = Vec::new();
+                for p in packets {
+                    out.extend(self.machine.packet(now, conn, p));
+                }
+                out
+            }
+            RoleIn::Conn(_, ConnEvent::Heard | ConnEvent::SnapshotSkipped(_)) => Vec::new(),
+            RoleIn::Conn(conn, ConnEvent::Closed(cause)) => {
+                if let Some(c) = self.conns.remove(&conn) {
+                    self.sends.discard(conn);
+                    c.queue.close();
+                    c.closer.close();
+                    if !matches!(cause, CloseCause::Eof) {
+                        log::debug!("learner connection {conn}: {cause}");
+                    }
+                    self.machine.learner_closed(now, conn)
+                } else {
+                    Vec::new()
+                }
+            }
+            RoleIn::Connected { closer, .. } => {
+                closer.close();
+                Vec::new()
+            }
+            RoleIn::ConnectFailed(_) => Vec::new(),
+            RoleIn::Io(done) => match done {
+                IoDone::AcceptedEpoch(e) => self.machine.accepted_epoch_durable(now, e),
+                IoDone::CurrentEpoch(e) => self.machine.current_epoch_durable(now, e),
+                IoDone::LogDurable(z) => self.machine.log_durable(now, z),
+                IoDone::LogRead(conn, r) => self.machine.log_read(now, conn, r),
+                IoDone::SnapshotRead(conn, s) => self.machine.snapshot_read(now, conn, s),
+                IoDone::ReadFailed(conn, e) => self.machine.read_failed(now, conn, &e),
+                IoDone::Failed(what, e) => self.machine.persist_failed(now, what, &e),
+                IoDone::Truncated(_) | IoDone::Installed(_) => Vec::new(),
+            },
+        };
+        self.execute(out);
+    }
+
+    /// Requests: every proposal already queued goes into one batch (one
+    /// `AppendLog`, one PROPOSAL burst per follower).
+    fn on_requests(&mut self, first: ApiRequest) {
+        let mut batch: Vec<(Bytes, ReqId)> = Vec::new();
+        let mut pending = Some(first);
+        let mut taken = 0;
+        while let Some(r) = pending.take() {
+            match r {
+                ApiRequest::Propose { data, done } => {
+                    let req = self.new_req(done);
+                    batch.push((data, req));
+                }
+                ApiRequest::Barrier { done } => self.barrier(done),
+            }
+            taken += 1;
+            if taken < 4 * TURN {
+                pending = self.env.requests.and_then(|r| r.try_recv().ok());
+            }
+        }
+        if !batch.is_empty() {
+            let out = self.machine.propose_batch(self.clock.now(), batch);
+            self.execute(out);
+        }
+    }
+
+    fn new_req(&mut self, done: Completion) -> ReqId {
+        let req = self.next_req;
+        self.next_req += 1;
+        self.reqs.insert(req, done);
+        req
+    }
+
+    /// A read barrier: the lease fast path when one is configured and
+    /// still valid, else a PING round with a quorum.
+    fn barrier(&mut self, done: Completion) {
+        let now = self.clock.now();
+        let lease = self.env.shared.and_then(|s| s.lease());
+        if let (Some(lease), Some(at), true) = (
+            lease,
+            self.machine.quorum_confirmed_at(),
+            self.machine.is_established(),
+        ) {
+            if now < at + lease {
+                let commit = self.machine.commit_zxid();
+                self.env.to_apply(ApplyMsg::Complete(done, Ok(commit)));
+                return;
+            }
+        }
+        let req = self.new_req(done);
+        let out = self.machine.read_barrier(now, req);
+        self.execute(out);
+    }
+
+    fn execute(&mut self, actions: Vec<LeaderAction>) {
+        for a in actions {
+            match a {
+                LeaderAction::Send { conn, packet } => self.sends.push(conn, packet),
+                LeaderAction::Close { conn, reason } => {
+                    self.sends.discard(conn);
+                    if let Some(c) = self.conns.remove(&conn) {
+                        log::debug!("closing learner connection {conn}: {reason}");
+                        c.queue.close();
+                        c.closer.close();
+                    }
+                }
+                LeaderAction::PersistAcceptedEpoch(e) => {
+                    self.env.submit(IoOp::AcceptedEpoch(e), &self.tx)
+                }
+                LeaderAction::PersistCurrentEpoch(e) => {
+                    self.env.submit(IoOp::CurrentEpoch(e), &self.tx)
+                }
+                LeaderAction::AppendLog(entries) => {
+                    self.env.submit(IoOp::Append(entries), &self.tx)
+                }
+                LeaderAction::ReadLog { conn, after, .. } => {
+                    self.env.submit(IoOp::ReadLog { conn, after }, &self.tx)
+                }
+                LeaderAction::ReadSnapshot { conn, .. } => {
+                    self.env.submit(IoOp::ReadSnapshot { conn }, &self.tx)
+                }
+                LeaderAction::Phase(p) => self.env.host.phase(p),
+                LeaderAction::Established { epoch } => {
+                    log::debug!(
+                        "leader sid {} established epoch {epoch}",
+                        self.env.cfg.my_sid
+                    )
+                }
+                LeaderAction::SetVoteZxid(z) => self.env.host.set_last_zxid(z),
+                LeaderAction::ApplyFromLog { up_to } => self.env.to_apply(ApplyMsg::FromLog(up_to)),
+                LeaderAction::Deliver(entries) => self.env.to_apply(ApplyMsg::Deliver(entries)),
+                LeaderAction::ProposeDone { req, result } => self.complete(req, result),
+                LeaderAction::BarrierDone { req, result } => self.complete(req, result),
+                LeaderAction::Exit(reason) => self.exit = Some(reason),
+            }
+        }
+    }
+
+    /// A request's result: successes through the apply thread (they wait
+    /// for the entries applied before them), failures at once.
+    fn complete(&mut self, req: ReqId, result: Result<i64, crate::zab::RequestError>) {
+        let Some(done) = self.reqs.remove(&req) else {
+            return;
+        };
+        match result {
+            Ok(z) => self.env.to_apply(ApplyMsg::Complete(done, Ok(z))),
+            Err(e) => done.complete(Err(ReplicationError::from_request(e))),
+        }
+    }
+
+    /// Hands the turn's packets to the writers; overflowing learners are
+    /// closed (a learner that stopped reading must not hold the leader).
+    fn flush(&mut self) {
+        let conns = &self.conns;
+        let overflowed = self.sends.flush(|c| conns.get(&c).map(|x| x.queue.clone()));
+        for (conn, o) in overflowed {
+            if let Some(c) = self.conns.remove(&conn) {
+                log::warn!(
+                    "learner connection {conn}: {} bytes queued and not read; closing it",
+                    o.0
+                );
+                c.queue.close();
+                c.closer.close();
+                let out = self.machine.learner_closed(self.clock.now(), conn);
+                self.execute(out);
+            }
+        }
+    }
+
+    /// Learner counts for the leader metrics, and the quorum confirmation
+    /// time for the embedder, when they change.
+    fn publish(&mut self) {
+        let counts = self.learner_counts();
+        if self.counts != Some(counts) {
+            self.counts = Some(counts);
+            self.env.host.learners(counts);
+        }
+        let confirmed = self.machine.quorum_confirmed_at();
+        if confirmed != self.confirmed {
+            self.confirmed = confirmed;
+            if let Some(s) = self.env.shared {
+                s.set_quorum_confirmed(confirmed.map(|d| self.clock.instant(d)));
+            }
+        }
+    }
+
+    fn learner_counts(&self) -> LearnerCounts {
+        let kinds = self.machine.learner_kinds();
+        let mut c = LearnerCounts {
+            learners: kinds.len(),
+            ..LearnerCounts::default()
+        };
+        for (_, observer, voter, synced) in kinds {
+            if !synced {
+                continue;
+            }
+            if observer {
+                c.synced_observers += 1;
+            } else {
+                c.synced_followers += 1;
+                if !voter {
+                    c.synced_non_voting_followers += 1;
+                }
+            }
+        }
+        c
+    }
+}
+
+impl Drop for Run<'_, '_> {
+    fn drop(&mut self) {
+        // Requests the machine never answered (it answers every pending one
+        // at Exit; this covers a role that ends another way).
+        for (_, done) in self.reqs.drain() {
+            done.complete(Err(ReplicationError::OutcomeUnknown));
+        }
     }
 }

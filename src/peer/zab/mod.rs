@@ -1,33 +1,45 @@
-//! The Zab subset on the quorum port (PROTOCOL.md §6) for a peer with an
-//! empty history: discovery (FOLLOWERINFO → LEADERINFO → ACKEPOCH),
-//! synchronization (always an empty DIFF from a zkfle leader; DIFF, TRUNC or
-//! SNAP accepted by a zkfle learner) and the broadcast phase's pings. It is
-//! what lets zkfle and Java ZooKeeper 3.8 lead and follow each other and
-//! notice a dead or hung peer in bounded time.
+//! The quorum-port runtime: it executes the sans-IO Zab machines
+//! ([`crate::zab::Leader`], [`crate::zab::Learner`]) over sockets, files and
+//! timers. One **role thread** owns the machine and is fed through one
+//! channel (decoded packets from per-connection reader threads, new
+//! connections, completions of the durability pipeline, embedder requests,
+//! the machine's deadline as the wait's timeout); per-connection **writer
+//! threads** drain a bounded queue with one write per burst; ONE
+//! **durability pipeline** thread per peer executes epoch and log writes in
+//! order (`crate::peer::durable`); a store-mode peer's **apply thread**
+//! hands committed entries to the embedder's state machine
+//! (`crate::peer::apply`). See `runtime` for the picture.
 //!
-//! zkfle serves no client API and keeps no data tree: a zkfle leader ignores
-//! REQUEST packets (writes through Java followers stall), and a zkfle
-//! follower ACKs proposals without storing them (it counts toward a Java
-//! write quorum without durability). Mixed ensembles are for election and
-//! liveness, not for data.
+//! Two modes (`crate::zab::Mode`): interop (no LogStore: the `zkfle run`
+//! binary and election-only embedders; byte-identical to zkfle's earlier
+//! threaded runtime, mixes with Java ZooKeeper 3.8: a zkfle leader ignores
+//! REQUEST packets and a zkfle follower ACKs proposals without storing
+//! them) and store (the peer replicates an embedder's log; zkfle-only).
 //!
-//! Both entry points block the calling thread (the peer's main loop) until
-//! the role ends and return why it ended. Threads: the follower runs on the
-//! caller's thread; the leader accepts on the caller's thread and runs one
-//! thread per connected learner, so a slow learner never delays another.
+//! [`lead`] and [`follow`] run one interop role on the calling thread for
+//! a [`ZabHost`] (tests and tools drive them directly); the peer's main
+//! loop runs roles through the same code with its own durability pipeline,
+//! store and stop channel.
 
 mod conn;
-mod follower;
 mod leader;
+mod learner;
+pub(crate) mod net;
+pub(crate) mod runtime;
 pub mod snap;
 
-pub use follower::follow;
-pub use leader::lead;
+pub use crate::zab::{ProtocolViolation, ZabExit, ZabPhase};
 
 use crate::config::QuorumVerifier;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::net::{HostPort, Resolver};
 use std::time::Duration;
+
+use crate::peer::durable::{self, EpochSink};
+use runtime::{IoHandle, LogLimiter, RoleEnv};
 
 /// What a role needs to know about the ensemble.
 #[derive(Debug, Clone)]
@@ -47,6 +59,14 @@ pub struct ZabConfig {
     /// Every server's quorum addresses (the leader's are dialled when
     /// following).
     pub quorum_addrs: BTreeMap<i64, Vec<SocketAddr>>,
+    /// Every server's quorum addresses as written in `zoo.cfg`. A learner
+    /// looks the leader's name up again before each connection attempt,
+    /// as ZooKeeper's `Learner.findLeader` does, so a leader whose address
+    /// changed (or whose name was not yet in DNS when this peer started)
+    /// is still found. A sid missing here is dialled at `quorum_addrs`.
+    pub quorum_hosts: BTreeMap<i64, Vec<HostPort>>,
+    /// Looks `quorum_hosts` names up (the configuration's resolver).
+    pub resolver: Arc<dyn Resolver>,
     /// Follow as an observer (OBSERVERINFO, never counted, never ACKs
     /// proposals).
     pub is_observer: bool,
@@ -67,17 +87,6 @@ impl ZabConfig {
     pub fn sync_timeout(&self) -> Duration {
         self.ticks(self.sync_limit)
     }
-}
-
-/// The phase of a Zab role, as ZooKeeper's `zk_peer_state` names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ZabPhase {
-    /// Agreeing on the new epoch.
-    Discovery,
-    /// Bringing learners up to date.
-    Synchronization,
-    /// Established: pings flow, the peer counts as synced.
-    Broadcast,
 }
 
 /// A leader's learners, as ZooKeeper's leader metrics count them
@@ -127,137 +136,76 @@ pub trait ZabHost: Send + Sync {
     }
 }
 
-/// How a leader broke the protocol (the follower leaves it).
-#[derive(Debug, thiserror::Error)]
-pub enum ProtocolViolation {
-    /// Bytes that are no QuorumPacket (bad jute length, ...).
-    #[error("bad packet: {0}")]
-    Wire(#[from] crate::wire::WireError),
-    /// A snapshot stream that does not parse or lacks its signature.
-    #[error("bad snapshot stream: {0}")]
-    Snapshot(crate::wire::WireError),
-    /// A packet type the current step does not allow.
-    #[error("unexpected {} while {during}", type_name(*got))]
-    Unexpected {
-        /// The packet type received.
-        got: i32,
-        /// The step (e.g. "awaiting LEADERINFO").
-        during: &'static str,
-    },
+/// Leads (interop mode) until the term ends; blocks the calling thread.
+/// Epochs are written through `host`, on a durability pipeline thread
+/// that lives as long as the call.
+pub fn lead(cfg: &ZabConfig, host: &dyn ZabHost) -> ZabExit {
+    with_host_pipeline(cfg, host, leader::run)
 }
 
-/// Why a Zab role ended. Every variant but [`ZabExit::Shutdown`] sends the
-/// peer back to LOOKING.
-#[derive(Debug, thiserror::Error)]
-pub enum ZabExit {
-    /// [`ZabHost::stopping`] asked us to stop.
-    #[error("shutdown requested")]
-    Shutdown,
-    /// The leader closed the quorum connection (FIN or reset).
-    #[error("leader closed the quorum connection")]
-    LeaderSocketClosed,
-    /// Nothing from the leader within the read timeout.
-    #[error("leader silent for {ms} ms")]
-    LeaderSilent {
-        /// Milliseconds since the last bytes from the leader.
-        ms: u64,
-    },
-    /// Leading without a synced quorum (ZooKeeper: "Not sufficient
-    /// followers synced").
-    #[error("not sufficient followers synced, only synced with sids {synced:?}")]
-    QuorumLost {
-        /// Sids (me included) that were still within their deadline.
-        synced: Vec<i64>,
-    },
-    /// No quorum agreed on a new epoch (FOLLOWERINFO, then ACKEPOCH) within
-    /// `initLimit` ticks.
-    #[error("discovery not completed within initLimit ({stage})")]
-    DiscoveryTimeout {
-        /// Which wait ran out.
-        stage: &'static str,
-    },
-    /// No quorum ACKed NEWLEADER within `initLimit` ticks, or a learner did
-    /// not finish synchronizing in time.
-    #[error("synchronization not completed within initLimit")]
-    SyncTimeout,
-    /// The leader proposed an epoch below the one we already accepted.
-    #[error("leader proposed epoch {proposed}, below our acceptedEpoch {accepted}")]
-    EpochRejected {
-        /// Epoch in LEADERINFO.
-        proposed: i64,
-        /// Our acceptedEpoch.
-        accepted: i64,
-    },
-    /// The configuration gives no quorum address for the sid to follow, or
-    /// none of mine to lead on.
-    #[error("no quorum address configured for sid {sid}")]
-    NoQuorumAddress {
-        /// The sid.
-        sid: i64,
-    },
-    /// Could not reach the leader's quorum port within the attempts
-    /// (5, 100 ms apart, within `initLimit × tickTime`).
-    #[error("cannot connect to leader sid {sid} at {addr}: {error}")]
-    ConnectFailed {
-        /// The leader's sid.
-        sid: i64,
-        /// The address of the last attempt.
-        addr: SocketAddr,
-        /// The last attempt's error.
-        error: std::io::Error,
-    },
-    /// Could not bind the quorum port to lead.
-    #[error("cannot bind quorum address {addr}: {error}")]
-    BindFailed {
-        /// The address.
-        addr: SocketAddr,
-        /// The OS error.
-        error: std::io::Error,
-    },
-    /// The leader broke the protocol.
-    #[error("protocol error from the leader: {0}")]
-    Protocol(#[from] ProtocolViolation),
-    /// Persisting an epoch failed: the role cannot continue safely.
-    #[error("cannot persist {what}: {error}")]
-    Persist {
-        /// `acceptedEpoch` or `currentEpoch`.
-        what: &'static str,
-        /// The IO error.
-        error: std::io::Error,
-    },
-    /// Another socket error.
-    #[error("quorum connection error: {0}")]
-    Io(std::io::Error),
+/// Follows (or observes, with `cfg.is_observer`) `leader_sid` in interop
+/// mode until the role ends; blocks the calling thread.
+pub fn follow(cfg: &ZabConfig, host: &dyn ZabHost, leader_sid: i64) -> ZabExit {
+    with_host_pipeline(cfg, host, |env| learner::run(env, leader_sid))
 }
 
-/// The `version=` line of a config text, read as ZooKeeper writes it (hex);
-/// 0 when absent or unreadable (a static config).
-pub(crate) fn config_version(config_text: &str) -> i64 {
-    config_text
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("version="))
-        .filter_map(|v| i64::from_str_radix(v.trim(), 16).ok())
-        .next_back()
-        .unwrap_or(0)
+/// Runs a leading term in `env` (the peer's main loop).
+pub(crate) fn run_leader(env: &RoleEnv<'_>) -> ZabExit {
+    leader::run(env)
 }
 
-/// The data as one big-endian `i32` (LEADERINFO, ACKEPOCH).
-pub(crate) fn data_i32(p: &crate::wire::zab::QuorumPacket) -> Option<i32> {
-    let b: [u8; 4] = p.data.as_deref()?.get(..4)?.try_into().ok()?;
-    Some(i32::from_be_bytes(b))
+/// Runs a following/observing term in `env` (the peer's main loop).
+pub(crate) fn run_learner(env: &RoleEnv<'_>, leader_sid: i64) -> ZabExit {
+    learner::run(env, leader_sid)
 }
 
-/// Name of a packet type for logs.
-pub(crate) fn type_name(t: i32) -> &'static str {
-    crate::wire::zab::packet_type_name(t).unwrap_or("UNKNOWN")
-}
+/// Epoch writes through a [`ZabHost`].
+struct HostSink<'a>(&'a dyn ZabHost);
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn config_version_is_hex() {
-        assert_eq!(super::config_version("server.1=a:1:2\nversion=0"), 0);
-        assert_eq!(super::config_version("server.1=a:1:2\nversion=1a"), 0x1a);
-        assert_eq!(super::config_version("server.1=a:1:2"), 0);
+impl EpochSink for HostSink<'_> {
+    fn write_accepted(&self, e: i64) -> Result<(), String> {
+        self.0.set_accepted_epoch(e).map_err(|e| e.to_string())
     }
+    fn write_current(&self, e: i64) -> Result<(), String> {
+        self.0.set_current_epoch(e).map_err(|e| e.to_string())
+    }
+}
+
+/// Runs `f` with a role environment whose durability pipeline writes the
+/// host's epochs (no log store: interop mode).
+fn with_host_pipeline(
+    cfg: &ZabConfig,
+    host: &dyn ZabHost,
+    f: impl FnOnce(&RoleEnv<'_>) -> ZabExit,
+) -> ZabExit {
+    let limiter = LogLimiter::default();
+    std::thread::scope(|scope| {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let sink = HostSink(host);
+        let pipeline = std::thread::Builder::new()
+            .name(format!("zab-io-{}", cfg.my_sid))
+            .spawn_scoped(scope, move || durable::run(rx, &sink, None));
+        if let Err(e) = pipeline {
+            return ZabExit::Io(format!("cannot start the durability pipeline thread: {e}"));
+        }
+        let io = IoHandle { tx };
+        let env = RoleEnv {
+            cfg,
+            host,
+            mode: crate::zab::Mode::Interop,
+            persisted: crate::zab::Persisted {
+                accepted_epoch: host.accepted_epoch(),
+                current_epoch: host.current_epoch(),
+                last_zxid: host.last_zxid(),
+            },
+            io: &io,
+            apply: None,
+            requests: None,
+            shared: None,
+            stop: None,
+            limiter: &limiter,
+        };
+        f(&env)
+        // `io` drops here: the pipeline ends and the scope joins it.
+    })
 }

@@ -274,6 +274,43 @@ impl Leader {
         if let Some(round) = peer.pings.pop_front() {
             peer.answered_round = round;
             self.check_barriers();
+            self.update_quorum_confirmed();
+        }
+    }
+
+    /// The newest round a quorum of voters (the leader included) answered,
+    /// and its send time: the largest `r` such that the voters whose last
+    /// answered round is `≥ r`, with the leader, form a quorum.
+    fn update_quorum_confirmed(&mut self) {
+        let mut rounds: Vec<u64> = self
+            .peers
+            .values()
+            .filter(|p| p.voter && p.answered_round > 0)
+            .map(|p| p.answered_round)
+            .collect();
+        rounds.sort_unstable_by(|a, b| b.cmp(a));
+        rounds.dedup();
+        let confirmed = rounds.into_iter().find(|&r| {
+            let sids = self
+                .peers
+                .values()
+                .filter(|p| p.voter && p.answered_round >= r)
+                .filter_map(|p| p.sid)
+                .chain([self.cfg.my_sid]);
+            self.cfg.verifier.contains_quorum(sids)
+        });
+        let Some(round) = confirmed else {
+            return;
+        };
+        // Rounds up to the confirmed one are no longer needed.
+        while let Some(&(r, sent)) = self.round_sent.front() {
+            if r > round {
+                break;
+            }
+            self.round_sent.pop_front();
+            if r == round {
+                self.quorum_confirmed = Some(self.quorum_confirmed.map_or(sent, |c| c.max(sent)));
+            }
         }
     }
 
@@ -314,7 +351,7 @@ impl Leader {
         }
         if ping_due || barrier_due {
             self.barrier_due = None;
-            self.ping_round();
+            self.ping_round(now);
         }
         if let Some(tick) = self.next_tick.filter(|t| now >= *t) {
             let mut next = at(tick, self.cfg.tick_time);
@@ -340,9 +377,10 @@ impl Leader {
     /// One PING to every learner in Broadcast. zxid: `newEpoch << 32` in
     /// interop mode (today's bytes); the last proposed zxid in store mode
     /// (as Java), which is `newEpoch << 32` until the first proposal.
-    fn ping_round(&mut self) {
+    fn ping_round(&mut self, now: Duration) {
         self.ping_round += 1;
         let round = self.ping_round;
+        self.round_sent.push_back((round, now));
         let epoch_start = zxid_of_epoch(self.new_epoch);
         let zxid = match self.cfg.mode {
             Mode::Interop => epoch_start,

@@ -296,6 +296,11 @@ pub struct Leader {
     /// The last zxid dropped from `recent` (0: none).
     trimmed_upto: i64,
     ping_round: u64,
+    /// Send times of the PING rounds not yet known to be answered by a
+    /// quorum, oldest first (for [`Leader::quorum_confirmed_at`]).
+    round_sent: VecDeque<(u64, Duration)>,
+    /// The send time of the newest round a quorum of voters answered.
+    quorum_confirmed: Option<Duration>,
     next_ping: Option<Duration>,
     next_tick: Option<Duration>,
     /// A read barrier asked for a ping round at this time.
@@ -339,6 +344,8 @@ impl Leader {
             committed_in_recent: 0,
             trimmed_upto: 0,
             ping_round: 0,
+            round_sent: VecDeque::new(),
+            quorum_confirmed: None,
             next_ping: None,
             next_tick: None,
             barrier_due: None,
@@ -696,6 +703,33 @@ impl Leader {
             .iter()
             .map(|(c, p)| (*c, p.sid, p.step))
             .collect()
+    }
+
+    /// Every learner connection as metrics count them: `(sid, observer,
+    /// voter, synced)` where synced means UPTODATE was sent (ZooKeeper's
+    /// forwarding learners); sid and kinds are unknown (`None`, false)
+    /// until its FOLLOWERINFO/OBSERVERINFO was accepted.
+    pub fn learner_kinds(&self) -> Vec<(Option<i64>, bool, bool, bool)> {
+        self.peers
+            .values()
+            .map(|p| (p.sid, p.observer, p.voter, p.step == LearnerStep::Broadcast))
+            .collect()
+    }
+
+    /// The time (the machine's clock) the leader last sent a PING round
+    /// that a quorum of voters, the leader included, has answered: at that
+    /// moment a quorum still followed this leader, and each of those
+    /// followers restarted its `syncLimit` read timeout no earlier than
+    /// that (it received the PING after it was sent). `None` before the
+    /// first such round, after the term ended, and always in a one-voter
+    /// ensemble (no PINGs; the leader alone is a quorum). The runtime
+    /// publishes it so an embedder can bound its staleness and, with a
+    /// stated clock-drift margin, derive a read lease.
+    pub fn quorum_confirmed_at(&self) -> Option<Duration> {
+        if self.exit.is_some() {
+            return None;
+        }
+        self.quorum_confirmed
     }
 
     /// Voting followers in Broadcast (mntr's `zk_synced_followers`).
