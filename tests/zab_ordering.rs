@@ -440,7 +440,10 @@ fn learner_read_timeout_is_initlimit_then_synclimit_and_paused_on_its_own_writes
     let out = f.timer(t2 + TICK * 3);
     assert_eq!(
         out,
-        [LearnerAction::Exit(ZabExit::LeaderSilent { ms: 300 })]
+        [LearnerAction::Exit(ZabExit::LeaderNotReady {
+            ms: 300,
+            awaiting: "UPTODATE"
+        })]
     );
 
     let (mut f, _) = Learner::start(
@@ -454,7 +457,10 @@ fn learner_read_timeout_is_initlimit_then_synclimit_and_paused_on_its_own_writes
     f.heard(T0 + TICK * 5);
     assert_eq!(
         f.timer(T0 + TICK * 15),
-        [LearnerAction::Exit(ZabExit::LeaderSilent { ms: 1000 })]
+        [LearnerAction::Exit(ZabExit::LeaderNotReady {
+            ms: 1000,
+            awaiting: "LEADERINFO"
+        })]
     );
 }
 
@@ -664,4 +670,28 @@ fn acks_count_only_from_learners_past_their_newleader_ack() {
             result: Ok(z(2, 1))
         })
     );
+}
+
+/// Found by the simulator (seed 1914, 6 peers): a learner whose leader says
+/// nothing before the broadcast phase (it is waiting for its NEWLEADER
+/// quorum) must not report it silent, or the election counts a live,
+/// reachable leader Down.
+#[test]
+fn silence_before_broadcast_is_not_a_silent_leader() {
+    let mut f = syncing_follower();
+    f.packet(T0, pkt(wz::DIFF, 0, None));
+    f.packet(T0, pkt(wz::NEWLEADER, 1 << 32, None));
+    f.current_epoch_durable(T0, 1);
+    let out = f.timer(T0 + TICK * 3);
+    assert!(
+        matches!(exit_of(&out), Some(ZabExit::LeaderNotReady { .. })),
+        "{out:?}"
+    );
+    let mut f = syncing_follower();
+    f.packet(T0, pkt(wz::DIFF, 0, None));
+    f.packet(T0, pkt(wz::NEWLEADER, 1 << 32, None));
+    f.current_epoch_durable(T0, 1);
+    f.packet(T0, pkt(wz::UPTODATE, 0, None));
+    let out = f.timer(T0 + TICK * 3);
+    assert_eq!(exit_of(&out), Some(&ZabExit::LeaderSilent { ms: 300 }));
 }

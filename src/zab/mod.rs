@@ -167,7 +167,9 @@
 //! entries, after its NEWLEADER ACK. Read timeout: `initLimit` until the
 //! NEWLEADER ACK, then `syncLimit`, paused while the learner waits on its
 //! own writes (Java's socket timeout only runs while it reads) → exit
-//! `LeaderSilent`.
+//! `LeaderSilent` in the broadcast phase (the leader pings every half
+//! tick, so it is hung or cut off), `LeaderNotReady` before it (the leader
+//! may be waiting for its quorum; the election must not count it Down).
 //!
 //! # Store-mode SNAP format ([`snapshot`])
 //!

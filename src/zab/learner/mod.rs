@@ -394,12 +394,28 @@ impl Learner {
         }
         let silent = now.saturating_sub(self.last_heard);
         if silent >= self.read_limit {
-            self.finish(
-                now,
-                ZabExit::LeaderSilent {
-                    ms: silent.as_millis() as u64,
+            let ms = silent.as_millis() as u64;
+            // Only a leader in broadcast owes us a PING every half tick:
+            // before that it may legitimately say nothing while it waits
+            // for its quorum (FOLLOWERINFO, ACKEPOCH, NEWLEADER ACKs), so
+            // the silence says nothing about whether it is alive, and the
+            // election must not count it Down (`LeaderSilent` does).
+            let exit = match self.stage {
+                LearnerStage::Broadcast => ZabExit::LeaderSilent { ms },
+                LearnerStage::AwaitingUpToDate => ZabExit::LeaderNotReady {
+                    ms,
+                    awaiting: "UPTODATE",
                 },
-            );
+                LearnerStage::AwaitingLeaderInfo => ZabExit::LeaderNotReady {
+                    ms,
+                    awaiting: "LEADERINFO",
+                },
+                _ => ZabExit::LeaderNotReady {
+                    ms,
+                    awaiting: "the sync",
+                },
+            };
+            self.finish(now, exit);
         }
     }
 
