@@ -672,6 +672,45 @@ fn acks_count_only_from_learners_past_their_newleader_ack() {
     );
 }
 
+/// Found by the simulator (`zkfle sim --store`, seed 173, 6 peers): a
+/// follower that rejoins its leader already holding part of the leader's
+/// uncommitted tail gets DIFF at its own last zxid, and UPTODATE commits
+/// only up to the leader's commit point, below that tail. Those entries are
+/// in its log, not in memory: when they commit, they must be applied from
+/// the log before anything newer, or the state machine skips them.
+#[test]
+fn a_rejoining_follower_applies_its_own_uncommitted_tail_once_it_commits() {
+    let persisted = Persisted {
+        accepted_epoch: 1,
+        current_epoch: 1,
+        last_zxid: z(1, 4),
+    };
+    let (mut f, _) = Learner::start(cfg(2, Mode::Store), 1, LearnerRole::Follower, persisted, T0);
+    f.connected(T0);
+    f.packet(T0, marked_leaderinfo(1));
+    f.packet(T0, pkt(wz::DIFF, z(1, 4), None));
+    f.packet(T0, pkt(wz::NEWLEADER, 1 << 32, None));
+    f.current_epoch_durable(T0, 1);
+    // The leader's commit point is (1, 2): (1, 3) and (1, 4) are ours.
+    let out = f.packet(T0, pkt(wz::UPTODATE, z(1, 2), None));
+    assert_eq!(out[0], LearnerAction::ApplyFromLog { up_to: z(1, 2) });
+    assert_eq!(
+        f.packet(T0, pkt(wz::COMMIT, z(1, 3), None)),
+        [LearnerAction::ApplyFromLog { up_to: z(1, 3) }]
+    );
+    f.packet(T0, pkt(wz::PROPOSAL, z(1, 5), Some(b"e")));
+    f.log_durable(T0, z(1, 5));
+    assert_eq!(
+        f.packet(T0, pkt(wz::COMMIT, z(1, 5), None)),
+        [
+            LearnerAction::ApplyFromLog { up_to: z(1, 4) },
+            LearnerAction::Deliver(vec![Entry::new(z(1, 5), &b"e"[..])])
+        ],
+        "(1, 4) from the log first, then (1, 5) from memory: no hole"
+    );
+    assert_eq!(f.applied_zxid(), z(1, 5));
+}
+
 /// Found by the simulator (seed 1914, 6 peers): a learner whose leader says
 /// nothing before the broadcast phase (it is waiting for its NEWLEADER
 /// quorum) must not report it silent, or the election counts a live,

@@ -57,9 +57,11 @@ pub enum LearnerAction {
     /// Interop mode: the zxid this peer advertises in its votes from now on
     /// (TRUNC and SNAP from a Java leader move it, as before).
     SetVoteZxid(i64),
-    /// Store mode, once, at UPTODATE: apply every log entry with zxid ≤
-    /// `up_to` not applied yet, reading them from the log (they are durable).
-    /// Must finish before the next `Deliver` is applied.
+    /// Store mode: apply every log entry with zxid ≤ `up_to` not applied
+    /// yet, reading them from the log (they are durable). At UPTODATE, and
+    /// later whenever entries the learner's log held before this sync
+    /// commit (they are in the log, not in memory). Must finish before the
+    /// next `Deliver` is applied.
     ApplyFromLog {
         /// The last zxid to apply.
         up_to: i64,
