@@ -169,9 +169,6 @@ pub enum DownReason {
     DialTimedOut,
     /// Rule (b): the leader this server left for silence.
     LeftSilent,
-    /// Only with [`Driver::inject_eager_down`]: a voter whose link is up,
-    /// reported Down by the deliberate simulator bug.
-    InjectedEagerDown,
 }
 
 /// The evidence behind one voter's Down.
@@ -180,7 +177,7 @@ pub struct DownEvidence {
     /// Which rule.
     pub reason: DownReason,
     /// When the driver got the fact that is the evidence (the failed dial,
-    /// the role end; for [`DownReason::InjectedEagerDown`] the link-up).
+    /// the role end).
     pub at: Duration,
 }
 
@@ -189,8 +186,6 @@ pub struct DownEvidence {
 struct PeerLink {
     /// A link is live.
     up: bool,
-    /// When the current link came up.
-    up_at: Duration,
     /// A link was up at some point.
     ever_up: bool,
     /// The latest failed dial since the link last closed, and when.
@@ -209,8 +204,6 @@ struct PeerLink {
 pub struct Driver {
     fle: Fle,
     links: BTreeMap<i64, PeerLink>,
-    /// The deliberate bug of `zkfle sim --inject eager-down`.
-    eager_down: bool,
 }
 
 impl Driver {
@@ -220,7 +213,6 @@ impl Driver {
         Driver {
             fle: Fle::new(cfg),
             links: BTreeMap::new(),
-            eager_down: false,
         }
     }
 
@@ -235,15 +227,6 @@ impl Driver {
         self.fle.config()
     }
 
-    /// **Simulator only.** Turns on the deliberate bug `eager-down`: every
-    /// voter whose link is up is reported Down. It exists so that
-    /// `zkfle sim --inject eager-down` can show the Down invariant catching
-    /// it; nothing in the runtime calls it.
-    #[doc(hidden)]
-    pub fn inject_eager_down(&mut self) {
-        self.eager_down = true;
-    }
-
     /// Feeds one fact at time `now` (monotonic, any origin) and returns
     /// what to do. Every input returns [`Output::timer`], the only deadline
     /// from now on.
@@ -253,7 +236,6 @@ impl Driver {
             Input::LinkUp { sid } => {
                 self.update(sid, |l| {
                     l.up = true;
-                    l.up_at = now;
                     l.ever_up = true;
                     l.failed_dial = None;
                     l.silent_since = None;
@@ -351,10 +333,7 @@ impl Driver {
             });
         }
         if l.up {
-            return self.eager_down.then_some(DownEvidence {
-                reason: DownReason::InjectedEagerDown,
-                at: l.up_at,
-            });
+            return None;
         }
         if !l.ever_up {
             return None;
@@ -430,7 +409,7 @@ fn merge(out: &mut Output, more: Output) {
 mod tests {
     use super::*;
     use crate::config::QuorumVerifier;
-    use crate::election::testkit::{ms, notif};
+    use crate::election::test_util::{ms, notif};
     use crate::election::DecidedBy;
     use crate::wire::ServerState::{Following, Looking};
 
@@ -669,28 +648,5 @@ mod tests {
         let resent: Vec<(i64, bool)> = out.sends.iter().map(|m| (m.to, m.if_idle)).collect();
         assert_eq!(resent, vec![(2, true), (3, true)]);
         assert_eq!(out.dial, vec![4]);
-    }
-
-    #[test]
-    fn eager_down_injection_reports_live_links_down() {
-        let mut d = driver(1, &[1, 2, 3]);
-        d.inject_eager_down();
-        fact(&mut d, 0, Input::LinkUp { sid: 2 });
-        start(&mut d, 1);
-        let out = vote(&mut d, 2, 3, 3);
-        assert!(
-            out.decision.is_some(),
-            "2 is up and unheard, yet counted Down"
-        );
-        assert_eq!(
-            d.down_voters(),
-            vec![(
-                2,
-                DownEvidence {
-                    reason: DownReason::InjectedEagerDown,
-                    at: ms(0)
-                }
-            )]
-        );
     }
 }
