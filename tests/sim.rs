@@ -430,25 +430,76 @@ fn a_read_without_the_barrier_is_caught_by_linearizability() {
     assert_clean(&clean, "store (stale-read seeds)");
 }
 
+/// Runs one named scenario: it must pass, every step must fire (the
+/// scenario reached its ticket's window), clients must have worked
+/// throughout, and the ensemble must converge afterwards.
+fn scenario_passes(name: &str) {
+    let r = scenarios::run(name, None, false, false).expect("known scenario");
+    assert!(
+        r.outcome.violations.is_empty(),
+        "{name}: {:?}\n  steps fired: {:?}",
+        r.outcome.violations,
+        r.fired
+    );
+    assert!(r.fired.len() >= 4, "{name}: {:?}", r.fired);
+    assert!(
+        r.outcome.stats.writes_acked > 50 && r.outcome.stats.reads_checked > 50,
+        "{name}: clients ran ({} writes, {} reads)",
+        r.outcome.stats.writes_acked,
+        r.outcome.stats.reads_checked
+    );
+    assert!(r.outcome.stats.converged_after.is_some(), "{name}");
+}
+
 #[test]
-fn every_named_scenario_passes_and_reaches_its_window() {
-    for name in scenarios::NAMES {
-        let r = scenarios::run(name, None, false, false).expect("known scenario");
-        assert!(
-            r.outcome.violations.is_empty(),
-            "{name}: {:?}\n  steps fired: {:?}",
-            r.outcome.violations,
-            r.fired
-        );
-        assert!(r.fired.len() >= 4, "{name}: {:?}", r.fired);
-        assert!(
-            r.outcome.stats.writes_acked > 50 && r.outcome.stats.reads_checked > 50,
-            "{name}: clients ran ({} writes, {} reads)",
-            r.outcome.stats.writes_acked,
-            r.outcome.stats.reads_checked
-        );
-        assert!(r.outcome.stats.converged_after.is_some(), "{name}");
-    }
+fn zookeeper_3911_scenario_passes() {
+    scenario_passes("ZOOKEEPER-3911");
+}
+
+#[test]
+fn zookeeper_4643_scenario_passes() {
+    scenario_passes("ZOOKEEPER-4643");
+}
+
+#[test]
+fn zookeeper_4646_scenario_passes() {
+    scenario_passes("ZOOKEEPER-4646");
+}
+
+#[test]
+fn zookeeper_4685_scenario_passes() {
+    scenario_passes("ZOOKEEPER-4685");
+}
+
+#[test]
+fn zookeeper_4394_scenario_passes() {
+    scenario_passes("ZOOKEEPER-4394");
+}
+
+#[test]
+fn zookeeper_4925_scenario_passes() {
+    scenario_passes("ZOOKEEPER-4925");
+}
+
+#[test]
+fn zookeeper_5094_scenario_passes() {
+    scenario_passes("ZOOKEEPER-5094");
+}
+
+#[test]
+fn every_named_scenario_has_a_test() {
+    assert_eq!(
+        scenarios::NAMES,
+        [
+            "ZOOKEEPER-3911",
+            "ZOOKEEPER-4643",
+            "ZOOKEEPER-4646",
+            "ZOOKEEPER-4685",
+            "ZOOKEEPER-4394",
+            "ZOOKEEPER-4925",
+            "ZOOKEEPER-5094",
+        ]
+    );
     assert!(scenarios::run("ZOOKEEPER-1", None, false, false).is_none());
 }
 

@@ -31,8 +31,10 @@
 //!   host unreachable, handshake not written) is no evidence and replaces
 //!   any earlier refusal.
 //! * **(b) Left for silence.** It is the leader this server just left
-//!   because it went silent ([`RoleEnd::LeaderSilent`]), and nothing has
-//!   been heard from it since. Its TCP link may well still be up (a
+//!   because it went silent ([`RoleEnd::LeaderSilent`]: no PING for the
+//!   read timeout in Zab's broadcast phase; a leader still gathering its
+//!   quorum sends nothing and ends the role with another reason), and
+//!   nothing has been heard from it since. Its TCP link may well still be up (a
 //!   stopped process's kernel keeps ACKing), which is why this is the one
 //!   case where a voter with a live link is Down. A notification from it or
 //!   a new link to it clears the mark, and so does the next role end.
@@ -89,8 +91,11 @@ pub enum RoleEnd {
     /// view.
     LeaderClosed,
     /// The leader sent nothing for `silent_for` (the read timeout of
-    /// initLimit or syncLimit ticks) without closing the connection: hung,
-    /// stopped, or cut off one way. Marks `leader` Down (rule (b)).
+    /// syncLimit ticks) in Zab's broadcast phase, where it owes a PING
+    /// every half tick, without closing the connection: hung, stopped, or
+    /// cut off one way. Marks `leader` Down (rule (b)). Silence before the
+    /// broadcast phase is no such evidence (the leader may be waiting for
+    /// its quorum) and must be reported as [`RoleEnd::Other`].
     LeaderSilent {
         /// The leader this server followed.
         leader: i64,

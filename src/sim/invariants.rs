@@ -368,10 +368,15 @@ pub fn clock_monotonic(
 }
 
 /// (e) Liveness: once the network has healed and stays healed (no crash,
-/// partition or link failure after `healed_at`), the live peers, which
-/// include a quorum, converge within `bound` of virtual time: one live
-/// leader has established an epoch and every other live peer follows
-/// (observes) it, synced to that epoch. `converged_at` is the first step at
+/// pause, partition or link failure after `healed_at`), the live peers,
+/// which include a quorum, converge within `bound` of virtual time: one
+/// live leader's Zab machine has established an epoch and every other live
+/// peer's learner follows (observes) it in the broadcast phase. One
+/// exception is Zab's own (and ZooKeeper's): a peer whose disk holds an
+/// acceptedEpoch above the leader's epoch (it accepted, or itself proposed,
+/// an epoch that never got established) must refuse that leader
+/// (`EpochRejected`) until the next election; it is not waited for (the
+/// simulator found this state, 1 schedule in ~10,000). `converged_at` is the first step at
 /// which that held, if any. The bound is derived from the timers; see
 /// `Params::liveness_bound` in the simulator.
 pub fn converges_after_heal(
