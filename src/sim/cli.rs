@@ -447,6 +447,7 @@ impl Aggregate {
         a.partitions += b.partitions;
         a.restarts += b.restarts;
         a.split_rounds += b.split_rounds;
+        a.epoch_rejections += b.epoch_rejections;
         a.rounds_untouched += b.rounds_untouched;
         a.clock_rewinds += b.clock_rewinds;
         a.writes_acked += b.writes_acked;
@@ -483,6 +484,7 @@ impl Aggregate {
             ("partitions", s.partitions.to_string()),
             ("restarts", s.restarts.to_string()),
             ("split_rounds", s.split_rounds.to_string()),
+            ("epoch_rejections", s.epoch_rejections.to_string()),
             ("rounds_untouched", s.rounds_untouched.to_string()),
             ("clock_rewinds", s.clock_rewinds.to_string()),
             ("calm_schedules", self.calm.to_string()),

@@ -420,7 +420,12 @@ impl World {
                 LearnerAction::SetVoteZxid(z) => self.peers[i].vote_mem = z,
                 LearnerAction::ApplyFromLog { up_to } => self.apply_from_log(sid, up_to),
                 LearnerAction::Deliver(es) => self.apply_entries(sid, &es),
-                LearnerAction::Exit(reason) => exit = Some(reason),
+                LearnerAction::Exit(reason) => {
+                    if matches!(reason, ZabExit::EpochRejected { .. }) {
+                        self.stats.epoch_rejections += 1;
+                    }
+                    exit = Some(reason)
+                }
             }
         }
         match exit {

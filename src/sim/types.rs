@@ -170,6 +170,8 @@ pub struct Stats {
     pub partitions: u64,
     /// Restarts of crashed peers from their disks.
     pub restarts: u64,
+    /// Learners that refused a leader's epoch below their acceptedEpoch.
+    pub epoch_rejections: u64,
     /// Rounds in which two peers decided different leaders (allowed; see
     /// `invariants::one_leader_per_epoch`).
     pub split_rounds: u64,
