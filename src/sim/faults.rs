@@ -234,7 +234,9 @@ impl World {
         self.schedule(d, Ev::Resume { sid, inc });
     }
 
-    /// SIGCONT: what the process missed runs now, in order.
+    /// SIGCONT: what the process missed runs now, in order, before
+    /// anything that arrives after (re-queueing it would let an event due
+    /// at this very instant overtake it: a FIFO connection reordered).
     pub(super) fn resume(&mut self, sid: i64, inc: u32) {
         let i = self.idx(sid);
         if self.peers[i].inc != inc || !self.peers[i].paused {
@@ -246,7 +248,11 @@ impl World {
         self.truth.running(sid, now);
         let held = std::mem::take(&mut self.peers[i].held);
         for ev in held {
-            self.schedule(Duration::ZERO, ev);
+            if self.done {
+                break;
+            }
+            self.mix(ev.code());
+            self.step(ev);
         }
     }
 
