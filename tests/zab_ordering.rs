@@ -541,9 +541,23 @@ fn store_learner_leaves_a_leader_whose_history_breaks_the_rules() {
             "zxids going back",
             vec![
                 pkt(wz::DIFF, 0, None),
+                pkt(wz::PROPOSAL, z(1, 1), None),
                 pkt(wz::PROPOSAL, z(1, 2), None),
                 pkt(wz::PROPOSAL, z(1, 1), None),
             ],
+        ),
+        (
+            // ZOOKEEPER-4925: a hole taken in is applied around later.
+            "a hole in the history",
+            vec![
+                pkt(wz::DIFF, 0, None),
+                pkt(wz::PROPOSAL, z(1, 1), None),
+                pkt(wz::PROPOSAL, z(1, 3), None),
+            ],
+        ),
+        (
+            "a new epoch not starting at counter 1",
+            vec![pkt(wz::DIFF, 0, None), pkt(wz::PROPOSAL, z(1, 2), None)],
         ),
         (
             "a proposal from a later epoch",
