@@ -288,7 +288,40 @@ impl Driver {
                 merge(&mut out, o);
             }
             Input::Timer => {
-                let o = self.fle.on_timer(now);
+                let mut o = self.fle.on_timer(now);
+                // `Fle` dials its Down voters on a poll timeout instead of
+                // resending (ZooKeeper's connectAll). A voter Down by rule
+                // (b) may still have a live link, and dialling a live link
+                // does nothing: such a leader, which answers LOOKING votes
+                // but sends none of its own, would never hear this round
+                // again, and this server would wait for its LEADING reply
+                // forever (found by the simulator, seed 507858). It gets
+                // the resend instead.
+                let live: Vec<i64> = o
+                    .dial
+                    .iter()
+                    .copied()
+                    .filter(|&v| self.is_link_up(v))
+                    .collect();
+                if !live.is_empty() {
+                    o.dial.retain(|v| !live.contains(v));
+                    let p = self.fle.proposal();
+                    let n = Notification {
+                        state: crate::wire::ServerState::Looking,
+                        leader: p.leader,
+                        zxid: p.zxid,
+                        election_epoch: self.fle.logical_clock(),
+                        peer_epoch: p.peer_epoch,
+                        version: 0,
+                    };
+                    for to in live {
+                        o.sends.push(super::fle::Message {
+                            to,
+                            notification: n,
+                            if_idle: true,
+                        });
+                    }
+                }
                 merge(&mut out, o);
             }
             Input::StartElection {
@@ -653,5 +686,42 @@ mod tests {
         let resent: Vec<(i64, bool)> = out.sends.iter().map(|m| (m.to, m.if_idle)).collect();
         assert_eq!(resent, vec![(2, true), (3, true)]);
         assert_eq!(out.dial, vec![4]);
+    }
+
+    /// Found by the simulator (seed 507858, 9 peers): a follower left its
+    /// leader for silence (rule (b) marks it Down) while their election
+    /// link stayed up. The leader answers LOOKING votes but sends none of
+    /// its own, and a poll timeout only dialled Down voters, which is a
+    /// no-op on a live link: the follower never asked again and waited for
+    /// the leader's LEADING reply forever. Now it resends.
+    #[test]
+    fn a_silent_leader_whose_link_is_up_still_gets_the_poll_resend() {
+        let mut d = driver(1, &[1, 2, 3]);
+        fact(&mut d, 0, Input::LinkUp { sid: 2 });
+        fact(&mut d, 0, Input::LinkUp { sid: 3 });
+        fact(
+            &mut d,
+            5,
+            Input::RoleEnded {
+                reason: RoleEnd::LeaderSilent {
+                    leader: 2,
+                    silent_for: ms(600),
+                },
+            },
+        );
+        let out = start(&mut d, 6);
+        let out = d.step(out.timer.expect("poll deadline"), Input::Timer);
+        let resent: Vec<(i64, bool)> = out.sends.iter().map(|m| (m.to, m.if_idle)).collect();
+        assert_eq!(resent, vec![(3, true), (2, true)]);
+        assert!(out.dial.is_empty(), "{:?}", out.dial);
+        assert_eq!(
+            out.sends[1].notification.election_epoch,
+            d.fle().logical_clock()
+        );
+        assert_eq!(
+            d.down_evidence(2).map(|e| e.reason),
+            Some(DownReason::LeftSilent),
+            "still Down for the finalize wait"
+        );
     }
 }
