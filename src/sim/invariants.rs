@@ -734,16 +734,22 @@ pub fn no_lost_write(
     Ok(())
 }
 
-/// (b, untouched rounds) All looking-path decisions of one round name the
-/// same leader when no fault touched any of the round's voters from the
-/// moment the round began: no crash, restart or pause, no partition or
-/// connection reset, no message slower than the finalize wait. `other`
-/// is an earlier decision of the round.
+/// (b, untouched rounds) All looking-path decisions of one round by voters
+/// name the same leader when no fault of the schedule has touched any of
+/// the round's voters (the deciders and every voter whose vote of the
+/// round they heard): no crash, restart, late start or pause, no partition
+/// or connection reset, no vote slower than the finalize wait, at any time
+/// before the decision. Not only during the round: a fault's effects
+/// outlive it (Down evidence from a refused dial, votes queued behind a
+/// partition, a leader left for silence), and each of those lets a round
+/// split legitimately. The faults that are allowed are those that touch
+/// other peers, typically the old leader's crash that starts the round.
+/// `other` is an earlier decision of the round.
 ///
 /// Source: FastLeaderElection.tla (the finalize wait returns to the loop
 /// on any better vote, so two peers that hear each other's rounds in time
-/// converge on one proposal); PROTOCOL.md §4.4. Faults are exempt for the
-/// reason [`one_leader_per_epoch`] gives.
+/// converge on one proposal); PROTOCOL.md §4.4. Touched rounds are exempt
+/// for the reason [`one_leader_per_epoch`] gives.
 pub fn untouched_round_agrees(
     at: Duration,
     me: i64,
