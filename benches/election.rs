@@ -1,6 +1,7 @@
 //! Cost of the sans-IO election machine: one LOOKING notification through
 //! the loop, one reply from a settled server (the path `zkfle bench notify`
-//! exercises), a whole 5-server cold start in the virtual-time testkit, and
+//! exercises), a whole 5-server cold start in the simulator's scripted runs
+//! (`zkfle::sim::testkit`: drivers on the simulated network), and
 //! the vote tally (record every voter's vote, check the quorum) at N = 3..51.
 
 use std::hint::black_box;
@@ -9,8 +10,8 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion};
 use zkfle::config::QuorumVerifier;
 use zkfle::election::tally::{TallyVote, VoteSet};
-use zkfle::election::testkit::{notif, Cluster};
 use zkfle::election::{Fle, FleConfig, Vote};
+use zkfle::sim::testkit::{notif, Cluster};
 use zkfle::wire::ServerState;
 
 fn bench_election(c: &mut Criterion) {
@@ -36,13 +37,13 @@ fn bench_election(c: &mut Criterion) {
         b.iter(|| black_box(settled.on_notification(Duration::ZERO, 100, black_box(&asker))))
     });
 
-    c.bench_function("testkit_cold_start_5", |b| {
+    c.bench_function("sim_cold_start_5", |b| {
         b.iter(|| {
             let mut cl = Cluster::majority(5, true);
             cl.start_all();
             let ok = cl.run_until(Duration::from_secs(5), |c| c.all_up_decided());
             assert!(ok);
-            black_box(cl.now)
+            black_box(cl.now())
         })
     });
 }

@@ -440,7 +440,10 @@ fn learner_read_timeout_is_initlimit_then_synclimit_and_paused_on_its_own_writes
     let out = f.timer(t2 + TICK * 3);
     assert_eq!(
         out,
-        [LearnerAction::Exit(ZabExit::LeaderSilent { ms: 300 })]
+        [LearnerAction::Exit(ZabExit::LeaderNotReady {
+            ms: 300,
+            awaiting: "UPTODATE"
+        })]
     );
 
     let (mut f, _) = Learner::start(
@@ -454,7 +457,10 @@ fn learner_read_timeout_is_initlimit_then_synclimit_and_paused_on_its_own_writes
     f.heard(T0 + TICK * 5);
     assert_eq!(
         f.timer(T0 + TICK * 15),
-        [LearnerAction::Exit(ZabExit::LeaderSilent { ms: 1000 })]
+        [LearnerAction::Exit(ZabExit::LeaderNotReady {
+            ms: 1000,
+            awaiting: "LEADERINFO"
+        })]
     );
 }
 
@@ -535,9 +541,23 @@ fn store_learner_leaves_a_leader_whose_history_breaks_the_rules() {
             "zxids going back",
             vec![
                 pkt(wz::DIFF, 0, None),
+                pkt(wz::PROPOSAL, z(1, 1), None),
                 pkt(wz::PROPOSAL, z(1, 2), None),
                 pkt(wz::PROPOSAL, z(1, 1), None),
             ],
+        ),
+        (
+            // ZOOKEEPER-4925: a hole taken in is applied around later.
+            "a hole in the history",
+            vec![
+                pkt(wz::DIFF, 0, None),
+                pkt(wz::PROPOSAL, z(1, 1), None),
+                pkt(wz::PROPOSAL, z(1, 3), None),
+            ],
+        ),
+        (
+            "a new epoch not starting at counter 1",
+            vec![pkt(wz::DIFF, 0, None), pkt(wz::PROPOSAL, z(1, 2), None)],
         ),
         (
             "a proposal from a later epoch",
@@ -664,4 +684,67 @@ fn acks_count_only_from_learners_past_their_newleader_ack() {
             result: Ok(z(2, 1))
         })
     );
+}
+
+/// Found by the simulator (`zkfle sim --store`, seed 173, 6 peers): a
+/// follower that rejoins its leader already holding part of the leader's
+/// uncommitted tail gets DIFF at its own last zxid, and UPTODATE commits
+/// only up to the leader's commit point, below that tail. Those entries are
+/// in its log, not in memory: when they commit, they must be applied from
+/// the log before anything newer, or the state machine skips them.
+#[test]
+fn a_rejoining_follower_applies_its_own_uncommitted_tail_once_it_commits() {
+    let persisted = Persisted {
+        accepted_epoch: 1,
+        current_epoch: 1,
+        last_zxid: z(1, 4),
+    };
+    let (mut f, _) = Learner::start(cfg(2, Mode::Store), 1, LearnerRole::Follower, persisted, T0);
+    f.connected(T0);
+    f.packet(T0, marked_leaderinfo(1));
+    f.packet(T0, pkt(wz::DIFF, z(1, 4), None));
+    f.packet(T0, pkt(wz::NEWLEADER, 1 << 32, None));
+    f.current_epoch_durable(T0, 1);
+    // The leader's commit point is (1, 2): (1, 3) and (1, 4) are ours.
+    let out = f.packet(T0, pkt(wz::UPTODATE, z(1, 2), None));
+    assert_eq!(out[0], LearnerAction::ApplyFromLog { up_to: z(1, 2) });
+    assert_eq!(
+        f.packet(T0, pkt(wz::COMMIT, z(1, 3), None)),
+        [LearnerAction::ApplyFromLog { up_to: z(1, 3) }]
+    );
+    f.packet(T0, pkt(wz::PROPOSAL, z(1, 5), Some(b"e")));
+    f.log_durable(T0, z(1, 5));
+    assert_eq!(
+        f.packet(T0, pkt(wz::COMMIT, z(1, 5), None)),
+        [
+            LearnerAction::ApplyFromLog { up_to: z(1, 4) },
+            LearnerAction::Deliver(vec![Entry::new(z(1, 5), &b"e"[..])])
+        ],
+        "(1, 4) from the log first, then (1, 5) from memory: no hole"
+    );
+    assert_eq!(f.applied_zxid(), z(1, 5));
+}
+
+/// Found by the simulator (seed 1914, 6 peers): a learner whose leader says
+/// nothing before the broadcast phase (it is waiting for its NEWLEADER
+/// quorum) must not report it silent, or the election counts a live,
+/// reachable leader Down.
+#[test]
+fn silence_before_broadcast_is_not_a_silent_leader() {
+    let mut f = syncing_follower();
+    f.packet(T0, pkt(wz::DIFF, 0, None));
+    f.packet(T0, pkt(wz::NEWLEADER, 1 << 32, None));
+    f.current_epoch_durable(T0, 1);
+    let out = f.timer(T0 + TICK * 3);
+    assert!(
+        matches!(exit_of(&out), Some(ZabExit::LeaderNotReady { .. })),
+        "{out:?}"
+    );
+    let mut f = syncing_follower();
+    f.packet(T0, pkt(wz::DIFF, 0, None));
+    f.packet(T0, pkt(wz::NEWLEADER, 1 << 32, None));
+    f.current_epoch_durable(T0, 1);
+    f.packet(T0, pkt(wz::UPTODATE, 0, None));
+    let out = f.timer(T0 + TICK * 3);
+    assert_eq!(exit_of(&out), Some(&ZabExit::LeaderSilent { ms: 300 }));
 }

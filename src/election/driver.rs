@@ -31,8 +31,10 @@
 //!   host unreachable, handshake not written) is no evidence and replaces
 //!   any earlier refusal.
 //! * **(b) Left for silence.** It is the leader this server just left
-//!   because it went silent ([`RoleEnd::LeaderSilent`]), and nothing has
-//!   been heard from it since. Its TCP link may well still be up (a
+//!   because it went silent ([`RoleEnd::LeaderSilent`]: no PING for the
+//!   read timeout in Zab's broadcast phase; a leader still gathering its
+//!   quorum sends nothing and ends the role with another reason), and
+//!   nothing has been heard from it since. Its TCP link may well still be up (a
 //!   stopped process's kernel keeps ACKing), which is why this is the one
 //!   case where a voter with a live link is Down. A notification from it or
 //!   a new link to it clears the mark, and so does the next role end.
@@ -89,8 +91,11 @@ pub enum RoleEnd {
     /// view.
     LeaderClosed,
     /// The leader sent nothing for `silent_for` (the read timeout of
-    /// initLimit or syncLimit ticks) without closing the connection: hung,
-    /// stopped, or cut off one way. Marks `leader` Down (rule (b)).
+    /// syncLimit ticks) in Zab's broadcast phase, where it owes a PING
+    /// every half tick, without closing the connection: hung, stopped, or
+    /// cut off one way. Marks `leader` Down (rule (b)). Silence before the
+    /// broadcast phase is no such evidence (the leader may be waiting for
+    /// its quorum) and must be reported as [`RoleEnd::Other`].
     LeaderSilent {
         /// The leader this server followed.
         leader: i64,
@@ -169,9 +174,6 @@ pub enum DownReason {
     DialTimedOut,
     /// Rule (b): the leader this server left for silence.
     LeftSilent,
-    /// Only with [`Driver::inject_eager_down`]: a voter whose link is up,
-    /// reported Down by the deliberate simulator bug.
-    InjectedEagerDown,
 }
 
 /// The evidence behind one voter's Down.
@@ -180,7 +182,7 @@ pub struct DownEvidence {
     /// Which rule.
     pub reason: DownReason,
     /// When the driver got the fact that is the evidence (the failed dial,
-    /// the role end; for [`DownReason::InjectedEagerDown`] the link-up).
+    /// the role end).
     pub at: Duration,
 }
 
@@ -189,8 +191,6 @@ pub struct DownEvidence {
 struct PeerLink {
     /// A link is live.
     up: bool,
-    /// When the current link came up.
-    up_at: Duration,
     /// A link was up at some point.
     ever_up: bool,
     /// The latest failed dial since the link last closed, and when.
@@ -209,8 +209,6 @@ struct PeerLink {
 pub struct Driver {
     fle: Fle,
     links: BTreeMap<i64, PeerLink>,
-    /// The deliberate bug of `zkfle sim --inject eager-down`.
-    eager_down: bool,
 }
 
 impl Driver {
@@ -220,7 +218,6 @@ impl Driver {
         Driver {
             fle: Fle::new(cfg),
             links: BTreeMap::new(),
-            eager_down: false,
         }
     }
 
@@ -235,15 +232,6 @@ impl Driver {
         self.fle.config()
     }
 
-    /// **Simulator only.** Turns on the deliberate bug `eager-down`: every
-    /// voter whose link is up is reported Down. It exists so that
-    /// `zkfle sim --inject eager-down` can show the Down invariant catching
-    /// it; nothing in the runtime calls it.
-    #[doc(hidden)]
-    pub fn inject_eager_down(&mut self) {
-        self.eager_down = true;
-    }
-
     /// Feeds one fact at time `now` (monotonic, any origin) and returns
     /// what to do. Every input returns [`Output::timer`], the only deadline
     /// from now on.
@@ -253,7 +241,6 @@ impl Driver {
             Input::LinkUp { sid } => {
                 self.update(sid, |l| {
                     l.up = true;
-                    l.up_at = now;
                     l.ever_up = true;
                     l.failed_dial = None;
                     l.silent_since = None;
@@ -301,7 +288,40 @@ impl Driver {
                 merge(&mut out, o);
             }
             Input::Timer => {
-                let o = self.fle.on_timer(now);
+                let mut o = self.fle.on_timer(now);
+                // `Fle` dials its Down voters on a poll timeout instead of
+                // resending (ZooKeeper's connectAll). A voter Down by rule
+                // (b) may still have a live link, and dialling a live link
+                // does nothing: such a leader, which answers LOOKING votes
+                // but sends none of its own, would never hear this round
+                // again, and this server would wait for its LEADING reply
+                // forever (found by the simulator, seed 507858). It gets
+                // the resend instead.
+                let live: Vec<i64> = o
+                    .dial
+                    .iter()
+                    .copied()
+                    .filter(|&v| self.is_link_up(v))
+                    .collect();
+                if !live.is_empty() {
+                    o.dial.retain(|v| !live.contains(v));
+                    let p = self.fle.proposal();
+                    let n = Notification {
+                        state: crate::wire::ServerState::Looking,
+                        leader: p.leader,
+                        zxid: p.zxid,
+                        election_epoch: self.fle.logical_clock(),
+                        peer_epoch: p.peer_epoch,
+                        version: 0,
+                    };
+                    for to in live {
+                        o.sends.push(super::fle::Message {
+                            to,
+                            notification: n,
+                            if_idle: true,
+                        });
+                    }
+                }
                 merge(&mut out, o);
             }
             Input::StartElection {
@@ -351,10 +371,7 @@ impl Driver {
             });
         }
         if l.up {
-            return self.eager_down.then_some(DownEvidence {
-                reason: DownReason::InjectedEagerDown,
-                at: l.up_at,
-            });
+            return None;
         }
         if !l.ever_up {
             return None;
@@ -430,7 +447,7 @@ fn merge(out: &mut Output, more: Output) {
 mod tests {
     use super::*;
     use crate::config::QuorumVerifier;
-    use crate::election::testkit::{ms, notif};
+    use crate::election::test_util::{ms, notif};
     use crate::election::DecidedBy;
     use crate::wire::ServerState::{Following, Looking};
 
@@ -671,26 +688,40 @@ mod tests {
         assert_eq!(out.dial, vec![4]);
     }
 
+    /// Found by the simulator (seed 507858, 9 peers): a follower left its
+    /// leader for silence (rule (b) marks it Down) while their election
+    /// link stayed up. The leader answers LOOKING votes but sends none of
+    /// its own, and a poll timeout only dialled Down voters, which is a
+    /// no-op on a live link: the follower never asked again and waited for
+    /// the leader's LEADING reply forever. Now it resends.
     #[test]
-    fn eager_down_injection_reports_live_links_down() {
+    fn a_silent_leader_whose_link_is_up_still_gets_the_poll_resend() {
         let mut d = driver(1, &[1, 2, 3]);
-        d.inject_eager_down();
         fact(&mut d, 0, Input::LinkUp { sid: 2 });
-        start(&mut d, 1);
-        let out = vote(&mut d, 2, 3, 3);
-        assert!(
-            out.decision.is_some(),
-            "2 is up and unheard, yet counted Down"
+        fact(&mut d, 0, Input::LinkUp { sid: 3 });
+        fact(
+            &mut d,
+            5,
+            Input::RoleEnded {
+                reason: RoleEnd::LeaderSilent {
+                    leader: 2,
+                    silent_for: ms(600),
+                },
+            },
+        );
+        let out = start(&mut d, 6);
+        let out = d.step(out.timer.expect("poll deadline"), Input::Timer);
+        let resent: Vec<(i64, bool)> = out.sends.iter().map(|m| (m.to, m.if_idle)).collect();
+        assert_eq!(resent, vec![(3, true), (2, true)]);
+        assert!(out.dial.is_empty(), "{:?}", out.dial);
+        assert_eq!(
+            out.sends[1].notification.election_epoch,
+            d.fle().logical_clock()
         );
         assert_eq!(
-            d.down_voters(),
-            vec![(
-                2,
-                DownEvidence {
-                    reason: DownReason::InjectedEagerDown,
-                    at: ms(0)
-                }
-            )]
+            d.down_evidence(2).map(|e| e.reason),
+            Some(DownReason::LeftSilent),
+            "still Down for the finalize wait"
         );
     }
 }

@@ -978,7 +978,7 @@ impl Fle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::election::testkit::{ms, notif};
+    use crate::election::test_util::{ms, notif};
     use ServerState::{Following, Leading, Looking, Observing};
 
     /// `fast == false` is ZooKeeper's behaviour exactly (no early decision,

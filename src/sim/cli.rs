@@ -1,16 +1,17 @@
-//! `zkfle sim --seeds N [--seed S] [--peers MIN..MAX]`: runs seeded
-//! schedules and prints, for each failing one, the single command that
-//! replays it. The last line is `schedules <n> failures <f> per_sec <x>`.
-//! A soak run is just a large `--seeds`: it reports its progress on stderr
-//! about once a second, and runs on every CPU unless `--jobs` says
-//! otherwise.
+//! `zkfle sim --seeds N [--seed S] [--peers MIN..MAX] [--store] [--stats]
+//! [--inject NAME]`: runs seeded schedules and prints, for each failing
+//! one, the single command that replays it. With `--stats`, `key value`
+//! lines summed over the schedules come before the last line, which is
+//! always `schedules <n> failures <f> per_sec <x>`. A soak run is just a
+//! large `--seeds`: it reports its progress on stderr about once a second,
+//! and runs on every CPU unless `--jobs` says otherwise.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 
-use super::world::{run, InjectedBug, Outcome, SimOptions};
+use super::world::{run, InjectedBug, Outcome, SimOptions, Stats};
 
 /// `zkfle sim` arguments.
 #[derive(Debug, Args)]
@@ -31,13 +32,37 @@ pub struct SimArgs {
     /// Worker threads (default: the number of CPUs).
     #[arg(long)]
     pub jobs: Option<usize>,
-    /// Wrap the election in a deliberate bug to see the invariants catch
-    /// it: `inverted-order` (vote order prefers the shorter log),
-    /// `self-quorum` (one voter's quorum check accepts itself alone) or
-    /// `eager-down` (the election driver counts voters whose link is up as
-    /// Down).
+    /// Wrap the protocol core in a deliberate bug to see the invariants
+    /// catch it: `inverted-order` (vote order prefers the shorter log),
+    /// `self-quorum` (one voter's quorum check accepts itself alone),
+    /// `eager-down` (the connection layer makes drivers count voters whose
+    /// link is up as Down), `ack-before-persist` (learners' disks report
+    /// epoch writes durable before they are), `serve-without-quorum` (the
+    /// network forges NEWLEADER ACKs); with `--store` also
+    /// `epoch-before-sync` (a learner's currentEpoch moves before its log
+    /// holds the leader's history), `ack-before-durable` (disks report log
+    /// appends durable before they are) and `stale-read` (a leader answers
+    /// reads without the read barrier).
     #[arg(long)]
     pub inject: Option<String>,
+    /// Replicate a log through Zab with a key-value state machine on every
+    /// peer and clients whose histories are checked for linearizability.
+    #[arg(long)]
+    pub store: bool,
+    /// Print `key value` counters summed over the schedules before the
+    /// last line.
+    #[arg(long)]
+    pub stats: bool,
+    /// With `--store`: check only what clients can see (linearizability,
+    /// no acknowledged write lost) and liveness, to show those catch the
+    /// store bugs without the protocol-level invariants.
+    #[arg(long)]
+    pub end_to_end: bool,
+    /// Run a named scenario instead of random schedules: a ZooKeeper
+    /// ticket's fault schedule (`ZOOKEEPER-4643`, ...; `all` runs each).
+    /// `--inject` and `--trace` apply.
+    #[arg(long)]
+    pub scenario: Option<String>,
     /// Check that logical clocks never go backwards with no exception, not
     /// even ZooKeeper's out-of-election join (which sets the clock to the
     /// ensemble's round): shows why the exception is documented.
@@ -72,6 +97,12 @@ pub fn replay_command(seed: u64, peers: usize, bug: Option<&str>) -> String {
 
 fn replay_line(seed: u64, peers: usize, args: &SimArgs) -> String {
     let mut c = replay_command(seed, peers, args.inject.as_deref());
+    if args.store {
+        c.push_str(" --store");
+    }
+    if args.end_to_end {
+        c.push_str(" --end-to-end");
+    }
     if args.strict_clock {
         c.push_str(" --strict-clock");
     }
@@ -91,15 +122,24 @@ pub fn main(args: SimArgs) -> i32 {
     let bug = match args.inject.as_deref() {
         None => None,
         Some(name) => match InjectedBug::from_name(name) {
+            Some(b) if b.needs_store() && !args.store => {
+                eprintln!("zkfle sim: --inject {name} needs --store");
+                return 2;
+            }
             Some(b) => Some(b),
             None => {
+                let names: Vec<&str> = InjectedBug::ALL.iter().map(|(n, _)| *n).collect();
                 eprintln!(
-                    "zkfle sim: --inject must be inverted-order, self-quorum or eager-down, got {name:?}"
+                    "zkfle sim: --inject must be one of {}, got {name:?}",
+                    names.join(", ")
                 );
                 return 2;
             }
         },
     };
+    if let Some(name) = args.scenario.as_deref() {
+        return run_scenarios(name, bug, &args);
+    }
     let base = args.seed.unwrap_or_else(|| {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -118,6 +158,8 @@ pub fn main(args: SimArgs) -> i32 {
         trace: false,
         bug,
         strict_clock: args.strict_clock,
+        store: args.store,
+        end_to_end_only: args.end_to_end,
     };
     let mut report = |p: Progress| eprintln!("{}", p.line());
     let summaries = run_many_with(
@@ -180,27 +222,78 @@ pub fn main(args: SimArgs) -> i32 {
             );
         }
     }
-    println!(
-        "events {} messages {} decisions {} decisions_rest_down {} established {} split_rounds {} clock_rewinds {} calm {} max_converge {:?} max_ratio_to_bound {:.3}",
-        agg.events,
-        agg.messages,
-        agg.decisions,
-        agg.decisions_rest_down,
-        agg.established,
-        agg.split_rounds,
-        agg.clock_rewinds,
-        agg.calm,
-        agg.max_converge,
-        agg.max_ratio
-    );
-    if let Some((seed, peers)) = agg.slowest_seed {
+    if args.stats {
+        for (k, v) in agg.lines(args.store) {
+            println!("{k} {v}");
+        }
+    } else {
         println!(
-            "slowest convergence (closest to the bound): {}",
-            replay_line(seed, peers, &args)
+            "events {} messages {} packets {} decisions {} decisions_rest_down {} established {} split_rounds {} clock_rewinds {} calm {} max_converge {:?} max_ratio_to_bound {:.3}",
+            agg.s.events,
+            agg.s.messages,
+            agg.s.packets,
+            agg.s.decisions,
+            agg.s.decisions_rest_down,
+            agg.s.established,
+            agg.s.split_rounds,
+            agg.s.clock_rewinds,
+            agg.calm,
+            agg.max_converge,
+            agg.max_ratio
         );
+    }
+    if let Some((seed, peers)) = agg.slowest_seed {
+        if args.stats {
+            println!("slowest_seed {seed}");
+        } else {
+            println!(
+                "slowest convergence (closest to the bound): {}",
+                replay_line(seed, peers, &args)
+            );
+        }
     }
     let n = summaries.len() as u64;
     let per_sec = n as f64 / elapsed.as_secs_f64().max(1e-9);
+    println!("schedules {n} failures {failures} per_sec {per_sec:.1}");
+    i32::from(failures > 0)
+}
+
+/// `--scenario NAME|all`: runs named scenarios, one result line each, and
+/// the usual last line.
+fn run_scenarios(name: &str, bug: Option<InjectedBug>, args: &SimArgs) -> i32 {
+    let names: Vec<&str> = if name == "all" {
+        super::scenarios::NAMES.to_vec()
+    } else {
+        vec![name]
+    };
+    let started = Instant::now();
+    let mut failures = 0u64;
+    for n in &names {
+        let Some(r) = super::scenarios::run(n, bug, args.end_to_end, args.trace) else {
+            let known = super::scenarios::NAMES.join(", ");
+            eprintln!("zkfle sim: unknown scenario {n:?} (known: {known}, all)");
+            return 2;
+        };
+        for line in &r.outcome.trace {
+            println!("{line}");
+        }
+        let steps: Vec<&str> = r.fired.iter().map(|(s, _)| *s).collect();
+        match r.outcome.violations.first() {
+            None => println!(
+                "PASS {n}: {} steps, writes_acked {} reads_checked {}",
+                steps.len(),
+                r.outcome.stats.writes_acked,
+                r.outcome.stats.reads_checked
+            ),
+            Some(v) => {
+                failures += 1;
+                println!("FAIL {n}: {v}");
+                println!("  steps fired: {steps:?}");
+            }
+        }
+    }
+    let n = names.len() as u64;
+    let per_sec = n as f64 / started.elapsed().as_secs_f64().max(1e-9);
     println!("schedules {n} failures {failures} per_sec {per_sec:.1}");
     i32::from(failures > 0)
 }
@@ -325,15 +418,10 @@ pub fn run_many_with(
     all
 }
 
+/// Counters summed over many schedules.
 #[derive(Default)]
 struct Aggregate {
-    events: u64,
-    messages: u64,
-    decisions: u64,
-    decisions_rest_down: u64,
-    established: u64,
-    split_rounds: u64,
-    clock_rewinds: u64,
+    s: Stats,
     calm: u64,
     max_converge: Duration,
     max_ratio: f64,
@@ -342,22 +430,81 @@ struct Aggregate {
 
 impl Aggregate {
     fn add(&mut self, o: &Outcome) {
-        self.events += o.stats.events;
-        self.messages += o.stats.messages;
-        self.decisions += o.stats.decisions;
-        self.decisions_rest_down += o.stats.decisions_rest_down;
-        self.established += o.stats.established;
-        self.split_rounds += o.stats.split_rounds;
-        self.clock_rewinds += o.stats.clock_rewinds;
-        self.calm += u64::from(o.stats.calm);
-        if let Some(c) = o.stats.converged_after {
+        let (a, b) = (&mut self.s, &o.stats);
+        a.events += b.events;
+        a.messages += b.messages;
+        a.packets += b.packets;
+        a.faults += b.faults;
+        a.decisions += b.decisions;
+        a.decisions_fast_all += b.decisions_fast_all;
+        a.decisions_rest_down += b.decisions_rest_down;
+        a.decisions_finalize += b.decisions_finalize;
+        a.established += b.established;
+        a.leader_crashes += b.leader_crashes;
+        a.leader_pauses += b.leader_pauses;
+        a.pauses += b.pauses;
+        a.crashes += b.crashes;
+        a.partitions += b.partitions;
+        a.restarts += b.restarts;
+        a.split_rounds += b.split_rounds;
+        a.epoch_rejections += b.epoch_rejections;
+        a.rounds_untouched += b.rounds_untouched;
+        a.clock_rewinds += b.clock_rewinds;
+        a.writes_acked += b.writes_acked;
+        a.writes_unknown += b.writes_unknown;
+        a.reads_checked += b.reads_checked;
+        a.keys_undecided += b.keys_undecided;
+        a.snapshots_installed += b.snapshots_installed;
+        a.truncations += b.truncations;
+        self.calm += u64::from(b.calm);
+        if let Some(c) = b.converged_after {
             self.max_converge = self.max_converge.max(c);
-            let r = c.as_secs_f64() / o.stats.bound.as_secs_f64().max(1e-9);
+            let r = c.as_secs_f64() / b.bound.as_secs_f64().max(1e-9);
             if r > self.max_ratio {
                 self.max_ratio = r;
-                self.slowest_seed = Some((o.seed, o.stats.peers));
+                self.slowest_seed = Some((o.seed, b.peers));
             }
         }
+    }
+
+    /// The `--stats` lines, in a fixed order.
+    fn lines(&self, store: bool) -> Vec<(&'static str, String)> {
+        let s = &self.s;
+        let mut v = vec![
+            ("decisions", s.decisions.to_string()),
+            ("decisions_fast_all", s.decisions_fast_all.to_string()),
+            ("decisions_fast_down", s.decisions_rest_down.to_string()),
+            ("decisions_finalize", s.decisions_finalize.to_string()),
+            ("epochs_established", s.established.to_string()),
+            ("faults", s.faults.to_string()),
+            ("crashes", s.crashes.to_string()),
+            ("leader_crashes", s.leader_crashes.to_string()),
+            ("pauses", s.pauses.to_string()),
+            ("leader_pauses", s.leader_pauses.to_string()),
+            ("partitions", s.partitions.to_string()),
+            ("restarts", s.restarts.to_string()),
+            ("split_rounds", s.split_rounds.to_string()),
+            ("epoch_rejections", s.epoch_rejections.to_string()),
+            ("rounds_untouched", s.rounds_untouched.to_string()),
+            ("clock_rewinds", s.clock_rewinds.to_string()),
+            ("calm_schedules", self.calm.to_string()),
+            ("events", s.events.to_string()),
+            ("messages", s.messages.to_string()),
+            ("packets", s.packets.to_string()),
+            ("max_converge_ms", self.max_converge.as_millis().to_string()),
+            ("max_ratio_to_bound", format!("{:.3}", self.max_ratio)),
+        ];
+        if store {
+            v.extend([
+                ("writes_acked", s.writes_acked.to_string()),
+                ("writes_unknown", s.writes_unknown.to_string()),
+                ("reads_checked", s.reads_checked.to_string()),
+                ("keys_undecided", s.keys_undecided.to_string()),
+                ("snapshots_installed", s.snapshots_installed.to_string()),
+                ("truncations", s.truncations.to_string()),
+            ]);
+        }
+        v
     }
 }
 
@@ -399,6 +546,8 @@ mod tests {
             trace: false,
             bug: None,
             strict_clock: false,
+            store: false,
+            end_to_end_only: false,
         };
         let mut seen: Vec<Progress> = Vec::new();
         let mut report = |p: Progress| seen.push(p);

@@ -2,23 +2,35 @@
 //!
 //! Every function takes plain data, returns `Err(Violation)` when the
 //! property fails, and is called by the simulator after the step that could
-//! break it (most of them after every step). Sources:
+//! break it (many after every step). The data comes from the simulator's
+//! ground truth (the simulated disks, the network's partitions, the
+//! processes' lifetimes) or from the Zab machines' own state, never from
+//! what a machine believes about another. Sources:
 //!
 //! * ZooKeeper's TLA+ specifications in `zookeeper-specifications/`
-//!   (`system-spec/zk-3.7/FastLeaderElection.tla` for the election loop,
-//!   `ZkV3_7_0.tla` and `zab/Zab.tla` for `Leadership1`/`Leadership2`);
-//! * PROTOCOL.md §4 (FLE), §5 (epoch files) and §6 (Zab subset).
+//!   (`system-spec/zk-3.7/FastLeaderElection.tla` for the election loop;
+//!   `ZkV3_7_0.tla` and `protocol-spec/Zab.tla` for `Leadership1`,
+//!   `Leadership2`, `PrefixConsistency`, `Integrity`, `PrimaryIntegrity`
+//!   and the `stateInconsistent`/`commitInconsistent` checks);
+//! * the Zab paper (Junqueira, Reed, Serafini, "Zab: High-performance
+//!   broadcast for primary-backup systems", DSN 2011), and Medeiros,
+//!   "ZooKeeper's atomic broadcast protocol: Theory and practice" (2012),
+//!   for acceptedEpoch/currentEpoch;
+//! * PROTOCOL.md §4 (FLE), §5 (epoch files), §6 (Zab) and §6.7a (the sync
+//!   order of a replicated log, after ZOOKEEPER-3911, 4643, 4646, 4685,
+//!   4394, 4925, 5094), and ZAB_SPEC.md's rules D1–D7 and L1–L5.
 //!
 //! The vote order used here ([`beats`]) is written from the spec on purpose
 //! and does not call `election::total_order`: a broken production order must
 //! not be able to hide behind itself.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
 use crate::config::QuorumVerifier;
 use crate::election::{Decision, DownEvidence, Vote};
+use crate::logstore::LogError;
 use crate::wire::ServerState;
 
 /// One broken property: which one, when (virtual time), and the evidence.
@@ -116,7 +128,10 @@ pub fn decision_not_beaten(
 /// (`DownEvidence::at`, the virtual time at which the driver got the fact:
 /// the refused or timed-out dial, the role end for a silent leader) and
 /// `cut`: whether, at that time, the voter's process was not running, or a
-/// partition cut the voter and the decider apart in either direction. A
+/// partition cut the voter and the decider apart in either direction. For
+/// a leader left for silence the evidence is the whole silent stretch
+/// (syncLimit ticks before the role end): a cut that healed while the last
+/// held PINGs were still on their way explains the silence as well. A
 /// claim with `cut == false` is a violation: the driver stopped waiting
 /// for a voter that, on the evidence it held, could have reached it. (A
 /// voter that came back *after* the evidence, a restart or a healed
@@ -153,12 +168,14 @@ pub fn down_voters_were_cut(
 /// `ReceivedFollowingAndLeadingNotification` (settled path): a server leaves
 /// LOOKING only when a quorum's recorded votes name the decided leader.
 /// `supporters` is every voter that, in the decider's lifetime, sent it a
-/// LOOKING vote of the deciding round or a FOLLOWING/LEADING vote of any
-/// round naming the decided leader, plus the decider itself. Any vote, not
-/// only the latest: the finalize wait drops non-better notifications
-/// without recording them, so a correct tally may still hold an older one.
-/// That is a superset of what any correct tally can count, so this is a
-/// necessary condition and never a false alarm.
+/// LOOKING or FOLLOWING/LEADING vote of the deciding round naming the
+/// decided leader (for a join of a settled ensemble, a FOLLOWING/LEADING
+/// vote of any round: ZooKeeper's out-of-election tally ignores rounds),
+/// plus the decider itself only if its own vote names that leader. Any
+/// vote, not only the latest: the finalize wait drops non-better
+/// notifications without recording them, so a correct tally may still hold
+/// an older one. That is a superset of what any correct tally can count, so
+/// this is a necessary condition and never a false alarm.
 pub fn decision_has_quorum(
     at: Duration,
     me: i64,
@@ -186,8 +203,9 @@ pub fn decision_has_quorum(
 /// a connection, lets a minority decide differently (PROTOCOL.md §4.4:
 /// "stale votes can still elect a dead server"). What holds, and what this
 /// checks at every establishment, is Zab's `Leadership2` (ZkV3_7_0.tla /
-/// Zab.tla: "there is at most one established leader for a certain epoch"):
-/// `epoch_leaders` maps each established epoch to its leader, and a second
+/// Zab.tla: "there is at most one established leader for a certain epoch"),
+/// taken from the Zab machines' own state: `epoch_leaders` maps each epoch
+/// a leader machine reported `Established` for to that leader, and a second
 /// leader establishing the same epoch is a violation. Peers that decided in
 /// the same round and then served under the same epoch therefore agree; see
 /// [`synced_peers_agree`] for the per-step half and [`calm_round_agrees`]
@@ -350,10 +368,15 @@ pub fn clock_monotonic(
 }
 
 /// (e) Liveness: once the network has healed and stays healed (no crash,
-/// partition or link failure after `healed_at`), the live peers, which
-/// include a quorum, converge within `bound` of virtual time: one live
-/// leader has established an epoch and every other live peer follows
-/// (observes) it, synced to that epoch. `converged_at` is the first step at
+/// pause, partition or link failure after `healed_at`), the live peers,
+/// which include a quorum, converge within `bound` of virtual time: one
+/// live leader's Zab machine has established an epoch and every other live
+/// peer's learner follows (observes) it in the broadcast phase. One
+/// exception is Zab's own (and ZooKeeper's): a peer whose disk holds an
+/// acceptedEpoch above the leader's epoch (it accepted, or itself proposed,
+/// an epoch that never got established) must refuse that leader
+/// (`EpochRejected`) until the next election; it is not waited for (the
+/// simulator found this state, 1 schedule in ~10,000). `converged_at` is the first step at
 /// which that held, if any. The bound is derived from the timers; see
 /// `Params::liveness_bound` in the simulator.
 pub fn converges_after_heal(
@@ -382,87 +405,372 @@ pub fn converges_after_heal(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn d(leader: i64, zxid: i64, epoch: i64, round: i64, state: ServerState) -> Decision {
-        Decision {
-            vote: Vote::new(leader, zxid, epoch),
-            state,
-            election_epoch: round,
-            decided_by: crate::election::DecidedBy::FinalizeWait,
+/// (b, per step) At most one live leader is established in any epoch at
+/// any moment, read from the Zab machines' own state (`is_established`,
+/// `epoch`). Source: `Leadership1` of ZkV3_7_0.tla / protocol-spec
+/// Zab.tla. `established` lists `(sid, epoch)` of every live established
+/// leader.
+pub fn one_established_leader_per_epoch(
+    at: Duration,
+    established: &[(i64, i64)],
+) -> Result<(), Violation> {
+    for (k, &(a, e)) in established.iter().enumerate() {
+        if let Some(&(b, _)) = established[k + 1..].iter().find(|(_, f)| *f == e) {
+            return violation(
+                "one_established_leader_per_epoch",
+                at,
+                format!("sids {a} and {b} are both established leaders of epoch {e}"),
+            );
         }
     }
+    Ok(())
+}
 
-    const T: Duration = Duration::from_millis(5);
-
-    #[test]
-    fn order_is_epoch_zxid_sid_and_zero_weight_never_beats() {
-        let q = QuorumVerifier::majority([1, 2, 3]);
-        assert!(beats(&Vote::new(1, 0, 2), &Vote::new(3, 9, 1), &q));
-        assert!(beats(&Vote::new(1, 9, 1), &Vote::new(3, 8, 1), &q));
-        assert!(beats(&Vote::new(3, 9, 1), &Vote::new(2, 9, 1), &q));
-        assert!(!beats(&Vote::new(2, 9, 1), &Vote::new(2, 9, 1), &q));
-        assert!(!beats(&Vote::new(7, 99, 9), &Vote::new(1, 0, 0), &q));
-    }
-
-    #[test]
-    fn each_check_catches_its_bad_case() {
-        let q = QuorumVerifier::majority([1, 2, 3]);
-        let dec = d(2, 5, 1, 1, ServerState::Following);
-        assert!(decision_not_beaten(T, 1, &dec, Some((3, Vote::new(3, 5, 1))), &q).is_err());
-        assert!(decision_not_beaten(T, 1, &dec, Some((1, Vote::new(1, 5, 1))), &q).is_ok());
-        assert!(decision_has_quorum(T, 1, &dec, &[1], &q).is_err());
-        assert!(decision_has_quorum(T, 1, &dec, &[1, 2], &q).is_ok());
-        let mut el = BTreeMap::new();
-        el.insert(4, 3);
-        assert!(one_leader_per_epoch(T, &el, 4, 2).is_err());
-        assert!(one_leader_per_epoch(T, &el, 5, 2).is_ok());
-        assert!(synced_peers_agree(T, &el, [(1, 2, 4)].into_iter()).is_err());
-        assert!(synced_peers_agree(T, &el, [(1, 3, 4)].into_iter()).is_ok());
-        assert!(calm_round_agrees(T, 1, &dec, &Vote::new(3, 0, 0)).is_err());
-        let round_two = d(2, 5, 1, 2, ServerState::Following);
-        assert!(calm_round_agrees(T, 1, &round_two, &Vote::new(2, 5, 1)).is_ok());
-        assert!(calm_round_agrees(T, 1, &dec, &Vote::new(2, 5, 1)).is_ok());
-        assert!(clock_monotonic(T, 1, 5, 4, None).is_err());
-        assert!(clock_monotonic(T, 1, 5, 2, Some(2)).is_ok());
-        assert!(clock_monotonic(T, 1, 5, 6, None).is_ok());
-        let h = Duration::from_secs(1);
-        let b = Duration::from_secs(2);
-        assert!(converges_after_heal(T, h, b, None, "").is_err());
-        assert!(converges_after_heal(T, h, b, Some(h + b + T), "").is_err());
-        assert!(converges_after_heal(T, h, b, Some(h + T), "").is_ok());
-        use crate::election::DownReason;
-        let ev = DownEvidence {
-            reason: DownReason::DialRefused,
-            at: T,
-        };
-        assert!(down_voters_were_cut(T, 1, &dec, &[(3, ev, true)]).is_ok());
-        assert!(down_voters_were_cut(T, 1, &dec, &[(3, ev, true), (2, ev, false)]).is_err());
-        assert!(down_voters_were_cut(T, 1, &dec, &[]).is_ok());
-    }
-
-    #[test]
-    fn non_candidates_and_wrong_roles_are_caught() {
-        use std::collections::BTreeSet;
-        let groups = BTreeMap::from([(1, BTreeSet::from([1, 2, 3]))]);
-        let weights = BTreeMap::from([(1, 1), (2, 1), (3, 0)]);
-        let h = QuorumVerifier::Hierarchical { groups, weights };
-        let zero = d(3, 0, 0, 1, ServerState::Following);
-        assert!(only_candidates_elected(T, 1, false, &zero, &h).is_err());
-        let observer_leader = d(9, 0, 0, 1, ServerState::Following);
-        assert!(only_candidates_elected(T, 1, false, &observer_leader, &h).is_err());
-        let ok = d(2, 0, 0, 1, ServerState::Following);
-        assert!(only_candidates_elected(T, 1, false, &ok, &h).is_ok());
-        assert!(
-            only_candidates_elected(T, 9, true, &ok, &h).is_err(),
-            "observer must observe"
+/// An established leader had a quorum ACK NEWLEADER, and each of those
+/// peers (the leader included) had durably persisted currentEpoch = that
+/// epoch. `disks` pairs each sid of the machine's `established_by` with
+/// its simulated disk's durable currentEpoch at the moment the machine
+/// reported `Established`.
+///
+/// Source: Zab paper, phase 2 (a follower accepts NEWLEADER by setting
+/// its current epoch, then acknowledges; the leader commits the new
+/// epoch's history only after a quorum acknowledged), PROTOCOL.md §5
+/// (currentEpoch is written before the ACK) and §6.3, ZAB_SPEC D4.
+pub fn established_by_durable_quorum(
+    at: Duration,
+    leader: i64,
+    epoch: i64,
+    disks: &[(i64, i64)],
+    verifier: &QuorumVerifier,
+) -> Result<(), Violation> {
+    let sids: Vec<i64> = disks.iter().map(|d| d.0).collect();
+    if !sids.contains(&leader) || !verifier.contains_quorum(sids.iter().copied()) {
+        return violation(
+            "established_by_durable_quorum",
+            at,
+            format!("sid {leader} established epoch {epoch} with NEWLEADER ACKs from {sids:?}: not a quorum with the leader"),
         );
-        let obs = d(2, 0, 0, 1, ServerState::Observing);
-        assert!(only_candidates_elected(T, 9, true, &obs, &h).is_ok());
-        let lead = d(2, 0, 0, 1, ServerState::Leading);
-        assert!(only_candidates_elected(T, 2, false, &lead, &h).is_ok());
-        assert!(only_candidates_elected(T, 1, false, &lead, &h).is_err());
+    }
+    if let Some(&(s, cur)) = disks.iter().find(|d| d.1 < epoch) {
+        return violation(
+            "established_by_durable_quorum",
+            at,
+            format!("sid {leader} established epoch {epoch} counting sid {s}'s NEWLEADER ACK, but sid {s}'s disk holds currentEpoch {cur}"),
+        );
+    }
+    Ok(())
+}
+
+/// acceptedEpoch ≥ currentEpoch on every disk, after every step (the
+/// durable files, not what a machine believes).
+///
+/// Source: PROTOCOL.md §5 ("acceptedEpoch < currentEpoch is fatal" at
+/// startup: ZooKeeper refuses to start on such a disk); Medeiros 2012: a
+/// NEWLEADER is only accepted for an epoch already accepted.
+pub fn accepted_ge_current(
+    at: Duration,
+    sid: i64,
+    accepted: i64,
+    current: i64,
+) -> Result<(), Violation> {
+    if accepted < current {
+        return violation(
+            "accepted_ge_current",
+            at,
+            format!("sid {sid}'s disk holds acceptedEpoch {accepted} < currentEpoch {current}"),
+        );
+    }
+    Ok(())
+}
+
+/// A learner never acknowledges (ACKEPOCH, the NEWLEADER ACK) an epoch
+/// below the acceptedEpoch on its disk.
+///
+/// Source: Zab paper phase 1 (a follower accepts NEWEPOCH(e') only if e'
+/// ≥ its acceptedEpoch, else it goes back to election); ZkV3_7_0.tla
+/// `FollowerProcessLEADERINFO` (`epochOk`); PROTOCOL.md §6.3.
+pub fn epoch_ack_not_below_accepted(
+    at: Duration,
+    sid: i64,
+    what: &str,
+    epoch: i64,
+    accepted: i64,
+) -> Result<(), Violation> {
+    if epoch < accepted {
+        return violation(
+            "epoch_ack_not_below_accepted",
+            at,
+            format!("sid {sid} sent {what} for epoch {epoch} below its acceptedEpoch {accepted}"),
+        );
+    }
+    Ok(())
+}
+
+/// A learner's epoch acknowledgement is a durable promise: ACKEPOCH for
+/// epoch e only once acceptedEpoch ≥ e is on its disk, the NEWLEADER ACK
+/// only once currentEpoch ≥ e is. `durable` is the disk's file for that
+/// packet.
+///
+/// Source: PROTOCOL.md §5 (acceptedEpoch on LEADERINFO, currentEpoch on
+/// NEWLEADER, "before ACKing it"), ZAB_SPEC L1/L2 ("ACKEPOCH only after its
+/// completion", "after its completion, ACK(NEWLEADER)").
+pub fn epoch_ack_durable(
+    at: Duration,
+    sid: i64,
+    what: &str,
+    epoch: i64,
+    durable: i64,
+) -> Result<(), Violation> {
+    if durable < epoch {
+        return violation(
+            "epoch_ack_durable",
+            at,
+            format!("sid {sid} sent {what} for epoch {epoch} while its disk holds {durable}"),
+        );
+    }
+    Ok(())
+}
+
+/// Entries with the same zxid are identical, on every disk and in the
+/// committed history (compared by hash).
+///
+/// Source: protocol-spec Zab.tla `PrefixConsistency`/`Agreement` and
+/// ZkV3_7_0.tla `proposalInconsistent`; a zxid names one proposal of one
+/// leader (`Leadership2`).
+pub fn same_zxid_same_entry(
+    at: Duration,
+    sid: i64,
+    zxid: i64,
+    known: u64,
+    hash: u64,
+) -> Result<(), Violation> {
+    if known != hash {
+        return violation(
+            "same_zxid_same_entry",
+            at,
+            format!("sid {sid} holds zxid {zxid:#x} with other data than an earlier copy"),
+        );
+    }
+    Ok(())
+}
+
+/// A peer's currentEpoch becomes e only once its log durably holds the
+/// whole history the leader of e started from. `missing` is the first
+/// zxid of that history the disk lacks when currentEpoch e became durable.
+///
+/// Source: PROTOCOL.md §6.7a and ZAB_SPEC L2 (the learner makes the synced
+/// history durable, then persists currentEpoch, then ACKs), the Zab paper's
+/// phase 2 (a follower accepts the leader's initial history with
+/// NEWLEADER); ZOOKEEPER-4643 is what breaking it costs: the next vote
+/// carries the new epoch for a log that lacks the history.
+pub fn current_epoch_implies_history(
+    at: Duration,
+    sid: i64,
+    epoch: i64,
+    missing: Option<i64>,
+) -> Result<(), Violation> {
+    if let Some(z) = missing {
+        return violation(
+            "current_epoch_implies_history",
+            at,
+            format!("sid {sid}'s currentEpoch became {epoch}, but its log does not durably hold {z:#x} of that epoch's leader's history"),
+        );
+    }
+    Ok(())
+}
+
+/// Every committed entry is in every later established leader's log:
+/// every entry committed in an epoch below the new leader's. `missing` is
+/// the first such zxid the leader's disk lacks when its machine reports
+/// `Established`.
+///
+/// Source: protocol-spec Zab.tla `PrimaryIntegrity`, the Zab paper's
+/// primary order and integrity properties; DESIGN.md ("no acknowledged
+/// write lost").
+pub fn committed_in_later_leader(
+    at: Duration,
+    sid: i64,
+    epoch: i64,
+    missing: Option<i64>,
+) -> Result<(), Violation> {
+    if let Some(z) = missing {
+        return violation(
+            "committed_in_later_leader",
+            at,
+            format!("sid {sid} established epoch {epoch} without the committed entry {z:#x}"),
+        );
+    }
+    Ok(())
+}
+
+/// A write is acknowledged only once a quorum, the leader included, has it
+/// durable. `holders` are the sids whose simulated disk durably holds the
+/// zxid at the acknowledgement.
+///
+/// Source: ZAB_SPEC D5, DESIGN.md ("a write is committed and acknowledged
+/// only when a quorum including the leader has it durable"), the Zab
+/// paper's broadcast phase (COMMIT after a quorum of ACKs, each sent after
+/// the proposal is logged).
+pub fn acknowledged_write_durable(
+    at: Duration,
+    leader: i64,
+    zxid: i64,
+    holders: &[i64],
+    verifier: &QuorumVerifier,
+) -> Result<(), Violation> {
+    if !holders.contains(&leader) || !verifier.contains_quorum(holders.iter().copied()) {
+        return violation(
+            "acknowledged_write_durable",
+            at,
+            format!("sid {leader} acknowledged {zxid:#x} while only {holders:?} have it on disk"),
+        );
+    }
+    Ok(())
+}
+
+/// A state machine applies only committed entries, in zxid order, without
+/// holes: `zxid` (with data hash `hash`) is committed, and the committed
+/// entry before it is the one applied last (`prev`).
+///
+/// Source: ZkV3_7_0.tla `commitInconsistent`, protocol-spec Zab.tla
+/// `Integrity`/`TotalOrder`; ZOOKEEPER-4394 (uncommitted proposals applied
+/// during sync) and ZOOKEEPER-4925 (a hole in the committed log).
+pub fn applied_only_committed_in_order(
+    at: Duration,
+    sid: i64,
+    committed: &BTreeMap<i64, u64>,
+    prev: i64,
+    zxid: i64,
+    hash: u64,
+) -> Result<(), Violation> {
+    match committed.get(&zxid) {
+        None => violation(
+            "applied_only_committed_in_order",
+            at,
+            format!("sid {sid} applied {zxid:#x}, which is not committed"),
+        ),
+        Some(&h) if h != hash => violation(
+            "applied_only_committed_in_order",
+            at,
+            format!("sid {sid} applied {zxid:#x} with other data than was committed"),
+        ),
+        Some(_) => {
+            let before = committed.range(..zxid).next_back().map_or(0, |(z, _)| *z);
+            if before != prev {
+                return violation(
+                    "applied_only_committed_in_order",
+                    at,
+                    format!("sid {sid} applied {zxid:#x} after {prev:#x}, but the committed entry before it is {before:#x}"),
+                );
+            }
+            Ok(())
+        }
     }
 }
+
+/// The applied state never runs ahead of the local durable log: the
+/// applied zxid is at most the log's last durable zxid (a snapshot
+/// counting).
+///
+/// Source: ZAB_SPEC L3 and the zab module docs ("the applied state never
+/// runs ahead of the log"); ZOOKEEPER-5094 (state left ahead of the log
+/// after an interrupted TRUNC).
+pub fn applied_not_ahead_of_log(
+    at: Duration,
+    sid: i64,
+    applied: i64,
+    durable: i64,
+) -> Result<(), Violation> {
+    if applied > durable {
+        return violation(
+            "applied_not_ahead_of_log",
+            at,
+            format!("sid {sid} applied {applied:#x} but its log is durable only to {durable:#x}"),
+        );
+    }
+    Ok(())
+}
+
+/// A log action the machines ask for is one the `LogStore` contract
+/// accepts (appends in zxid order, no truncation below the snapshot, a
+/// snapshot not ahead of the log).
+///
+/// Source: `logstore`'s contract (`LogStore::append`, `truncate_after`,
+/// `save_snapshot`), ZAB_SPEC "Persistence is requested, never assumed".
+pub fn log_request_valid(
+    at: Duration,
+    sid: i64,
+    what: &str,
+    result: Result<(), LogError>,
+) -> Result<(), Violation> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) => violation(
+            "log_request_valid",
+            at,
+            format!("sid {sid}: the log refused to {what}: {e}"),
+        ),
+    }
+}
+
+/// No acknowledged write is lost: at the end, the converged leader's log
+/// durably holds every write a leader acknowledged (`holds(zxid)`).
+///
+/// Source: issue 14 ("no acknowledged write lost"), DESIGN.md's ordering
+/// rules; the end-to-end form of [`committed_in_later_leader`].
+pub fn no_lost_write(
+    at: Duration,
+    leader: i64,
+    acked: &[(i64, u8, u64)],
+    holds: impl Fn(i64) -> bool,
+) -> Result<(), Violation> {
+    if let Some(&(z, k, v)) = acked.iter().find(|a| !holds(a.0)) {
+        return violation(
+            "no_lost_write",
+            at,
+            format!("the acknowledged write {z:#x} (key {k} = {v:#x}) is not in the final leader sid {leader}'s log"),
+        );
+    }
+    Ok(())
+}
+
+/// (b, untouched rounds) All looking-path decisions of one round by voters
+/// name the same leader when no fault of the schedule has touched any of
+/// the round's voters (the deciders and every voter whose vote of the
+/// round they heard): no crash, restart, late start or pause, no partition
+/// or connection reset, no vote slower than the finalize wait, at any time
+/// before the decision. Not only during the round: a fault's effects
+/// outlive it (Down evidence from a refused dial, votes queued behind a
+/// partition, a leader left for silence), and each of those lets a round
+/// split legitimately. The faults that are allowed are those that touch
+/// other peers, typically the old leader's crash that starts the round.
+/// `other` is an earlier decision of the round.
+///
+/// Source: FastLeaderElection.tla (the finalize wait returns to the loop
+/// on any better vote, so two peers that hear each other's rounds in time
+/// converge on one proposal); PROTOCOL.md §4.4. Touched rounds are exempt
+/// for the reason [`one_leader_per_epoch`] gives.
+pub fn untouched_round_agrees(
+    at: Duration,
+    me: i64,
+    round: i64,
+    leader: i64,
+    other: (i64, i64),
+    voters: &BTreeSet<i64>,
+) -> Result<(), Violation> {
+    if other.1 != leader {
+        return violation(
+            "untouched_round_agrees",
+            at,
+            format!(
+                "round {round}, which no fault touched (voters {voters:?}): sid {me} decided leader {leader}, sid {} decided {}",
+                other.0, other.1
+            ),
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "invariants_tests.rs"]
+mod tests;

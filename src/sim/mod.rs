@@ -1,37 +1,66 @@
-//! Deterministic, seeded simulation of the election under faults.
+//! Deterministic, seeded simulation of the protocol core under faults.
 //!
 //! N peers (3–9 voters, optionally observers or a hierarchical config with
-//! zero-weight voters) each run the production
-//! [`crate::election::Driver`] (FLE plus the link rules that decide which
-//! voters are Down) plus a small model of the peer loop's roles and of
-//! Zab's epoch establishment, over a simulated election network:
-//! per-connection FIFO order (TCP), delays and reordering across
-//! connections, loss only as a whole connection failing (in-flight
-//! messages lost, link closed, redial), QCM's resend-last-message on
-//! reconnect as the only duplication, QCM's dial loop (retry with backoff
-//! while something is queued), partitions (full and one-way, reset or
-//! black-holed), crashes and restarts with persisted epochs. The network
-//! hands each driver the same facts `cnx` hands the runtime's: link up,
-//! link closed, dial refused or timed out, notifications, timers, the
-//! start of an election, the epoch established, and the end of a role with
-//! its reason (a follower that loses its leader behind a partition leaves
-//! it for silence). Both `zkfle.fastDecide` settings run. One seed drives
-//! everything through [`SimRng`]; virtual time moves only through the
-//! event queue. The invariants of
-//! [`invariants`] are checked after every step. The design follows
+//! zero-weight voters) each run the production [`crate::election::Driver`]
+//! and, for every decision, a production [`crate::zab::Leader`] or
+//! [`crate::zab::Learner`], over simulated networks and disks:
+//!
+//! * the election network (`net`): per-connection FIFO order, delays and
+//!   reordering across connections, QCM's queues, dial loop, tie-break and
+//!   resend-last, connections lost as a whole;
+//! * quorum connections (`quorum`): learners dial their leader's quorum
+//!   port (refused, timed out, or accepted by a paused leader's kernel),
+//!   FIFO packets through the real codec, FIN after the last packet, resets
+//!   on crashes, silence on pauses and one-way cuts;
+//! * disks (`disk`): epoch files and a `MemLog` per peer, written through
+//!   ordered pipelines with simulated fsync latency and group commit; a
+//!   write is durable, and its completion reported, only when its fsync
+//!   completes; a crash loses what was not durable;
+//! * faults (`faults`): crashes and restarts from the disks, process pauses
+//!   longer than syncLimit × tickTime, link and connection resets, one-way
+//!   and two-way partitions (rejecting or black-holing);
+//! * store mode (`store`, `--store`): a key-value state machine on every
+//!   peer and clients that write and read through whoever they believe
+//!   leads, their histories checked for linearizability.
+//!
+//! Every machine is fed exactly the facts the runtime feeds it, and its
+//! actions are executed as the runtime executes them (`peer`, `elect`).
+//! One seed drives everything through [`SimRng`]; virtual time moves only
+//! through the event queue (`schedule`). The invariants of [`invariants`]
+//! are checked against the ground truth (`truth`) after the step that could
+//! break them; the bugs of [`InjectedBug`] are injected around the
+//! production machines to prove that they bite. The design follows
 //! turmoil's (a seeded single-threaded network with partitions and holds)
 //! and openraft's fuzzer (one function per invariant).
 //!
 //! `zkfle sim` ([`cli`]) runs many seeds and prints a replay command for any
-//! failure.
+//! failure; [`scenarios`] holds the named fault schedules of ZooKeeper's
+//! sync-phase tickets; `testkit` (with the `testkit` feature or in tests)
+//! drives the same world from scripts.
 
 #[cfg(feature = "cli")]
 pub mod cli;
+mod disk;
+mod elect;
+mod faults;
 pub mod invariants;
 pub mod linearizability;
+mod net;
+mod params;
+mod peer;
+mod quorum;
 mod rng;
+pub mod scenarios;
+mod schedule;
+mod script;
+mod store;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
+mod truth;
+mod types;
 mod world;
 
 pub use invariants::Violation;
 pub use rng::{splitmix64, SimRng};
+pub use script::{Envelope, Fate, Filter};
 pub use world::{run, InjectedBug, Outcome, SimOptions, Stats};

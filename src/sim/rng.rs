@@ -68,6 +68,11 @@ impl SimRng {
         self.range(0, 999) < u64::from(per_mille)
     }
 
+    /// Uniform in `0..n` (0 when `n` is 0). One draw.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.range(0, n.saturating_sub(1))
+    }
+
     /// A uniformly chosen element index of a slice of length `len` (> 0).
     pub fn index(&mut self, len: usize) -> usize {
         self.range(0, len.saturating_sub(1) as u64) as usize

@@ -163,11 +163,16 @@
 //! → `ApplyFromLog { up_to: min(commit, end of sync) }`; later entries are
 //! delivered from memory with `Deliver` once committed (COMMIT, cumulative;
 //! INFORM for observers) **and durable locally** (the applied state never
-//! runs ahead of the log). A follower ACKs (cumulatively) only durable
+//! runs ahead of the log), except entries up to the end of the sync that
+//! the learner's log already held (a rejoin with part of the leader's
+//! uncommitted tail): another `ApplyFromLog` applies those from the log as
+//! they commit, so nothing is skipped. A follower ACKs (cumulatively) only durable
 //! entries, after its NEWLEADER ACK. Read timeout: `initLimit` until the
 //! NEWLEADER ACK, then `syncLimit`, paused while the learner waits on its
 //! own writes (Java's socket timeout only runs while it reads) → exit
-//! `LeaderSilent`.
+//! `LeaderSilent` in the broadcast phase (the leader pings every half
+//! tick, so it is hung or cut off), `LeaderNotReady` before it (the leader
+//! may be waiting for its quorum; the election must not count it Down).
 //!
 //! # Store-mode SNAP format ([`snapshot`])
 //!

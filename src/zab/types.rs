@@ -269,11 +269,26 @@ pub enum ZabExit {
     /// The leader closed the quorum connection (FIN or reset).
     #[error("leader closed the quorum connection")]
     LeaderSocketClosed,
-    /// Nothing from the leader within the read timeout.
+    /// Nothing from the leader within the read timeout while in the
+    /// broadcast phase, where a live leader pings every half tick: it is
+    /// hung, stopped or cut off (the election Driver counts it Down).
     #[error("leader silent for {ms} ms")]
     LeaderSilent {
         /// Milliseconds since the last bytes from the leader.
         ms: u64,
+    },
+    /// Nothing from the leader within the read timeout before the
+    /// broadcast phase (initLimit until our NEWLEADER ACK, syncLimit
+    /// after it). A live leader sends nothing while it waits for its
+    /// quorum, so this is no evidence that it is gone (unlike
+    /// [`ZabExit::LeaderSilent`]; found by the simulator, which saw the
+    /// election then overrule a live leader it could reach).
+    #[error("leader sent nothing for {ms} ms while we awaited {awaiting} (it may still be gathering its quorum)")]
+    LeaderNotReady {
+        /// Milliseconds since the last bytes from the leader.
+        ms: u64,
+        /// What we were waiting for.
+        awaiting: &'static str,
     },
     /// Leading without a synced quorum (ZooKeeper: "Not sufficient
     /// followers synced").

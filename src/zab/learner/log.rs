@@ -64,13 +64,27 @@ impl Learner {
         }
     }
 
-    /// Hands the state machine every retained entry that is committed and
-    /// durable here (so the applied state never runs ahead of the log).
+    /// Hands the state machine every entry that is committed and durable
+    /// here (so the applied state never runs ahead of the log), in order
+    /// and without holes. Entries up to the end of the sync are durable in
+    /// the log, but only those received in this sync are in memory: a
+    /// learner that rejoins a leader with part of the leader's uncommitted
+    /// tail already in its own log (DIFF at its last zxid, commit point
+    /// below it) applies that part from the log once it commits.
     pub(super) fn deliver(&mut self) {
         if !self.store() || self.stage != LearnerStage::Broadcast {
             return;
         }
         let limit = self.commit_zxid.min(self.durable_zxid);
+        let from_log = limit.min(self.sync_end);
+        if from_log > self.applied_zxid {
+            self.out
+                .push(LearnerAction::ApplyFromLog { up_to: from_log });
+            self.applied_zxid = from_log;
+            while self.retained.front().is_some_and(|e| e.zxid <= from_log) {
+                self.retained.pop_front();
+            }
+        }
         let mut batch = Vec::new();
         while self.retained.front().is_some_and(|e| e.zxid <= limit) {
             if let Some(e) = self.retained.pop_front() {

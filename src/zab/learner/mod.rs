@@ -57,9 +57,11 @@ pub enum LearnerAction {
     /// Interop mode: the zxid this peer advertises in its votes from now on
     /// (TRUNC and SNAP from a Java leader move it, as before).
     SetVoteZxid(i64),
-    /// Store mode, once, at UPTODATE: apply every log entry with zxid ≤
-    /// `up_to` not applied yet, reading them from the log (they are durable).
-    /// Must finish before the next `Deliver` is applied.
+    /// Store mode: apply every log entry with zxid ≤ `up_to` not applied
+    /// yet, reading them from the log (they are durable). At UPTODATE, and
+    /// later whenever entries the learner's log held before this sync
+    /// commit (they are in the log, not in memory). Must finish before the
+    /// next `Deliver` is applied.
     ApplyFromLog {
         /// The last zxid to apply.
         up_to: i64,
@@ -394,12 +396,28 @@ impl Learner {
         }
         let silent = now.saturating_sub(self.last_heard);
         if silent >= self.read_limit {
-            self.finish(
-                now,
-                ZabExit::LeaderSilent {
-                    ms: silent.as_millis() as u64,
+            let ms = silent.as_millis() as u64;
+            // Only a leader in broadcast owes us a PING every half tick:
+            // before that it may legitimately say nothing while it waits
+            // for its quorum (FOLLOWERINFO, ACKEPOCH, NEWLEADER ACKs), so
+            // the silence says nothing about whether it is alive, and the
+            // election must not count it Down (`LeaderSilent` does).
+            let exit = match self.stage {
+                LearnerStage::Broadcast => ZabExit::LeaderSilent { ms },
+                LearnerStage::AwaitingUpToDate => ZabExit::LeaderNotReady {
+                    ms,
+                    awaiting: "UPTODATE",
                 },
-            );
+                LearnerStage::AwaitingLeaderInfo => ZabExit::LeaderNotReady {
+                    ms,
+                    awaiting: "LEADERINFO",
+                },
+                _ => ZabExit::LeaderNotReady {
+                    ms,
+                    awaiting: "the sync",
+                },
+            };
+            self.finish(now, exit);
         }
     }
 

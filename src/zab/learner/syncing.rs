@@ -150,7 +150,16 @@ impl Learner {
     /// A PROPOSAL (or INFORM: an already committed proposal, observers) to
     /// append: zxids strictly increase, never past the new epoch.
     fn receive_entry(&mut self, now: Duration, p: QuorumPacket, committed: bool) {
-        if p.zxid <= self.position || epoch_of_zxid(p.zxid) > self.new_epoch {
+        // A leader proposes counters 1, 2, 3... in each epoch, and a log is
+        // a contiguous history: the next entry is our last zxid + 1, or the
+        // first of a later epoch. Anything else is a hole (ZOOKEEPER-4925:
+        // a hole taken in is later applied around and propagated).
+        let contiguous = if epoch_of_zxid(p.zxid) == epoch_of_zxid(self.position) {
+            p.zxid == self.position + 1
+        } else {
+            p.zxid & 0xffff_ffff == 1
+        };
+        if p.zxid <= self.position || epoch_of_zxid(p.zxid) > self.new_epoch || !contiguous {
             let text = format!(
                 "{} {:#x} does not follow our last zxid {:#x} in epoch {}",
                 p.type_name(),
