@@ -525,11 +525,12 @@ fn java_late_name_timings() {
     }
 }
 
-/// The zkfle trial with the leader's name late (`late` = 3), for the
-/// side-by-side numbers. Run with `--ignored --nocapture`.
+/// The leader's own name late (`late` = 3: sid 3 dials everyone, so it
+/// wins at once, and its followers must find its quorum port by a name
+/// they cannot resolve yet): they look it up again at every connection
+/// attempt and follow as soon as it resolves. Prints the timing.
 #[test]
-#[ignore = "measurement: needs followers to look the leader's quorum address up at every connection (the quorum-port runtime)"]
-fn zkfle_late_leader_name_timings() {
+fn a_leader_whose_name_resolves_late_is_followed_once_it_does() {
     let _serial = serial();
     let Some(lab) = lab() else { return };
     let (trial, _procs) = late_name_trial(&lab, 3, Duration::from_secs(8), |lab| {
