@@ -20,6 +20,13 @@ use super::queue::DropOldest;
 use super::stats::{bump, Counters, LogKind, LogLimits};
 use super::{establish, worker, DialFailure, PeerEvent, QcmConfig, Received};
 
+/// Stack reserved for each worker thread. They run shallow loops (a read
+/// or write, TLS records, frame decoding, a log line), far below this; the
+/// default 2 MiB only made glibc's cache of exited threads' stacks (40 MiB)
+/// hold 20 of them, so that with ~100 workers per peer (51 peers) every
+/// new link mapped and faulted in fresh stacks.
+const WORKER_STACK: usize = 256 * 1024;
+
 /// State shared by the API, the tokio tasks and the worker threads.
 pub(crate) struct Shared {
     pub(crate) cfg: QcmConfig,
@@ -60,6 +67,9 @@ pub(crate) struct PeerSlot {
     /// Configured election addresses (empty for strangers).
     pub(crate) addrs: Vec<SocketAddr>,
     pub(crate) queue: DropOldest<[u8; NOTIFICATION_LEN]>,
+    /// The newest notification queued (with coalescing on): held while
+    /// queueing so that concurrent senders agree on which is newest.
+    pub(crate) newest: Mutex<Option<[u8; NOTIFICATION_LEN]>>,
     pub(crate) last_sent: Mutex<Option<[u8; NOTIFICATION_LEN]>>,
     pub(crate) link: Mutex<Option<Link>>,
     /// A dial loop runs for this sid.
@@ -79,6 +89,7 @@ impl PeerSlot {
             configured,
             addrs,
             queue: DropOldest::new(capacity),
+            newest: Mutex::new(None),
             last_sent: Mutex::new(None),
             link: Mutex::new(None),
             connecting: AtomicBool::new(false),
@@ -89,6 +100,28 @@ impl PeerSlot {
 
     pub(crate) fn is_up(&self) -> bool {
         self.link.lock().is_some()
+    }
+
+    /// Queues `msg` for the SendWorker; with `coalesce`, a queued backlog
+    /// of other (older) notifications is dropped first
+    /// ([`QcmConfig::coalesce_superseded`]). Returns (evicted because the
+    /// queue was full, dropped as superseded).
+    pub(crate) fn enqueue(&self, msg: [u8; NOTIFICATION_LEN], coalesce: bool) -> (u64, u64) {
+        if !coalesce {
+            return (self.queue.push(msg), 0);
+        }
+        let mut newest = self.newest.lock();
+        let superseded = match *newest {
+            Some(n) if n != msg => self.queue.clear(),
+            _ => 0,
+        };
+        *newest = Some(msg);
+        (self.queue.push(msg), superseded)
+    }
+
+    /// The id of the live link, if any.
+    pub(crate) fn link_id(&self) -> Option<u64> {
+        self.link.lock().as_ref().map(|l| l.id)
     }
 
     /// True if `ip` is one of this peer's configured hosts (R8).
@@ -328,6 +361,7 @@ impl Shared {
         let (sh, sl) = (self.clone(), slot.clone());
         let send = std::thread::Builder::new()
             .name(format!("qcm{me}-send-{sid}"))
+            .stack_size(WORKER_STACK)
             .spawn(move || worker::send_worker(sh, sl, id, send_stream, stop_rx));
         match send {
             Ok(h) => threads.push(h),
@@ -339,6 +373,7 @@ impl Shared {
         let (sh, sl) = (self.clone(), slot.clone());
         let recv = std::thread::Builder::new()
             .name(format!("qcm{me}-recv-{sid}"))
+            .stack_size(WORKER_STACK)
             .spawn(move || worker::recv_worker(sh, sl, id, recv_stream));
         match recv {
             Ok(h) => threads.push(h),

@@ -273,9 +273,12 @@ impl Qcm {
             log::debug!("no route to sid {sid}: notification dropped");
             return;
         };
-        let dropped = slot.queue.push(n.encode_40());
+        let (dropped, superseded) = slot.enqueue(n.encode_40(), sh.cfg.coalesce_superseded);
         if dropped > 0 {
             bump(&sh.counters.dropped_send_queue, dropped);
+        }
+        if superseded > 0 {
+            bump(&sh.counters.superseded, superseded);
         }
         if slot.configured && !slot.is_up() {
             establish::connect(sh, &slot, false);

@@ -17,8 +17,14 @@ use crate::wire::{Notification, WireError, MAX_FRAME_LEN, NOTIFICATION_LEN};
 
 /// Bytes of one notification frame on the wire.
 const FRAME_LEN: usize = NOTIFICATION_LEN + 4;
-/// Initial receive buffer; it grows up to one maximal frame when needed.
-const RECV_BUF: usize = 64 * 1024;
+/// Initial receive buffer: 93 notification frames, more than a window-64
+/// burst. A link carries a few notifications per election, so most never
+/// need more; 50 links of a 51-peer ensemble at 64 KiB each were 3 MB of
+/// every peer's memory.
+const RECV_BUF: usize = 4 * 1024;
+/// A read that fills the buffer doubles it, up to this: under a stream of
+/// notifications one read then decodes a large batch.
+const RECV_BUF_BATCH: usize = 64 * 1024;
 
 fn append_frame(buf: &mut Vec<u8>, body: &[u8; NOTIFICATION_LEN]) {
     buf.extend_from_slice(&(NOTIFICATION_LEN as i32).to_be_bytes());
@@ -152,15 +158,24 @@ pub(crate) fn recv_worker(
                 }
             }
         }
-        if start == end && buf.len() > RECV_BUF {
-            // A maximal frame passed: give the memory back.
-            buf.truncate(RECV_BUF);
-            buf.shrink_to_fit();
+        if start == end {
             (start, end) = (0, 0);
+            if buf.len() > RECV_BUF_BATCH {
+                // A large frame passed: give the memory back.
+                buf.truncate(RECV_BUF_BATCH);
+                buf.shrink_to_fit();
+            }
         }
+        let room = buf.len() - end;
         match stream.read(&mut buf[end..]) {
             Ok(0) => break "closed by peer".to_string(),
-            Ok(n) => end += n,
+            Ok(n) => {
+                end += n;
+                if n == room && buf.len() < RECV_BUF_BATCH {
+                    // More is probably waiting: read bigger batches.
+                    buf.resize(buf.len() * 2, 0);
+                }
+            }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => break format!("read failed: {e}"),
         }

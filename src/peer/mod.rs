@@ -302,6 +302,9 @@ fn qcm_config(config: &ZkConfig, me: &crate::config::ServerSpec) -> QcmConfig {
         .map(|s| (s.sid, s.election_addrs.clone()))
         .collect();
     let mut q = QcmConfig::new(config.my_sid, listen, peers);
+    // Every message the election sends a peer is this server's current
+    // vote: a newer one makes older queued ones pointless.
+    q.coalesce_superseded = true;
     q.advertised_addrs = me
         .election_addrs
         .iter()
