@@ -208,6 +208,14 @@ impl SizeResult {
     }
 }
 
+/// Notifications sent and received by the peers on `ports` together.
+fn notification_total(ports: &[u16]) -> (u64, u64) {
+    ports
+        .iter()
+        .filter_map(|p| ensemble::notification_counts(*p))
+        .fold((0, 0), |(s, r), (a, b)| (s + a, r + b))
+}
+
 fn ms_between(t0: u128, t1: u128) -> f64 {
     t1.saturating_sub(t0) as f64 / 1e6
 }
@@ -302,16 +310,14 @@ fn run_trial(
         .into_iter()
         .filter_map(|(i, pid)| process_stats(pid).map(|s| (peers[i].1, s)))
         .collect();
+    println!(
+        "trial impl={imp} {label} trial={trial} scenario=cold all_cpu_ms={}",
+        r.stats.iter().map(|(_, s)| s.cpu_ms).sum::<u64>()
+    );
     if imp == Implementation::Zkfle {
-        let counts: Vec<(u64, u64)> = ports
-            .iter()
-            .filter_map(|p| ensemble::notification_counts(*p))
-            .collect();
-        let total = counts
-            .iter()
-            .fold((0, 0), |(s, r), (a, b)| (s + a, r + b));
+        let total = notification_total(&ports);
         println!(
-            "trial impl={imp} {label} trial={trial} notifications_sent={} notifications_received={}",
+            "trial impl={imp} {label} trial={trial} scenario=cold notifications_sent={} notifications_received={}",
             total.0, total.1
         );
         r.notifications.push(total);
@@ -325,8 +331,12 @@ fn run_trial(
         return Ok(());
     };
     // Everyone must go through a new election: the count each peer
-    // reported just now is what it must exceed.
-    let count = |i: usize| before[i].as_ref().map_or(0, |s| s.looking_count);
+    // reports now is what it must exceed.
+    let counts: Vec<i64> = ports
+        .iter()
+        .map(|p| ensemble::looking_count(*p).unwrap_or(0))
+        .collect();
+    let count = |i: usize| counts[i];
     let others = Watch {
         peers: (0..peers.len())
             .filter(|&i| i != leader)
@@ -337,6 +347,9 @@ fn run_trial(
             .map(count)
             .collect(),
     };
+    let survivor_ports: Vec<u16> = others.peers.iter().map(|p| p.0).collect();
+    let survivors_before =
+        (imp == Implementation::Zkfle).then(|| notification_total(&survivor_ports));
     let everyone = Watch {
         peers: peers.clone(),
         looking_above: (0..peers.len()).map(count).collect(),
@@ -357,15 +370,38 @@ fn run_trial(
         println!("trial impl={imp} {label} trial={trial} scenario=rejoin ms={ms:.1}");
         r.rejoin_ms.push(ms);
     } else if opts.failover {
+        let cpu = |ens: &dyn ensemble::Ensemble| -> u64 {
+            ens.pids()
+                .into_iter()
+                .filter(|(i, _)| *i != leader)
+                .filter_map(|(_, pid)| process_stats(pid))
+                .map(|s| s.cpu_ms)
+                .sum()
+        };
+        let cpu_before = cpu(ens.as_ref());
         let t_kill = ens.kill(leader)?;
         let s = ensemble::wait_settled(&others, opts.trial_timeout)
             .map_err(|last| timeout("failover", last))?;
         let ms = ms_between(t_kill, s.at);
         println!(
+            "trial impl={imp} {label} trial={trial} scenario=failover survivors_cpu_ms={}",
+            cpu(ens.as_ref()).saturating_sub(cpu_before)
+        );
+        println!(
             "trial impl={imp} {label} trial={trial} scenario=failover ms={ms:.1} polls={}",
             s.polls
         );
         r.failover_ms.push(ms);
+        if let Some(before) = survivors_before {
+            // The survivors' counters grew by the failover's traffic (what
+            // the dead leader sent before dying is not in it).
+            let after = notification_total(&survivor_ports);
+            println!(
+                "trial impl={imp} {label} trial={trial} scenario=failover notifications_sent={} notifications_received={}",
+                after.0.saturating_sub(before.0),
+                after.1.saturating_sub(before.1)
+            );
+        }
     }
     ens.stop();
     Ok(())

@@ -7,7 +7,6 @@
 use std::io::{ErrorKind, Read, Write};
 use std::sync::Arc;
 
-use crossbeam_channel::{Receiver, Select};
 
 use super::links::{PeerSlot, Shared};
 use super::stats::{bump, LogKind};
@@ -39,25 +38,24 @@ fn append_frame(buf: &mut Vec<u8>, body: &[u8; NOTIFICATION_LEN]) {
 /// and only if this worker's link is still the current one: a worker whose
 /// link was just replaced must not take messages meant for its successor
 /// and write them into a dead socket.
-pub(crate) fn send_worker(
-    shared: Arc<Shared>,
-    slot: Arc<PeerSlot>,
-    id: u64,
-    mut stream: PeerWriter,
-    stop: Receiver<()>,
-) {
+pub(crate) fn send_worker(shared: Arc<Shared>, slot: Arc<PeerSlot>, id: u64, mut stream: PeerWriter) {
     let queue = slot.queue.receiver().clone();
-    let mut buf: Vec<u8> =
-        Vec::with_capacity(FRAME_LEN * shared.cfg.send_queue_capacity.clamp(1, 4096));
+    let mut buf: Vec<u8> = Vec::with_capacity(FRAME_LEN * 64);
 
     // ZooKeeper re-sends the last message on a new connection when nothing is
     // queued (PROTOCOL.md §3.6): a message that was being written when the
     // old connection died is not lost, and a peer that restarted learns our
     // vote without waiting for our next one.
     let resend = {
-        let link = slot.link.lock();
-        if link.as_ref().map(|l| l.id) != Some(id) {
-            return;
+        let mut link = slot.link.lock();
+        match link.as_mut() {
+            Some(l) if l.id == id => {
+                // Registered before the queue is first looked at: whoever
+                // queues after this unparks us, and whatever was queued
+                // before is seen by the first drain.
+                l.sender = Some(std::thread::current());
+            }
+            _ => return,
         }
         if queue.is_empty() {
             *slot.last_sent.lock()
@@ -74,13 +72,7 @@ pub(crate) fn send_worker(
         bump(&shared.counters.notifications_sent, 1);
     }
 
-    let mut sel = Select::new();
-    sel.recv(&queue);
-    sel.recv(&stop);
     let why = loop {
-        // Wait without taking anything: the queue has something, or the
-        // link was closed (its stop sender dropped).
-        sel.ready();
         buf.clear();
         let count = {
             let link = slot.link.lock();
@@ -104,6 +96,10 @@ pub(crate) fn send_worker(
             count
         };
         if count == 0 {
+            // Nothing queued: sleep until a sender or close() unparks us
+            // (Link::wake_sender). Wakes may be spurious; the loop looks
+            // again.
+            std::thread::park();
             continue;
         }
         if let Err(e) = stream.write_all(&buf) {
