@@ -18,6 +18,7 @@
 //! [`PeerStatus`] and the connection manager; the binary and `PeerBuilder`
 //! start them beside the peer, which knows nothing of them.
 
+mod election_loop;
 pub mod epoch;
 mod role;
 pub mod status;
@@ -28,16 +29,17 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crossbeam_channel::{select, Receiver, SendError, Sender, TryRecvError};
+use crossbeam_channel::{select, Receiver, Sender};
 use parking_lot::Mutex;
 
-use crate::cnx::{CnxError, DialFailure, PeerEvent, Qcm, QcmConfig, Received};
+use crate::cnx::{CnxError, Qcm, QcmConfig};
 use crate::config::{LearnerType, ZkConfig};
-use crate::election::{self, Decision, DialError, Driver, FleConfig, Input, Output};
+use crate::election::{Decision, Driver, FleConfig};
 use crate::wire::{HandshakeFormat, ServerState};
 
+use election_loop::{CmdSender, ElectionCmd, ElectionLoop};
 pub use epoch::{EpochError, EpochFiles};
 pub use status::{NetStats, PeerStatus, Phase, StatusSnapshot};
 
@@ -88,45 +90,6 @@ impl std::fmt::Debug for PeerOptions {
         f.debug_struct("PeerOptions")
             .field("zxid_supplier", &self.zxid_supplier.is_some())
             .finish()
-    }
-}
-
-/// Commands from the main loop to the election thread; each is one
-/// [`Input`] for the driver.
-enum ElectionCmd {
-    /// Enter LOOKING and start a new round.
-    Start { last_zxid: i64, current_epoch: i64 },
-    /// The role ended, and why.
-    RoleEnded(election::RoleEnd),
-    /// Zab established this epoch: replies to LOOKING peers carry it.
-    EstablishedEpoch(i64),
-}
-
-/// The main loop's end of the command queue: every send (and the drop)
-/// unparks the election thread, which waits by parking
-/// ([`ElectionLoop::run`]).
-struct CmdSender {
-    tx: Option<Sender<ElectionCmd>>,
-    election: std::thread::Thread,
-}
-
-impl CmdSender {
-    fn send(&self, cmd: ElectionCmd) -> Result<(), SendError<ElectionCmd>> {
-        let r = match &self.tx {
-            Some(tx) => tx.send(cmd),
-            None => Err(SendError(cmd)),
-        };
-        self.election.unpark();
-        r
-    }
-}
-
-impl Drop for CmdSender {
-    fn drop(&mut self) {
-        // Disconnect first, then wake: the election thread must see the
-        // queue closed when it looks.
-        self.tx.take();
-        self.election.unpark();
     }
 }
 
@@ -231,10 +194,7 @@ impl QuorumPeer {
                 what: "election",
                 source,
             })?;
-        let cmd_tx = CmdSender {
-            tx: Some(cmd_tx),
-            election: election_thread.thread().clone(),
-        };
+        let cmd_tx = CmdSender::new(cmd_tx, election_thread.thread().clone());
         threads.push(election_thread);
         let main = MainLoop {
             config: config.clone(),
@@ -352,131 +312,6 @@ fn qcm_config(config: &ZkConfig, me: &crate::config::ServerSpec) -> QcmConfig {
     q.handshake_timeout = config.handshake_timeout;
     q.bind_retry = config.election_port_bind_retry;
     q
-}
-
-/// The election thread's state: the driver and the queues its facts come
-/// from. It keeps no state of its own about links or peers; the driver
-/// derives all of it from the facts, so the two cannot disagree.
-struct ElectionLoop {
-    driver: Driver,
-    qcm: Qcm,
-    recv: Receiver<Received>,
-    events: Receiver<PeerEvent>,
-    cmds: Receiver<ElectionCmd>,
-    decisions: Sender<Decision>,
-    base: Instant,
-    /// Absolute (since `base`) time of the driver's next timer.
-    timer: Option<Duration>,
-}
-
-impl ElectionLoop {
-    fn run(mut self) {
-        // Woken by the QCM on every notification and link fact, and by the
-        // main loop on every command (ElectionCmds): the loop drains the
-        // queues with try_recv and parks when all are empty, instead of
-        // a crossbeam select!, which spins and yields the CPU several times
-        // on every wait (a tenth of all CPU in a 51-peer failover).
-        self.qcm.set_input_waker(std::thread::current());
-        loop {
-            let now = self.base.elapsed();
-            if let Some(t) = self.timer {
-                if t <= now {
-                    self.timer = None;
-                    self.step(Input::Timer);
-                    continue;
-                }
-            }
-            // Link facts and commands first, then one notification; the
-            // timer and the facts are looked at again between any two
-            // notifications.
-            let input = match self.events.try_recv() {
-                Ok(e) => Some(link_fact(e)),
-                Err(TryRecvError::Disconnected) => break,
-                Err(TryRecvError::Empty) => None,
-            };
-            let input = match input {
-                Some(i) => Some(i),
-                None => match self.cmds.try_recv() {
-                    Ok(ElectionCmd::Start {
-                        last_zxid,
-                        current_epoch,
-                    }) => Some(Input::StartElection {
-                        last_zxid,
-                        current_epoch,
-                    }),
-                    Ok(ElectionCmd::RoleEnded(reason)) => Some(Input::RoleEnded { reason }),
-                    Ok(ElectionCmd::EstablishedEpoch(epoch)) => {
-                        Some(Input::EpochEstablished { epoch })
-                    }
-                    // The main loop is gone: shutting down.
-                    Err(TryRecvError::Disconnected) => break,
-                    Err(TryRecvError::Empty) => None,
-                },
-            };
-            let input = match input {
-                Some(i) => Some(i),
-                None => match self.recv.try_recv() {
-                    Ok(r) => Some(Input::Notification {
-                        from: r.sid,
-                        notification: r.notification,
-                    }),
-                    Err(TryRecvError::Disconnected) => break,
-                    Err(TryRecvError::Empty) => None,
-                },
-            };
-            match input {
-                Some(input) => self.step(input),
-                None => {
-                    let wait = self
-                        .timer
-                        .map(|t| t.saturating_sub(now))
-                        .unwrap_or(Duration::from_secs(3600));
-                    std::thread::park_timeout(wait);
-                }
-            }
-        }
-    }
-
-    fn step(&mut self, input: Input) {
-        let out = self.driver.step(self.base.elapsed(), input);
-        self.execute(out);
-    }
-
-    fn execute(&mut self, out: Output) {
-        for m in &out.sends {
-            if m.if_idle {
-                self.qcm.send_if_idle(m.to, &m.notification);
-            } else {
-                self.qcm.send(m.to, &m.notification);
-            }
-        }
-        for &sid in &out.dial {
-            self.qcm.connect_one(sid);
-        }
-        // The driver's deadline replaces any earlier one; None = no timer.
-        self.timer = out.timer;
-        if let Some(d) = out.decision {
-            // The main loop may be gone (shutdown); nothing to tell then.
-            let _ = self.decisions.send(d);
-        }
-    }
-}
-
-/// The driver's view of a connection-layer event (the two layers keep
-/// their own types: `cnx` imports nothing from `election`).
-fn link_fact(e: PeerEvent) -> Input {
-    match e {
-        PeerEvent::LinkUp(sid) => Input::LinkUp { sid },
-        PeerEvent::LinkClosed(sid) => Input::LinkClosed { sid },
-        PeerEvent::DialFailed { sid, failure } => Input::DialFailed {
-            sid,
-            error: match failure {
-                DialFailure::Refused => DialError::Refused,
-                DialFailure::TimedOut => DialError::TimedOut,
-                DialFailure::Other => DialError::Other,
-            },
-        },
-    }
 }
 
 /// The main loop's state.
