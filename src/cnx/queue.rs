@@ -63,9 +63,13 @@ impl<T> DropOldest<T> {
         self.rx.len()
     }
 
-    /// Removes every queued entry.
-    pub(crate) fn clear(&self) {
-        while self.rx.try_recv().is_ok() {}
+    /// Removes every queued entry; returns how many there were.
+    pub(crate) fn clear(&self) -> u64 {
+        let mut n = 0;
+        while self.rx.try_recv().is_ok() {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -93,7 +97,8 @@ mod tests {
         assert_eq!(q.len(), 1);
         assert_eq!(q.receiver().try_recv().ok(), Some("new"));
         q.push("x");
-        q.clear();
+        q.push("y");
+        assert_eq!(q.clear(), 2);
         assert_eq!(q.len(), 0);
     }
 }
