@@ -96,9 +96,10 @@ mod tests {
         assert_eq!(q.push("new"), 1);
         assert_eq!(q.len(), 1);
         assert_eq!(q.receiver().try_recv().ok(), Some("new"));
-        q.push("x");
-        q.push("y");
-        assert_eq!(q.clear(), 2);
+        // One slot: "y" evicts "x", so clear() drops just "y".
+        assert_eq!(q.push("x"), 0);
+        assert_eq!(q.push("y"), 1);
+        assert_eq!(q.clear(), 1);
         assert_eq!(q.len(), 0);
     }
 }
