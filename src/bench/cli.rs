@@ -26,18 +26,25 @@ pub enum BenchCommand {
 /// `zkfle bench election`.
 #[derive(Debug, Args)]
 pub struct ElectionArgs {
-    /// Ensemble sizes, comma-separated.
+    /// Ensemble sizes (voters), comma-separated, 1..99.
     #[arg(long, value_delimiter = ',', default_value = "3,5,7")]
     pub n: Vec<usize>,
+    /// Observers added to every ensemble (sids N+1..N+K).
+    #[arg(long, default_value_t = 0)]
+    pub observers: usize,
     /// Trials per size and implementation.
     #[arg(long, default_value_t = 5)]
     pub trials: usize,
-    /// Also run Java ZooKeeper (Debian's package) through zk-ensemble.sh.
+    /// Also run Java ZooKeeper 3.8 (Debian's package).
     #[arg(long)]
     pub java: bool,
     /// Only Java (with --java).
     #[arg(long)]
     pub java_only: bool,
+    /// Run Java only for ensembles of at most this many processes (voters
+    /// + observers); a JVM takes ~100 MB and seconds of CPU to start.
+    #[arg(long, default_value_t = 9)]
+    pub java_max_peers: usize,
     /// Skip the failover scenario.
     #[arg(long)]
     pub no_failover: bool,
@@ -53,25 +60,43 @@ pub struct ElectionArgs {
     /// syncLimit in ticks.
     #[arg(long, default_value_t = 5)]
     pub sync: u32,
-    /// zkfle ports: client base+sid, quorum base+100+sid, election base+200+sid.
-    #[arg(long, default_value_t = 29400)]
+    /// zkfle ports: client base+sid, quorum base+200+sid, election
+    /// base+400+sid (below the ephemeral range and clear of the tests').
+    #[arg(long, default_value_t = 11000)]
     pub base_port: u16,
-    /// Java ports (zk-ensemble.sh ZK_CLIENT_BASE; quorum +100, election +200).
-    #[arg(long, default_value_t = 29700)]
+    /// Java ports, laid out the same way.
+    #[arg(long, default_value_t = 12000)]
     pub java_base_port: u16,
-    /// Path of zk-ensemble.sh.
-    #[arg(long, default_value = "../shared/tools/zk-ensemble.sh")]
-    pub zk_ensemble: std::path::PathBuf,
+    /// The java binary.
+    #[arg(long, default_value = "/usr/bin/java")]
+    pub java_bin: std::path::PathBuf,
+    /// Java's -Xmx in MB (zkServer.sh's default).
+    #[arg(long, default_value_t = 1000)]
+    pub java_heap_mb: u32,
+    /// Java's log4j root level (ZooKeeper's default: INFO).
+    #[arg(long, default_value = "INFO")]
+    pub java_log_level: String,
     /// Seconds before a trial is declared stuck.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
     /// Milliseconds to let an ensemble settle after its cold start before
-    /// the leader is killed or stopped (same for both implementations).
+    /// resources are read and the leader is killed or stopped (same for
+    /// both implementations).
     #[arg(long, default_value_t = 1000)]
     pub settle_ms: u64,
     /// Also write a bar chart of the medians to this SVG file.
     #[arg(long)]
     pub svg: Option<std::path::PathBuf>,
+    /// Also write the growth chart (cold start and failover against N) to
+    /// this SVG file.
+    #[arg(long)]
+    pub growth_svg: Option<std::path::PathBuf>,
+    /// Put every peer's data directory (epoch files, Java's snapshots and
+    /// log) under this directory, for both implementations. Default: the
+    /// system's temporary directory. On a tmpfs (/dev/shm) fsync costs
+    /// nothing, so the figures show the election and not the disk.
+    #[arg(long)]
+    pub data_root: Option<std::path::PathBuf>,
     /// Keep every zkfle peer's log as DIR/n<N>-trial<T>-sid<S>.log (RUST_LOG
     /// sets their level, info by default) to see why a trial was slow.
     #[arg(long)]
@@ -132,8 +157,13 @@ pub fn main(args: BenchArgs) -> i32 {
     }
 }
 
+/// Distance between the client, quorum and election port ranges.
+const PORT_STRIDE: u16 = 200;
+
 fn election_main(a: ElectionArgs) -> i32 {
+    use super::chart;
     use super::election::{self, ElectionBenchOptions, Implementation};
+    use super::ensemble::PortPlan;
     let zkfle_bin = match std::env::current_exe() {
         Ok(p) => p,
         Err(e) => {
@@ -148,26 +178,44 @@ fn election_main(a: ElectionArgs) -> i32 {
     if a.java || a.java_only {
         implementations.push(Implementation::Java);
     }
-    if a.n.iter().any(|&n| !(1..=9).contains(&n)) || a.trials == 0 {
-        eprintln!("zkfle bench election: --n takes sizes 1..9 and --trials at least 1");
+    let plan = |base| PortPlan {
+        base,
+        stride: PORT_STRIDE,
+    };
+    let (zkfle_ports, java_ports) = (plan(a.base_port), plan(a.java_base_port));
+    let largest = a.n.iter().max().copied().unwrap_or(0) + a.observers;
+    if a.n.iter().any(|&n| !(1..=99).contains(&n)) || a.trials == 0 {
+        eprintln!("zkfle bench election: --n takes sizes 1..99 and --trials at least 1");
+        return 2;
+    }
+    if !zkfle_ports.fits(largest) || !java_ports.fits(largest) {
+        eprintln!(
+            "zkfle bench election: {largest} peers do not fit the port plan (at most {} peers, base + 3 x {PORT_STRIDE} below 65536)",
+            PORT_STRIDE - 1
+        );
         return 2;
     }
     let opts = ElectionBenchOptions {
         sizes: a.n,
+        observers: a.observers,
         trials: a.trials,
         implementations,
+        java_max_peers: a.java_max_peers,
         cold: true,
         failover: !a.no_failover,
         hung: a.hung,
         tick_ms: a.tick,
         init_limit: a.init,
         sync_limit: a.sync,
-        zkfle_base_port: a.base_port,
-        java_base_port: a.java_base_port,
-        zk_ensemble: a.zk_ensemble,
+        zkfle_ports,
+        java_ports,
+        java_bin: a.java_bin,
+        java_heap_mb: a.java_heap_mb,
+        java_log_level: a.java_log_level,
         zkfle_bin,
         trial_timeout: Duration::from_secs(a.timeout),
         settle: Duration::from_millis(a.settle_ms),
+        data_root: a.data_root.unwrap_or_else(std::env::temp_dir),
         keep_logs: a.keep_logs,
     };
     match election::run(&opts) {
@@ -175,8 +223,24 @@ fn election_main(a: ElectionArgs) -> i32 {
             for line in election::summary_lines(&results) {
                 println!("{line}");
             }
+            let mut charts = Vec::new();
             if let Some(path) = a.svg {
-                if let Err(e) = std::fs::write(&path, election::svg_chart(&results)) {
+                charts.push((path, chart::svg_chart(&results)));
+            }
+            if let Some(path) = a.growth_svg {
+                charts.push((
+                    path,
+                    chart::growth_chart(
+                        &results,
+                        &[
+                            (300.0, "cold target 300 ms"),
+                            (50.0, "failover target 50 ms"),
+                        ],
+                    ),
+                ));
+            }
+            for (path, svg) in charts {
+                if let Err(e) = std::fs::write(&path, svg) {
                     eprintln!("zkfle bench election: cannot write {}: {e}", path.display());
                     return 1;
                 }

@@ -1,30 +1,29 @@
 //! `zkfle bench election`: election latency of whole ensembles, zkfle and
 //! Java ZooKeeper measured by the same code in the same run.
 //!
-//! Cold start: all N processes launched back to back; the time from the
-//! first launch until every peer reports `Mode: leader|follower` with
-//! exactly one leader. Failover: SIGKILL of the leader; the time until the
-//! survivors again report exactly one leader and only followers. For both
-//! implementations `Mode:` appears only once the quorum-port session is
-//! synchronised, so the figure includes Zab's discovery and sync.
+//! Cold start: all processes (N voters, then K observers) launched back to
+//! back, sid 1 first; the time from the first launch until every voter
+//! reports `Mode: leader|follower` with exactly one leader and every
+//! observer `Mode: observer`. Failover: SIGKILL of the leader; the time
+//! until the survivors again report exactly one leader, only followers and
+//! observers, all in a newer epoch. For both implementations `Mode:`
+//! appears only once the quorum-port session is synchronised, so the
+//! figure includes Zab's discovery and sync.
 //!
-//! Java runs through `shared/tools/zk-ensemble.sh`, whose launch and kill
-//! timestamps (`node<sid>/start_ns`, `killed_ns`) start the clocks, so the
-//! script's own start-up costs are not charged to Java.
+//! Both implementations are launched by this process ([`super::ensemble`])
+//! and timed on the same clock.
 
-use std::fmt::Write as _;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::path::PathBuf;
+use std::time::Duration;
 
-use super::workdir::WorkDir;
+use super::ensemble::{self, process_stats, PortPlan, ProcessStats, Role, Watch};
 
 /// Which implementation an ensemble runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Implementation {
+    /// `zkfle run` processes.
     Zkfle,
+    /// Java ZooKeeper 3.8 JVMs.
     Java,
 }
 
@@ -40,22 +39,40 @@ impl std::fmt::Display for Implementation {
 /// Settings shared by both implementations, so they are measured alike.
 #[derive(Debug, Clone)]
 pub struct ElectionBenchOptions {
+    /// Numbers of voters.
     pub sizes: Vec<usize>,
+    /// Observers added to every ensemble (sids after the voters).
+    pub observers: usize,
+    /// Trials per size and implementation.
     pub trials: usize,
+    /// Implementations to run.
     pub implementations: Vec<Implementation>,
+    /// Java runs only for ensembles of at most this many processes
+    /// (voters + observers); larger ones are zkfle only.
+    pub java_max_peers: usize,
+    /// Record the cold start.
     pub cold: bool,
+    /// Kill the leader after the cold start.
     pub failover: bool,
     /// Hung leader instead of a crashed one: SIGSTOP, time until the others
     /// serve a new leader, then SIGCONT and time until it rejoins.
     pub hung: bool,
+    /// tickTime (ms).
     pub tick_ms: u64,
+    /// initLimit (ticks).
     pub init_limit: u32,
+    /// syncLimit (ticks).
     pub sync_limit: u32,
-    /// Ports: client base+sid, quorum base+100+sid, election base+200+sid.
-    pub zkfle_base_port: u16,
-    /// zk-ensemble.sh's ZK_CLIENT_BASE; quorum +100, election +200.
-    pub java_base_port: u16,
-    pub zk_ensemble: PathBuf,
+    /// zkfle's ports.
+    pub zkfle_ports: PortPlan,
+    /// Java's ports.
+    pub java_ports: PortPlan,
+    /// The java binary.
+    pub java_bin: PathBuf,
+    /// Java's -Xmx in MB.
+    pub java_heap_mb: u32,
+    /// Java's log4j root level (INFO is ZooKeeper's default).
+    pub java_log_level: String,
     /// The zkfle binary to launch (`zkfle run`).
     pub zkfle_bin: PathBuf,
     /// Give up on one trial after this long.
@@ -63,6 +80,10 @@ pub struct ElectionBenchOptions {
     /// Pause between the cold start settling and the failover or hung-leader
     /// step, for both implementations alike.
     pub settle: Duration,
+    /// Where every peer's data directory goes (both implementations): the
+    /// system's temporary directory by default; a tmpfs such as /dev/shm
+    /// takes the disk's fsync latency out of the figures.
+    pub data_root: PathBuf,
     /// Where zkfle peers' logs go instead of the ensemble's temporary
     /// directory, which is deleted with it.
     pub keep_logs: Option<PathBuf>,
@@ -71,39 +92,43 @@ pub struct ElectionBenchOptions {
 /// Failures that stop the benchmark.
 #[derive(Debug, thiserror::Error)]
 pub enum ElectionBenchError {
+    /// A scratch directory or file could not be made.
     #[error("cannot create a working directory: {0}")]
     WorkDir(std::io::Error),
+    /// A process could not be launched.
     #[error("cannot launch {what}: {source}")]
     Launch {
+        /// What.
         what: String,
+        /// Why.
         source: std::io::Error,
     },
-    #[error("zk-ensemble.sh {cmd} failed: {output}")]
-    Script { cmd: String, output: String },
+    /// A trial did not settle in time.
     #[error("{implementation} N={n}: {what} did not settle within {secs} s (last seen: {last})")]
     Timeout {
+        /// Which implementation.
         implementation: Implementation,
+        /// Voters.
         n: usize,
+        /// Which step.
         what: &'static str,
+        /// The timeout.
         secs: u64,
+        /// What the last checks saw.
         last: String,
     },
-}
-
-/// One peer's resource use, read from /proc once the ensemble settled.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ProcessStats {
-    pub rss_kb: u64,
-    pub threads: u64,
-    pub cpu_ms: u64,
 }
 
 /// Min/median/max of a series of milliseconds.
 #[derive(Debug, Clone, Copy)]
 pub struct Summary {
+    /// Smallest.
     pub min: f64,
+    /// Median (mean of the middle two for an even count).
     pub median: f64,
+    /// Largest.
     pub max: f64,
+    /// Count.
     pub samples: usize,
 }
 
@@ -132,463 +157,105 @@ impl Summary {
 /// The figures of one implementation at one ensemble size.
 #[derive(Debug, Clone)]
 pub struct SizeResult {
+    /// Which implementation.
     pub implementation: Implementation,
+    /// Voters.
     pub n: usize,
+    /// Observers.
+    pub observers: usize,
+    /// First launch until all settled, per trial.
     pub cold_ms: Vec<f64>,
+    /// First launch until the last launch returned, per trial.
+    pub launch_ms: Vec<f64>,
+    /// SIGKILL of the leader until the survivors settled.
     pub failover_ms: Vec<f64>,
     /// SIGSTOP of the leader until the others serve a new one.
     pub hung_ms: Vec<f64>,
-    /// SIGCONT of the old leader until all N serve again.
+    /// SIGCONT of the old leader until all serve again.
     pub rejoin_ms: Vec<f64>,
-    /// Per-peer stats of the last trial, after it settled.
-    pub stats: Vec<ProcessStats>,
+    /// Per-peer stats of the last trial, once it had settled for
+    /// [`ElectionBenchOptions::settle`], with the peer's role.
+    pub stats: Vec<(Role, ProcessStats)>,
+    /// Notifications sent and received by all peers together (zkfle's
+    /// `mntr`) up to the end of the settle pause, per trial.
+    pub notifications: Vec<(u64, u64)>,
 }
 
-fn now_ns() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
-}
-
-/// Sends a four-letter word and returns the answer ("" if none).
-pub fn four_letter(addr: SocketAddr, word: &str) -> String {
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
-        return String::new();
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    if s.write_all(word.as_bytes()).is_err() {
-        return String::new();
-    }
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
-}
-
-/// The `Mode:` of a `srvr` answer: leader, follower, observer, or None.
-pub fn mode(addr: SocketAddr) -> Option<String> {
-    four_letter(addr, "srvr")
-        .lines()
-        .find_map(|l| l.strip_prefix("Mode: ").map(|m| m.trim().to_string()))
-}
-
-/// Polls until exactly one of `ports` reports leader and all others
-/// follower; returns the time that happened (ns since the epoch).
-fn wait_settled(ports: &[u16], timeout: Duration) -> Result<u128, String> {
-    let deadline = Instant::now() + timeout;
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        let modes: Vec<Option<String>> = ports
-            .iter()
-            .map(|p| mode(SocketAddr::from(([127, 0, 0, 1], *p))))
-            .collect();
-        let t = now_ns();
-        let leaders = modes
-            .iter()
-            .filter(|m| m.as_deref() == Some("leader"))
-            .count();
-        let followers = modes
-            .iter()
-            .filter(|m| m.as_deref() == Some("follower"))
-            .count();
-        if leaders == 1 && leaders + followers == ports.len() {
-            return Ok(t);
+impl SizeResult {
+    /// No figures yet.
+    pub fn new(implementation: Implementation, n: usize, observers: usize) -> SizeResult {
+        SizeResult {
+            implementation,
+            n,
+            observers,
+            cold_ms: Vec::new(),
+            launch_ms: Vec::new(),
+            failover_ms: Vec::new(),
+            hung_ms: Vec::new(),
+            rejoin_ms: Vec::new(),
+            stats: Vec::new(),
+            notifications: Vec::new(),
         }
-        last = format!("{modes:?}");
-        std::thread::sleep(Duration::from_millis(5));
     }
-    Err(last)
+
+    /// "N=51" or "N=7+50" (voters + observers).
+    pub fn label(&self) -> String {
+        if self.observers > 0 {
+            format!("N={}+{}", self.n, self.observers)
+        } else {
+            format!("N={}", self.n)
+        }
+    }
 }
 
-fn leader_index(ports: &[u16]) -> Option<usize> {
+/// Notifications sent and received by the peers on `ports` together.
+fn notification_total(ports: &[u16]) -> (u64, u64) {
     ports
         .iter()
-        .position(|p| mode(SocketAddr::from(([127, 0, 0, 1], *p))).as_deref() == Some("leader"))
-}
-
-/// Reads RSS, thread count and CPU time of a process from /proc.
-pub fn process_stats(pid: u32) -> Option<ProcessStats> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse::<u64>().ok())
-    };
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name; utime and stime are the
-    // 14th and 15th fields of the whole line.
-    let rest = stat.rsplit_once(')')?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = f.get(11)?.parse().ok()?;
-    let stime: u64 = f.get(12)?.parse().ok()?;
-    // Linux reports in clock ticks of 100 Hz on every supported platform.
-    Some(ProcessStats {
-        rss_kb: field("VmRSS:")?,
-        threads: field("Threads:")?,
-        cpu_ms: (utime + stime) * 10,
-    })
-}
-
-trait Ensemble {
-    fn client_ports(&self) -> Vec<u16>;
-    /// Launches every peer back to back; returns the first launch time.
-    fn start(&mut self) -> Result<u128, ElectionBenchError>;
-    /// SIGKILLs peer `index`; returns the kill time.
-    fn kill(&mut self, index: usize) -> Result<u128, ElectionBenchError>;
-    /// Sends SIGSTOP or SIGCONT to peer `index`; returns the time sent.
-    fn signal(&mut self, index: usize, sig: &str) -> Result<u128, ElectionBenchError>;
-    fn pids(&self) -> Vec<u32>;
-    fn stop(&mut self);
-}
-
-struct ZkfleEnsemble {
-    dir: WorkDir,
-    bin: PathBuf,
-    n: usize,
-    base: u16,
-    children: Vec<Option<Child>>,
-    /// `Some((dir, trial))` when logs are kept.
-    keep_logs: Option<(PathBuf, usize)>,
-}
-
-impl ZkfleEnsemble {
-    fn new(
-        opts: &ElectionBenchOptions,
-        n: usize,
-        trial: usize,
-    ) -> Result<Self, ElectionBenchError> {
-        let dir = WorkDir::new("zkfle-bench-").map_err(ElectionBenchError::WorkDir)?;
-        let mut servers = String::new();
-        for sid in 1..=n as u16 {
-            let _ = writeln!(
-                servers,
-                "server.{sid}=127.0.0.1:{}:{}",
-                opts.zkfle_base_port + 100 + sid,
-                opts.zkfle_base_port + 200 + sid
-            );
-        }
-        for sid in 1..=n as u16 {
-            let data = dir.path().join(format!("node{sid}"));
-            std::fs::create_dir_all(&data).map_err(ElectionBenchError::WorkDir)?;
-            std::fs::write(data.join("myid"), format!("{sid}\n"))
-                .map_err(ElectionBenchError::WorkDir)?;
-            let cfg = format!(
-                "tickTime={}\ninitLimit={}\nsyncLimit={}\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n{servers}",
-                opts.tick_ms,
-                opts.init_limit,
-                opts.sync_limit,
-                data.display(),
-                opts.zkfle_base_port + sid
-            );
-            std::fs::write(dir.path().join(format!("zoo{sid}.cfg")), cfg)
-                .map_err(ElectionBenchError::WorkDir)?;
-        }
-        Ok(ZkfleEnsemble {
-            dir,
-            bin: opts.zkfle_bin.clone(),
-            n,
-            base: opts.zkfle_base_port,
-            children: Vec::new(),
-            keep_logs: opts.keep_logs.clone().map(|d| (d, trial)),
-        })
-    }
-
-    fn wipe_data(&self) {
-        for sid in 1..=self.n {
-            let _ = std::fs::remove_dir_all(self.dir.path().join(format!("node{sid}/version-2")));
-        }
-    }
-}
-
-impl Ensemble for ZkfleEnsemble {
-    fn client_ports(&self) -> Vec<u16> {
-        (1..=self.n as u16).map(|s| self.base + s).collect()
-    }
-
-    fn start(&mut self) -> Result<u128, ElectionBenchError> {
-        self.wipe_data();
-        let t0 = now_ns();
-        for sid in 1..=self.n {
-            let (log_path, level) = match &self.keep_logs {
-                Some((dir, trial)) => {
-                    std::fs::create_dir_all(dir).map_err(ElectionBenchError::WorkDir)?;
-                    (
-                        dir.join(format!("n{}-trial{trial}-sid{sid}.log", self.n)),
-                        std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-                    )
-                }
-                None => (
-                    self.dir.path().join(format!("node{sid}.log")),
-                    "info".into(),
-                ),
-            };
-            let log = std::fs::File::create(log_path).map_err(ElectionBenchError::WorkDir)?;
-            let child = Command::new(&self.bin)
-                .arg("run")
-                .arg(self.dir.path().join(format!("zoo{sid}.cfg")))
-                .env("RUST_LOG", level)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .map_err(|source| ElectionBenchError::Launch {
-                    what: self.bin.display().to_string(),
-                    source,
-                })?;
-            self.children.push(Some(child));
-        }
-        Ok(t0)
-    }
-
-    fn kill(&mut self, index: usize) -> Result<u128, ElectionBenchError> {
-        let t = now_ns();
-        if let Some(Some(c)) = self.children.get_mut(index) {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if let Some(slot) = self.children.get_mut(index) {
-            *slot = None;
-        }
-        Ok(t)
-    }
-
-    fn signal(&mut self, index: usize, sig: &str) -> Result<u128, ElectionBenchError> {
-        let Some(Some(c)) = self.children.get(index) else {
-            return Ok(now_ns());
-        };
-        let t = now_ns();
-        Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(c.id().to_string())
-            .status()
-            .map_err(|source| ElectionBenchError::Launch {
-                what: "kill".into(),
-                source,
-            })?;
-        Ok(t)
-    }
-
-    fn pids(&self) -> Vec<u32> {
-        self.children.iter().flatten().map(|c| c.id()).collect()
-    }
-
-    fn stop(&mut self) {
-        for c in self.children.iter_mut().flatten() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        self.children.clear();
-    }
-}
-
-impl Drop for ZkfleEnsemble {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-struct JavaEnsemble {
-    script: PathBuf,
-    dir: WorkDir,
-    n: usize,
-    base: u16,
-    opts: (u64, u32, u32),
-    started: bool,
-}
-
-impl JavaEnsemble {
-    fn new(opts: &ElectionBenchOptions, n: usize) -> Result<Self, ElectionBenchError> {
-        Ok(JavaEnsemble {
-            script: opts.zk_ensemble.clone(),
-            dir: WorkDir::new("zk-bench-").map_err(ElectionBenchError::WorkDir)?,
-            n,
-            base: opts.java_base_port,
-            opts: (opts.tick_ms, opts.init_limit, opts.sync_limit),
-            started: false,
-        })
-    }
-
-    fn zk_dir(&self) -> PathBuf {
-        self.dir.path().join("zk")
-    }
-
-    fn script(&self, args: &[&str]) -> Result<String, ElectionBenchError> {
-        let out = Command::new("bash")
-            .arg(&self.script)
-            .args(args)
-            .env("ZK_DIR", self.zk_dir())
-            .env("ZK_SIZE", self.n.to_string())
-            .env("ZK_CLIENT_BASE", self.base.to_string())
-            .env("ZK_QUORUM_BASE", (self.base + 100).to_string())
-            .env("ZK_ELECTION_BASE", (self.base + 200).to_string())
-            .env("ZK_TICK", self.opts.0.to_string())
-            .env("ZK_INIT", self.opts.1.to_string())
-            .env("ZK_SYNC", self.opts.2.to_string())
-            .output()
-            .map_err(|source| ElectionBenchError::Launch {
-                what: self.script.display().to_string(),
-                source,
-            })?;
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if !out.status.success() {
-            return Err(ElectionBenchError::Script {
-                cmd: args.join(" "),
-                output: text,
-            });
-        }
-        Ok(text)
-    }
-
-    fn read_ns(&self, sid: usize, file: &str) -> Option<u128> {
-        std::fs::read_to_string(self.zk_dir().join(format!("node{sid}/{file}")))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    }
-}
-
-impl Ensemble for JavaEnsemble {
-    fn client_ports(&self) -> Vec<u16> {
-        (1..=self.n as u16).map(|s| self.base + s).collect()
-    }
-
-    fn start(&mut self) -> Result<u128, ElectionBenchError> {
-        self.script(&["start"])?;
-        self.started = true;
-        Ok((1..=self.n)
-            .filter_map(|s| self.read_ns(s, "start_ns"))
-            .min()
-            .unwrap_or_else(now_ns))
-    }
-
-    fn kill(&mut self, index: usize) -> Result<u128, ElectionBenchError> {
-        let sid = index + 1;
-        self.script(&["kill", &sid.to_string()])?;
-        Ok(self.read_ns(sid, "killed_ns").unwrap_or_else(now_ns))
-    }
-
-    fn signal(&mut self, index: usize, sig: &str) -> Result<u128, ElectionBenchError> {
-        let t = now_ns();
-        self.script(&["kill", &(index + 1).to_string(), sig])?;
-        Ok(t)
-    }
-
-    fn pids(&self) -> Vec<u32> {
-        (1..=self.n)
-            .filter_map(|s| {
-                std::fs::read_to_string(self.zk_dir().join(format!("node{s}/pid"))).ok()
-            })
-            .filter_map(|p| p.trim().parse().ok())
-            .filter(|p: &u32| Path::new(&format!("/proc/{p}")).exists())
-            .collect()
-    }
-
-    fn stop(&mut self) {
-        if self.started {
-            let _ = self.script(&["stop"]);
-            self.started = false;
-        }
-    }
-}
-
-impl Drop for JavaEnsemble {
-    fn drop(&mut self) {
-        self.stop();
-    }
+        .filter_map(|p| ensemble::notification_counts(*p))
+        .fold((0, 0), |(s, r), (a, b)| (s + a, r + b))
 }
 
 fn ms_between(t0: u128, t1: u128) -> f64 {
     t1.saturating_sub(t0) as f64 / 1e6
 }
 
+/// True if at least `mb` MB of memory are available (MemAvailable).
+fn memory_available_mb(mb: u64) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/meminfo") else {
+        return true;
+    };
+    info.lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(true, |kb| kb / 1024 >= mb)
+}
+
 /// Runs every configured trial; prints one line per trial to stdout.
 pub fn run(opts: &ElectionBenchOptions) -> Result<Vec<SizeResult>, ElectionBenchError> {
     let mut results = Vec::new();
     for &n in &opts.sizes {
+        let total = n + opts.observers;
         for &imp in &opts.implementations {
-            let mut r = SizeResult {
-                implementation: imp,
-                n,
-                cold_ms: Vec::new(),
-                failover_ms: Vec::new(),
-                hung_ms: Vec::new(),
-                rejoin_ms: Vec::new(),
-                stats: Vec::new(),
-            };
+            if imp == Implementation::Java {
+                if total > opts.java_max_peers {
+                    println!(
+                        "skip impl=java n={n} observers={}: {total} JVMs is more than --java-max-peers {}",
+                        opts.observers, opts.java_max_peers
+                    );
+                    continue;
+                }
+                // A JVM here takes 80-120 MB resident; keep a margin for
+                // everyone else on the machine.
+                if !memory_available_mb(total as u64 * 200 + 2048) {
+                    println!("skip impl=java n={n}: not enough memory for {total} JVMs");
+                    continue;
+                }
+            }
+            let mut r = SizeResult::new(imp, n, opts.observers);
             for trial in 1..=opts.trials {
-                let mut ens: Box<dyn Ensemble> = match imp {
-                    Implementation::Zkfle => Box::new(ZkfleEnsemble::new(opts, n, trial)?),
-                    Implementation::Java => Box::new(JavaEnsemble::new(opts, n)?),
-                };
-                let ports = ens.client_ports();
-                let t0 = ens.start()?;
-                let settled = wait_settled(&ports, opts.trial_timeout).map_err(|last| {
-                    ElectionBenchError::Timeout {
-                        implementation: imp,
-                        n,
-                        what: "cold start",
-                        secs: opts.trial_timeout.as_secs(),
-                        last,
-                    }
-                })?;
-                let cold = ms_between(t0, settled);
-                if opts.cold {
-                    println!("trial impl={imp} n={n} trial={trial} scenario=cold ms={cold:.1}");
-                    r.cold_ms.push(cold);
-                }
-                r.stats = ens.pids().into_iter().filter_map(process_stats).collect();
-                // Failover is measured on a settled ensemble, as it happens in
-                // service: right after a cold start the peers are still
-                // finishing connection set-up (dial loops, call-backs).
-                std::thread::sleep(opts.settle);
-                let leader = leader_index(&ports);
-                let survivors = |leader: usize| -> Vec<u16> {
-                    ports
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, _)| *i != leader)
-                        .map(|(_, p)| *p)
-                        .collect()
-                };
-                let timeout = |what: &'static str, last: String| ElectionBenchError::Timeout {
-                    implementation: imp,
-                    n,
-                    what,
-                    secs: opts.trial_timeout.as_secs(),
-                    last,
-                };
-                if let (true, Some(leader)) = (opts.hung, leader) {
-                    let t_stop = ens.signal(leader, "STOP")?;
-                    let others = survivors(leader);
-                    // A stopped leader still answers nothing: its client port
-                    // hangs, so only the others are polled.
-                    let settled = wait_settled(&others, opts.trial_timeout)
-                        .map_err(|last| timeout("hung leader", last))?;
-                    let ms = ms_between(t_stop, settled);
-                    println!("trial impl={imp} n={n} trial={trial} scenario=hung ms={ms:.1}");
-                    r.hung_ms.push(ms);
-                    let t_cont = ens.signal(leader, "CONT")?;
-                    let settled = wait_settled(&ports, opts.trial_timeout)
-                        .map_err(|last| timeout("rejoin", last))?;
-                    let ms = ms_between(t_cont, settled);
-                    println!("trial impl={imp} n={n} trial={trial} scenario=rejoin ms={ms:.1}");
-                    r.rejoin_ms.push(ms);
-                } else if let (true, Some(leader)) = (opts.failover, leader) {
-                    let t_kill = ens.kill(leader)?;
-                    let settled = wait_settled(&survivors(leader), opts.trial_timeout)
-                        .map_err(|last| timeout("failover", last))?;
-                    let ms = ms_between(t_kill, settled);
-                    println!("trial impl={imp} n={n} trial={trial} scenario=failover ms={ms:.1}");
-                    r.failover_ms.push(ms);
-                }
-                ens.stop();
+                run_trial(opts, imp, n, trial, &mut r)?;
             }
             results.push(r);
         }
@@ -596,33 +263,195 @@ pub fn run(opts: &ElectionBenchOptions) -> Result<Vec<SizeResult>, ElectionBench
     Ok(results)
 }
 
+fn run_trial(
+    opts: &ElectionBenchOptions,
+    imp: Implementation,
+    n: usize,
+    trial: usize,
+    r: &mut SizeResult,
+) -> Result<(), ElectionBenchError> {
+    let label = r.label();
+    let mut ens = ensemble::make(imp, opts, n, trial)?;
+    let peers = ens.peers();
+    let ports: Vec<u16> = peers.iter().map(|p| p.0).collect();
+    let timeout = |what: &'static str, last: String| ElectionBenchError::Timeout {
+        implementation: imp,
+        n,
+        what,
+        secs: opts.trial_timeout.as_secs(),
+        last,
+    };
+    let (t0, t_launched) = ens.start()?;
+    let settled = ensemble::wait_settled(
+        &Watch {
+            peers: peers.clone(),
+            looking_above: Vec::new(),
+        },
+        opts.trial_timeout,
+    )
+    .map_err(|last| timeout("cold start", last))?;
+    let cold = ms_between(t0, settled.at);
+    let launch = ms_between(t0, t_launched);
+    if opts.cold {
+        println!(
+            "trial impl={imp} {label} trial={trial} scenario=cold ms={cold:.1} launch_ms={launch:.1} polls={}",
+            settled.polls
+        );
+        r.cold_ms.push(cold);
+        r.launch_ms.push(launch);
+    }
+    // Failover is measured on a settled ensemble, as it happens in
+    // service: right after a cold start the peers are still finishing
+    // connection set-up (dial loops, call-backs). Resources are read then
+    // too, once every link exists.
+    std::thread::sleep(opts.settle);
+    r.stats = ens
+        .pids()
+        .into_iter()
+        .filter_map(|(i, pid)| process_stats(pid).map(|s| (peers[i].1, s)))
+        .collect();
+    println!(
+        "trial impl={imp} {label} trial={trial} scenario=cold all_cpu_ms={}",
+        r.stats.iter().map(|(_, s)| s.cpu_ms).sum::<u64>()
+    );
+    if imp == Implementation::Zkfle {
+        let total = notification_total(&ports);
+        println!(
+            "trial impl={imp} {label} trial={trial} scenario=cold notifications_sent={} notifications_received={}",
+            total.0, total.1
+        );
+        r.notifications.push(total);
+    }
+    let before = ensemble::modes(&ports);
+    let leader = before
+        .iter()
+        .position(|m| m.as_ref().is_some_and(|m| m.mode == "leader"));
+    let Some(leader) = leader else {
+        ens.stop();
+        return Ok(());
+    };
+    // Everyone must go through a new election: the count each peer
+    // reports now is what it must exceed.
+    let counts: Vec<i64> = ports
+        .iter()
+        .map(|p| ensemble::looking_count(*p).unwrap_or(0))
+        .collect();
+    let count = |i: usize| counts[i];
+    let others = Watch {
+        peers: (0..peers.len())
+            .filter(|&i| i != leader)
+            .map(|i| peers[i])
+            .collect(),
+        looking_above: (0..peers.len())
+            .filter(|&i| i != leader)
+            .map(count)
+            .collect(),
+    };
+    let survivor_ports: Vec<u16> = others.peers.iter().map(|p| p.0).collect();
+    let survivors_before =
+        (imp == Implementation::Zkfle).then(|| notification_total(&survivor_ports));
+    let everyone = Watch {
+        peers: peers.clone(),
+        looking_above: (0..peers.len()).map(count).collect(),
+    };
+    if opts.hung {
+        let t_stop = ens.signal(leader, "STOP")?;
+        // A stopped leader answers nothing: its client port hangs, so
+        // only the others are watched.
+        let s = ensemble::wait_settled(&others, opts.trial_timeout)
+            .map_err(|last| timeout("hung leader", last))?;
+        let ms = ms_between(t_stop, s.at);
+        println!("trial impl={imp} {label} trial={trial} scenario=hung ms={ms:.1}");
+        r.hung_ms.push(ms);
+        let t_cont = ens.signal(leader, "CONT")?;
+        let s = ensemble::wait_settled(&everyone, opts.trial_timeout)
+            .map_err(|last| timeout("rejoin", last))?;
+        let ms = ms_between(t_cont, s.at);
+        println!("trial impl={imp} {label} trial={trial} scenario=rejoin ms={ms:.1}");
+        r.rejoin_ms.push(ms);
+    } else if opts.failover {
+        let cpu = |ens: &dyn ensemble::Ensemble| -> u64 {
+            ens.pids()
+                .into_iter()
+                .filter(|(i, _)| *i != leader)
+                .filter_map(|(_, pid)| process_stats(pid))
+                .map(|s| s.cpu_ms)
+                .sum()
+        };
+        let cpu_before = cpu(ens.as_ref());
+        let t_kill = ens.kill(leader)?;
+        let s = ensemble::wait_settled(&others, opts.trial_timeout)
+            .map_err(|last| timeout("failover", last))?;
+        let ms = ms_between(t_kill, s.at);
+        println!(
+            "trial impl={imp} {label} trial={trial} scenario=failover survivors_cpu_ms={}",
+            cpu(ens.as_ref()).saturating_sub(cpu_before)
+        );
+        println!(
+            "trial impl={imp} {label} trial={trial} scenario=failover ms={ms:.1} polls={}",
+            s.polls
+        );
+        r.failover_ms.push(ms);
+        if let Some(before) = survivors_before {
+            // The survivors' counters grew by the failover's traffic (what
+            // the dead leader sent before dying is not in it).
+            let after = notification_total(&survivor_ports);
+            println!(
+                "trial impl={imp} {label} trial={trial} scenario=failover notifications_sent={} notifications_received={}",
+                after.0.saturating_sub(before.0),
+                after.1.saturating_sub(before.1)
+            );
+        }
+    }
+    ens.stop();
+    Ok(())
+}
+
 /// The summary table: one line per implementation, size and scenario, then
 /// resource use, then the zkfle/Java ratios where both ran.
 pub fn summary_lines(results: &[SizeResult]) -> Vec<String> {
     let mut out = Vec::new();
     for r in results {
+        let label = r.label();
         for (scenario, v) in [
             ("cold", &r.cold_ms),
+            ("launch", &r.launch_ms),
             ("failover", &r.failover_ms),
             ("hung", &r.hung_ms),
             ("rejoin", &r.rejoin_ms),
         ] {
             if let Some(s) = Summary::of(v) {
                 out.push(format!(
-                    "result impl={} n={} scenario={scenario} min_ms={:.1} median_ms={:.1} max_ms={:.1} trials={}",
-                    r.implementation, r.n, s.min, s.median, s.max, s.samples
+                    "result impl={} {label} scenario={scenario} min_ms={:.1} median_ms={:.1} max_ms={:.1} trials={}",
+                    r.implementation, s.min, s.median, s.max, s.samples
                 ));
             }
         }
-        if !r.stats.is_empty() {
-            let k = r.stats.len() as u64;
+        for (role, name) in [(Role::Voter, "voters"), (Role::Observer, "observers")] {
+            let s: Vec<&ProcessStats> = r
+                .stats
+                .iter()
+                .filter(|(x, _)| *x == role)
+                .map(|(_, s)| s)
+                .collect();
+            if s.is_empty() {
+                continue;
+            }
+            let k = s.len() as u64;
+            let max = |f: fn(&ProcessStats) -> u64| s.iter().map(|x| f(x)).max().unwrap_or(0);
+            let avg = |f: fn(&ProcessStats) -> u64| s.iter().map(|x| f(x)).sum::<u64>() / k;
             out.push(format!(
-                "resources impl={} n={} rss_kb_avg={} threads_avg={} cpu_ms_avg={}",
+                "resources impl={} {label} {name}={k} rss_kb_avg={} rss_kb_max={} hwm_kb_max={} anon_kb_avg={} anon_kb_max={} threads_avg={} threads_max={} cpu_ms_avg={} cpu_ms_max={}",
                 r.implementation,
-                r.n,
-                r.stats.iter().map(|s| s.rss_kb).sum::<u64>() / k,
-                r.stats.iter().map(|s| s.threads).sum::<u64>() / k,
-                r.stats.iter().map(|s| s.cpu_ms).sum::<u64>() / k
+                avg(|x| x.rss_kb),
+                max(|x| x.rss_kb),
+                max(|x| x.hwm_kb),
+                avg(|x| x.anon_kb),
+                max(|x| x.anon_kb),
+                avg(|x| x.threads),
+                max(|x| x.threads),
+                avg(|x| x.cpu_ms),
+                max(|x| x.cpu_ms),
             ));
         }
     }
@@ -630,10 +459,9 @@ pub fn summary_lines(results: &[SizeResult]) -> Vec<String> {
         .iter()
         .filter(|r| r.implementation == Implementation::Zkfle)
     {
-        let Some(j) = results
-            .iter()
-            .find(|r| r.implementation == Implementation::Java && r.n == z.n)
-        else {
+        let Some(j) = results.iter().find(|r| {
+            r.implementation == Implementation::Java && r.n == z.n && r.observers == z.observers
+        }) else {
             continue;
         };
         for (scenario, zv, jv) in [
@@ -642,8 +470,8 @@ pub fn summary_lines(results: &[SizeResult]) -> Vec<String> {
         ] {
             if let (Some(zs), Some(js)) = (Summary::of(zv), Summary::of(jv)) {
                 out.push(format!(
-                    "ratio n={} scenario={scenario} java_over_zkfle_median={:.1}",
-                    z.n,
+                    "ratio {} scenario={scenario} java_over_zkfle_median={:.1}",
+                    z.label(),
                     js.median / zs.median.max(0.001)
                 ));
             }
@@ -664,182 +492,34 @@ mod tests {
     }
 
     #[test]
-    fn own_process_stats_are_read() {
-        let s = process_stats(std::process::id()).expect("/proc is readable");
-        assert!(s.rss_kb > 0 && s.threads >= 1);
-    }
-}
-
-/// A grouped bar chart (SVG) of the median figures: one group per scenario
-/// and ensemble size, one bar per implementation, on a log scale because
-/// Java's cold start (JVM boot included) and zkfle's differ by orders of
-/// magnitude. Whiskers show min and max.
-pub fn svg_chart(results: &[SizeResult]) -> String {
-    struct Bar {
-        label: String,
-        implementation: Implementation,
-        summary: Summary,
-    }
-    let mut groups: Vec<(String, Vec<Bar>)> = Vec::new();
-    for scenario in ["cold", "failover", "hung"] {
-        let mut sizes: Vec<usize> = results.iter().map(|r| r.n).collect();
-        sizes.sort_unstable();
-        sizes.dedup();
-        for n in sizes {
-            let bars: Vec<Bar> = results
-                .iter()
-                .filter(|r| r.n == n)
-                .filter_map(|r| {
-                    let v = match scenario {
-                        "cold" => &r.cold_ms,
-                        "failover" => &r.failover_ms,
-                        _ => &r.hung_ms,
-                    };
-                    Summary::of(v).map(|summary| Bar {
-                        label: format!("{:.0}", summary.median),
-                        implementation: r.implementation,
-                        summary,
-                    })
-                })
-                .collect();
-            if !bars.is_empty() {
-                groups.push((format!("{scenario} N={n}"), bars));
-            }
-        }
-    }
-    let (w, h, left, bottom, top) = (
-        120.0 * groups.len().max(1) as f64 + 80.0,
-        360.0,
-        60.0,
-        60.0,
-        30.0,
-    );
-    let plot_h = h - bottom - top;
-    let (lo, hi) = (0.0f64, 4.0f64); // 1 ms .. 10 s
-    let y =
-        |ms: f64| top + plot_h * (1.0 - ((ms.max(1.0).log10() - lo) / (hi - lo)).clamp(0.0, 1.0));
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w:.0}\" height=\"{h:.0}\" font-family=\"sans-serif\" font-size=\"11\">"
-    );
-    let _ = writeln!(s, "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>");
-    let _ = writeln!(
-        s,
-        "<text x=\"{left}\" y=\"18\" font-size=\"13\">Election latency, median ms (log scale; whiskers: min-max)</text>"
-    );
-    for (ms, label) in [
-        (1.0, "1"),
-        (10.0, "10"),
-        (100.0, "100"),
-        (1000.0, "1 s"),
-        (10000.0, "10 s"),
-    ] {
-        let yy = y(ms);
-        let _ = writeln!(
-            s,
-            "<line x1=\"{left}\" x2=\"{:.0}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\" stroke=\"#ddd\"/><text x=\"{:.0}\" y=\"{:.1}\" text-anchor=\"end\">{label}</text>",
-            w - 10.0,
-            left - 6.0,
-            yy + 4.0
-        );
-    }
-    for (gi, (name, bars)) in groups.iter().enumerate() {
-        let gx = left + 10.0 + gi as f64 * 120.0;
-        for (bi, b) in bars.iter().enumerate() {
-            let x = gx + bi as f64 * 48.0;
-            let color = match b.implementation {
-                Implementation::Zkfle => "#2b7bb9",
-                Implementation::Java => "#d9822b",
-            };
-            let (y_med, y_min, y_max) = (y(b.summary.median), y(b.summary.min), y(b.summary.max));
-            let base = top + plot_h;
-            let _ = writeln!(
-                s,
-                "<rect x=\"{x:.1}\" y=\"{y_med:.1}\" width=\"40\" height=\"{:.1}\" fill=\"{color}\"/>",
-                (base - y_med).max(0.0)
-            );
-            let _ = writeln!(
-                s,
-                "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{y_min:.1}\" y2=\"{y_max:.1}\" stroke=\"black\"/>",
-                x + 20.0
-            );
-            let _ = writeln!(
-                s,
-                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-                x + 20.0,
-                y_max - 4.0,
-                b.label
-            );
-        }
-        let _ = writeln!(
-            s,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{name}</text>",
-            gx + 44.0,
-            top + plot_h + 18.0
-        );
-    }
-    let ly = h - 14.0;
-    let _ = writeln!(
-        s,
-        "<rect x=\"{left}\" y=\"{:.0}\" width=\"12\" height=\"12\" fill=\"#2b7bb9\"/><text x=\"{:.0}\" y=\"{ly:.0}\">zkfle</text>",
-        ly - 10.0,
-        left + 16.0
-    );
-    let _ = writeln!(
-        s,
-        "<rect x=\"{:.0}\" y=\"{:.0}\" width=\"12\" height=\"12\" fill=\"#d9822b\"/><text x=\"{:.0}\" y=\"{ly:.0}\">Java ZooKeeper 3.8</text>",
-        left + 70.0,
-        ly - 10.0,
-        left + 86.0
-    );
-    s.push_str("</svg>\n");
-    s
-}
-
-#[cfg(test)]
-mod chart_tests {
-    use super::*;
-
-    #[test]
-    fn chart_has_one_bar_per_implementation_and_figure() {
-        let r = |implementation, cold: f64, failover: f64| SizeResult {
-            implementation,
-            n: 3,
-            cold_ms: vec![cold],
-            failover_ms: vec![failover],
-            hung_ms: Vec::new(),
-            rejoin_ms: Vec::new(),
-            stats: Vec::new(),
+    fn summary_lines_split_voters_and_observers() {
+        let mut r = SizeResult::new(Implementation::Zkfle, 7, 2);
+        r.cold_ms = vec![30.0, 10.0, 20.0];
+        let st = |rss_kb| ProcessStats {
+            rss_kb,
+            hwm_kb: rss_kb + 1,
+            anon_kb: rss_kb / 2,
+            threads: 10,
+            cpu_ms: 20,
         };
-        let svg = svg_chart(&[
-            r(Implementation::Zkfle, 40.0, 30.0),
-            r(Implementation::Java, 2300.0, 400.0),
-        ]);
-        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        r.stats = vec![
+            (Role::Voter, st(5000)),
+            (Role::Voter, st(7000)),
+            (Role::Observer, st(4000)),
+        ];
+        let lines = summary_lines(&[r]);
+        assert!(lines.contains(&"result impl=zkfle N=7+2 scenario=cold min_ms=10.0 median_ms=20.0 max_ms=30.0 trials=3".to_string()), "{lines:?}");
         assert!(
-            !svg.contains(">hung N=3<"),
-            "no hung bars without hung data"
+            lines
+                .iter()
+                .any(|l| l.contains("voters=2 rss_kb_avg=6000 rss_kb_max=7000 hwm_kb_max=7001")),
+            "{lines:?}"
         );
-        assert_eq!(
-            svg.matches("width=\"40\"").count(),
-            4,
-            "two scenarios x two implementations"
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("observers=1 rss_kb_avg=4000")),
+            "{lines:?}"
         );
-        for label in [
-            ">40<",
-            ">2300<",
-            ">30<",
-            ">400<",
-            ">cold N=3<",
-            ">failover N=3<",
-        ] {
-            assert!(svg.contains(label), "missing {label}");
-        }
-        // A hung scenario gets its own bars with its own figures.
-        let mut hung = r(Implementation::Zkfle, 40.0, 30.0);
-        hung.hung_ms = vec![1015.0];
-        let svg = svg_chart(&[hung]);
-        assert!(svg.contains(">hung N=3<") && svg.contains(">1015<"));
     }
 }

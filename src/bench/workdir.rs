@@ -17,6 +17,11 @@ impl WorkDir {
     /// Creates `<tmp>/<prefix><pid>-<nanos>-<n>`; `create_dir` fails on a
     /// name that exists, so two runs never share a directory.
     pub fn new(prefix: &str) -> io::Result<WorkDir> {
+        WorkDir::new_in(&std::env::temp_dir(), prefix)
+    }
+
+    /// [`WorkDir::new`] under `parent` instead of the temporary directory.
+    pub fn new_in(parent: &Path, prefix: &str) -> io::Result<WorkDir> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -25,8 +30,7 @@ impl WorkDir {
         let mut last = None;
         for _ in 0..100 {
             let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            let path =
-                std::env::temp_dir().join(format!("{prefix}{}-{nanos}-{n}", std::process::id()));
+            let path = parent.join(format!("{prefix}{}-{nanos}-{n}", std::process::id()));
             match std::fs::create_dir(&path) {
                 Ok(()) => return Ok(WorkDir { path }),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),

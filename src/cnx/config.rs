@@ -67,6 +67,18 @@ pub struct QcmConfig {
     pub recv_queue_capacity: usize,
     /// Simultaneous connections accepted from sids in no configuration.
     pub max_strangers: usize,
+    /// Drop the notifications still queued for a peer when a *different*
+    /// one is queued for it: they are older votes of this server, and the
+    /// new one supersedes them. ZooKeeper's one-slot send queue does the
+    /// same to every older message; keeping identical ones keeps the
+    /// window-64 replies of `zkfle bench notify` (all equal) and the
+    /// newest vote is still the last one delivered. It matters when a
+    /// link is slow or not up yet: in a cold start of 51 peers each peer's
+    /// queue for a peer not started yet collects one vote per proposal
+    /// change, all stale by the time the link comes up. Off by default
+    /// (every message a caller queues is written, as the QCM tests
+    /// expect); the peer turns it on.
+    pub coalesce_superseded: bool,
     /// Quorum TLS (`sslQuorum`/`portUnification`), if either is on: with
     /// `sslQuorum` every dial runs TLS and plaintext connections are
     /// refused unless `portUnification`; with `portUnification` alone
@@ -100,6 +112,7 @@ impl QcmConfig {
             send_queue_capacity: DEFAULT_SEND_QUEUE_CAPACITY,
             recv_queue_capacity: DEFAULT_RECV_QUEUE_CAPACITY,
             max_strangers: DEFAULT_MAX_STRANGERS,
+            coalesce_superseded: false,
             tls: None,
         }
     }

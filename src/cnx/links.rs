@@ -22,6 +22,13 @@ use super::queue::DropOldest;
 use super::stats::{bump, Counters, LogKind, LogLimits};
 use super::{establish, worker, DialFailure, PeerEvent, QcmConfig, Received};
 
+/// Stack reserved for each worker thread. They run shallow loops (a read
+/// or write, TLS records, frame decoding, a log line), far below this; the
+/// default 2 MiB only made glibc's cache of exited threads' stacks (40 MiB)
+/// hold 20 of them, so that with ~100 workers per peer (51 peers) every
+/// new link mapped and faulted in fresh stacks.
+const WORKER_STACK: usize = 256 * 1024;
+
 /// State shared by the API, the tokio tasks and the worker threads.
 pub(crate) struct Shared {
     pub(crate) cfg: QcmConfig,
@@ -47,6 +54,9 @@ pub(crate) struct Shared {
     /// count and the call so calls are ordered and each carries the
     /// newest set.
     pub(crate) link_listener: Mutex<Option<LinkListener>>,
+    /// Unparked after every delivery and every peer event
+    /// ([`super::Qcm::set_input_waker`]).
+    pub(crate) input_waker: Mutex<Option<std::thread::Thread>>,
 }
 
 /// Told the configured peers with a live election link (ascending) each
@@ -71,6 +81,9 @@ pub(crate) struct PeerSlot {
     /// lookups to one a second).
     pub(crate) refreshed: Mutex<Option<Instant>>,
     pub(crate) queue: DropOldest<[u8; NOTIFICATION_LEN]>,
+    /// The newest notification queued (with coalescing on): held while
+    /// queueing so that concurrent senders agree on which is newest.
+    pub(crate) newest: Mutex<Option<[u8; NOTIFICATION_LEN]>>,
     pub(crate) last_sent: Mutex<Option<[u8; NOTIFICATION_LEN]>>,
     pub(crate) link: Mutex<Option<Link>>,
     /// A dial loop runs for this sid.
@@ -97,6 +110,7 @@ impl PeerSlot {
             refreshed: Mutex::new(None),
             endpoints,
             queue: DropOldest::new(capacity),
+            newest: Mutex::new(None),
             last_sent: Mutex::new(None),
             link: Mutex::new(None),
             connecting: AtomicBool::new(false),
@@ -107,6 +121,28 @@ impl PeerSlot {
 
     pub(crate) fn is_up(&self) -> bool {
         self.link.lock().is_some()
+    }
+
+    /// Queues `msg` for the SendWorker; with `coalesce`, a queued backlog
+    /// of other (older) notifications is dropped first
+    /// ([`QcmConfig::coalesce_superseded`]). Returns (evicted because the
+    /// queue was full, dropped as superseded).
+    pub(crate) fn enqueue(&self, msg: [u8; NOTIFICATION_LEN], coalesce: bool) -> (u64, u64) {
+        if !coalesce {
+            return (self.queue.push(msg), 0);
+        }
+        let mut newest = self.newest.lock();
+        let superseded = match *newest {
+            Some(n) if n != msg => self.queue.clear(),
+            _ => 0,
+        };
+        *newest = Some(msg);
+        (self.queue.push(msg), superseded)
+    }
+
+    /// The id of the live link, if any.
+    pub(crate) fn link_id(&self) -> Option<u64> {
+        self.link.lock().as_ref().map(|l| l.id)
     }
 
     /// True if `ip` is one of this peer's configured hosts, as last
@@ -123,19 +159,36 @@ impl PeerSlot {
 
 /// One established connection. Closing it sends TLS `close_notify` (TLS
 /// links, best effort) and shuts the socket down (which wakes the
-/// RecvWorker's blocking read and fails the SendWorker's write), and drops
-/// `stop`, which wakes an idle SendWorker.
+/// RecvWorker's blocking read and fails the SendWorker's write), and
+/// unparks the SendWorker, which then finds its link gone.
 pub(crate) struct Link {
     pub(crate) id: u64,
     pub(crate) closer: PeerCloser,
-    pub(crate) stop: Option<Sender<()>>,
+    /// The SendWorker's thread, registered by the worker itself before it
+    /// first looks at the queue; see [`Link::wake_sender`].
+    pub(crate) sender: Option<std::thread::Thread>,
     pub(crate) remote: SocketAddr,
 }
 
 impl Link {
-    pub(crate) fn close(mut self) {
+    pub(crate) fn close(self) {
         self.closer.close();
-        self.stop.take();
+        self.wake_sender();
+    }
+
+    /// Wakes the SendWorker: something was queued, or the link closed.
+    ///
+    /// An idle SendWorker parks its thread rather than blocking in a
+    /// crossbeam receive: crossbeam spins and calls `sched_yield` up to
+    /// eight times before it sleeps, and with ~100 workers per peer on two
+    /// cores those yields were a quarter of all CPU in a 51-peer failover.
+    /// `unpark` before `park` makes the `park` return at once, so a wake
+    /// between the worker's last look at the queue and its `park` is never
+    /// lost.
+    pub(crate) fn wake_sender(&self) {
+        if let Some(t) = &self.sender {
+            t.unpark();
+        }
     }
 }
 
@@ -160,6 +213,14 @@ impl Shared {
         if dropped > 0 {
             bump(&self.counters.dropped_recv_queue, dropped);
         }
+        self.wake_input();
+    }
+
+    /// Unparks the consumer of the receive and event queues, if one asked.
+    pub(crate) fn wake_input(&self) {
+        if let Some(t) = self.input_waker.lock().as_ref() {
+            t.unpark();
+        }
     }
 
     /// Emits a link fact. Callers hold the slot's link lock, so that the
@@ -167,6 +228,7 @@ impl Shared {
     fn event(&self, e: PeerEvent) {
         // The receiver lives in `self`, so the send cannot fail.
         let _ = self.events.0.send(e);
+        self.wake_input();
     }
 
     /// Tells the link listener the connected peers. Called after a
@@ -278,7 +340,6 @@ impl Shared {
                 return false;
             }
         };
-        let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
         let came_up = {
             let mut link = slot.link.lock();
             if let Some(current) = link.as_ref() {
@@ -294,7 +355,7 @@ impl Shared {
             let old = link.replace(Link {
                 id,
                 closer,
-                stop: Some(stop_tx),
+                sender: None,
                 remote,
             });
             let came_up = old.is_none() && slot.configured;
@@ -321,7 +382,7 @@ impl Shared {
         bump(&self.counters.links_established, 1);
         log::debug!("election link {id} to sid {sid} ({remote}) up");
 
-        let spawned = self.spawn_workers(&slot, id, send_stream, recv_stream, stop_rx);
+        let spawned = self.spawn_workers(&slot, id, send_stream, recv_stream);
         if !spawned {
             self.close_link(&slot, id, "worker threads could not be started");
             return false;
@@ -335,7 +396,6 @@ impl Shared {
         id: u64,
         send_stream: PeerWriter,
         recv_stream: PeerReader,
-        stop_rx: Receiver<()>,
     ) -> bool {
         let mut threads = self.threads.lock();
         // Reap workers of closed links so the list stays short.
@@ -352,7 +412,8 @@ impl Shared {
         let (sh, sl) = (self.clone(), slot.clone());
         let send = std::thread::Builder::new()
             .name(format!("qcm{me}-send-{sid}"))
-            .spawn(move || worker::send_worker(sh, sl, id, send_stream, stop_rx));
+            .stack_size(WORKER_STACK)
+            .spawn(move || worker::send_worker(sh, sl, id, send_stream));
         match send {
             Ok(h) => threads.push(h),
             Err(e) => {
@@ -363,6 +424,7 @@ impl Shared {
         let (sh, sl) = (self.clone(), slot.clone());
         let recv = std::thread::Builder::new()
             .name(format!("qcm{me}-recv-{sid}"))
+            .stack_size(WORKER_STACK)
             .spawn(move || worker::recv_worker(sh, sl, id, recv_stream));
         match recv {
             Ok(h) => threads.push(h),

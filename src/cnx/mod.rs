@@ -249,6 +249,7 @@ impl Qcm {
             pending_handshakes: AtomicUsize::new(0),
             limits: LogLimits::new(),
             link_listener: Mutex::new(None),
+            input_waker: Mutex::new(None),
             cfg,
         });
         for listener in listeners {
@@ -300,13 +301,23 @@ impl Qcm {
             log::debug!("no route to sid {sid}: notification dropped");
             return;
         };
-        let dropped = slot.queue.push(n.encode_40());
+        let (dropped, superseded) = slot.enqueue(n.encode_40(), sh.cfg.coalesce_superseded);
         if dropped > 0 {
             bump(&sh.counters.dropped_send_queue, dropped);
         }
-        if slot.configured && !slot.is_up() {
+        if superseded > 0 {
+            bump(&sh.counters.superseded, superseded);
+        }
+        let up = {
+            let link = slot.link.lock();
+            if let Some(l) = link.as_ref() {
+                l.wake_sender();
+            }
+            link.is_some()
+        };
+        if slot.configured && !up {
             establish::connect(sh, &slot, false);
-        } else if !slot.configured && !slot.is_up() {
+        } else if !slot.configured && !up {
             // The stranger left between the lookup and the push.
             slot.queue.clear();
             bump(&sh.counters.dropped_unroutable, 1);
@@ -404,6 +415,18 @@ impl Qcm {
             .collect();
         v.sort_unstable();
         v
+    }
+
+    /// Unparks `thread` (`Thread::unpark`) after every notification put
+    /// on the receive queue and every [`PeerEvent`], replacing any earlier
+    /// waker. A consumer of both queues can then drain them with
+    /// `try_recv` and sleep with `std::thread::park_timeout` when both are
+    /// empty: `unpark` before `park` makes the `park` return at once, so no
+    /// wake is lost. A blocking crossbeam receive or `select!` spins and
+    /// calls `sched_yield` up to eight times each time it waits, which on a
+    /// busy machine costs more than the notification it waits for.
+    pub fn set_input_waker(&self, thread: std::thread::Thread) {
+        *self.shared().input_waker.lock() = Some(thread);
     }
 
     /// Link facts for configured peers ([`PeerEvent`]), in the order each

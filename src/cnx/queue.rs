@@ -63,9 +63,13 @@ impl<T> DropOldest<T> {
         self.rx.len()
     }
 
-    /// Removes every queued entry.
-    pub(crate) fn clear(&self) {
-        while self.rx.try_recv().is_ok() {}
+    /// Removes every queued entry; returns how many there were.
+    pub(crate) fn clear(&self) -> u64 {
+        let mut n = 0;
+        while self.rx.try_recv().is_ok() {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -92,8 +96,10 @@ mod tests {
         assert_eq!(q.push("new"), 1);
         assert_eq!(q.len(), 1);
         assert_eq!(q.receiver().try_recv().ok(), Some("new"));
-        q.push("x");
-        q.clear();
+        // One slot: "y" evicts "x", so clear() drops just "y".
+        assert_eq!(q.push("x"), 0);
+        assert_eq!(q.push("y"), 1);
+        assert_eq!(q.clear(), 1);
         assert_eq!(q.len(), 0);
     }
 }

@@ -23,6 +23,10 @@ pub struct QcmStats {
     pub bad_handshakes: u64,
     /// Notifications evicted from a full send queue.
     pub dropped_send_queue: u64,
+    /// Queued notifications dropped unsent because a different, newer one
+    /// for the same peer superseded them
+    /// ([`QcmConfig::coalesce_superseded`](super::QcmConfig::coalesce_superseded)).
+    pub superseded: u64,
     /// Notifications evicted from the full receive queue.
     pub dropped_recv_queue: u64,
     /// Notifications for a sid with no way to reach it (a stranger without
@@ -68,6 +72,7 @@ pub(crate) struct Counters {
     pub(crate) bad_frames: AtomicU64,
     pub(crate) bad_handshakes: AtomicU64,
     pub(crate) dropped_send_queue: AtomicU64,
+    pub(crate) superseded: AtomicU64,
     pub(crate) dropped_recv_queue: AtomicU64,
     pub(crate) dropped_unroutable: AtomicU64,
     pub(crate) connections_accepted: AtomicU64,
@@ -97,6 +102,7 @@ impl Counters {
             bad_frames: g(&self.bad_frames),
             bad_handshakes: g(&self.bad_handshakes),
             dropped_send_queue: g(&self.dropped_send_queue),
+            superseded: g(&self.superseded),
             dropped_recv_queue: g(&self.dropped_recv_queue),
             dropped_unroutable: g(&self.dropped_unroutable),
             connections_accepted: g(&self.connections_accepted),

@@ -7,8 +7,6 @@
 use std::io::{ErrorKind, Read, Write};
 use std::sync::Arc;
 
-use crossbeam_channel::{Receiver, Select};
-
 use super::links::{PeerSlot, Shared};
 use super::stats::{bump, LogKind};
 use crate::tls::{PeerReader, PeerWriter};
@@ -17,8 +15,14 @@ use crate::wire::{Notification, WireError, MAX_FRAME_LEN, NOTIFICATION_LEN};
 
 /// Bytes of one notification frame on the wire.
 const FRAME_LEN: usize = NOTIFICATION_LEN + 4;
-/// Initial receive buffer; it grows up to one maximal frame when needed.
-const RECV_BUF: usize = 64 * 1024;
+/// Initial receive buffer: 93 notification frames, more than a window-64
+/// burst. A link carries a few notifications per election, so most never
+/// need more; 50 links of a 51-peer ensemble at 64 KiB each were 3 MB of
+/// every peer's memory.
+const RECV_BUF: usize = 4 * 1024;
+/// A read that fills the buffer doubles it, up to this: under a stream of
+/// notifications one read then decodes a large batch.
+const RECV_BUF_BATCH: usize = 64 * 1024;
 
 fn append_frame(buf: &mut Vec<u8>, body: &[u8; NOTIFICATION_LEN]) {
     buf.extend_from_slice(&(NOTIFICATION_LEN as i32).to_be_bytes());
@@ -38,20 +42,24 @@ pub(crate) fn send_worker(
     slot: Arc<PeerSlot>,
     id: u64,
     mut stream: PeerWriter,
-    stop: Receiver<()>,
 ) {
     let queue = slot.queue.receiver().clone();
-    let mut buf: Vec<u8> =
-        Vec::with_capacity(FRAME_LEN * shared.cfg.send_queue_capacity.clamp(1, 4096));
+    let mut buf: Vec<u8> = Vec::with_capacity(FRAME_LEN * 64);
 
     // ZooKeeper re-sends the last message on a new connection when nothing is
     // queued (PROTOCOL.md §3.6): a message that was being written when the
     // old connection died is not lost, and a peer that restarted learns our
     // vote without waiting for our next one.
     let resend = {
-        let link = slot.link.lock();
-        if link.as_ref().map(|l| l.id) != Some(id) {
-            return;
+        let mut link = slot.link.lock();
+        match link.as_mut() {
+            Some(l) if l.id == id => {
+                // Registered before the queue is first looked at: whoever
+                // queues after this unparks us, and whatever was queued
+                // before is seen by the first drain.
+                l.sender = Some(std::thread::current());
+            }
+            _ => return,
         }
         if queue.is_empty() {
             *slot.last_sent.lock()
@@ -68,13 +76,7 @@ pub(crate) fn send_worker(
         bump(&shared.counters.notifications_sent, 1);
     }
 
-    let mut sel = Select::new();
-    sel.recv(&queue);
-    sel.recv(&stop);
     let why = loop {
-        // Wait without taking anything: the queue has something, or the
-        // link was closed (its stop sender dropped).
-        sel.ready();
         buf.clear();
         let count = {
             let link = slot.link.lock();
@@ -98,6 +100,10 @@ pub(crate) fn send_worker(
             count
         };
         if count == 0 {
+            // Nothing queued: sleep until a sender or close() unparks us
+            // (Link::wake_sender). Wakes may be spurious; the loop looks
+            // again.
+            std::thread::park();
             continue;
         }
         if let Err(e) = stream.write_all(&buf) {
@@ -152,15 +158,24 @@ pub(crate) fn recv_worker(
                 }
             }
         }
-        if start == end && buf.len() > RECV_BUF {
-            // A maximal frame passed: give the memory back.
-            buf.truncate(RECV_BUF);
-            buf.shrink_to_fit();
+        if start == end {
             (start, end) = (0, 0);
+            if buf.len() > RECV_BUF_BATCH {
+                // A large frame passed: give the memory back.
+                buf.truncate(RECV_BUF_BATCH);
+                buf.shrink_to_fit();
+            }
         }
+        let room = buf.len() - end;
         match stream.read(&mut buf[end..]) {
             Ok(0) => break "closed by peer".to_string(),
-            Ok(n) => end += n,
+            Ok(n) => {
+                end += n;
+                if n == room && buf.len() < RECV_BUF_BATCH {
+                    // More is probably waiting: read bigger batches.
+                    buf.resize(buf.len() * 2, 0);
+                }
+            }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => break format!("read failed: {e}"),
         }

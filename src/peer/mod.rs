@@ -20,6 +20,7 @@
 
 pub(crate) mod apply;
 pub(crate) mod durable;
+mod election_loop;
 pub mod epoch;
 pub mod replica;
 mod role;
@@ -29,16 +30,17 @@ pub mod zab;
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crossbeam_channel::{select, Receiver, Sender};
 use parking_lot::Mutex;
 
-use crate::cnx::{CnxError, DialFailure, PeerEvent, Qcm, QcmConfig, Received};
+use crate::cnx::{CnxError, Qcm, QcmConfig};
 use crate::config::{LearnerType, ZkConfig};
-use crate::election::{self, Decision, DialError, Driver, FleConfig, Input, Output};
+use crate::election::{Decision, Driver, FleConfig};
 use crate::wire::ServerState;
 
+use election_loop::{CmdSender, ElectionCmd, ElectionLoop};
 pub use epoch::{EpochError, EpochFiles};
 pub use replica::{Replica, ReplicaShared, ReplicationError, ReplicationResult, StateMachine};
 pub use status::{NetStats, PeerStatus, Phase, StatusSnapshot};
@@ -144,17 +146,6 @@ struct StoreThreads {
     apply: Option<JoinHandle<AppliedState>>,
 }
 
-/// Commands from the main loop to the election thread; each is one
-/// [`Input`] for the driver.
-enum ElectionCmd {
-    /// Enter LOOKING and start a new round.
-    Start { last_zxid: i64, current_epoch: i64 },
-    /// The role ended, and why.
-    RoleEnded(election::RoleEnd),
-    /// Zab established this epoch: replies to LOOKING peers carry it.
-    EstablishedEpoch(i64),
-}
-
 /// A running peer. [`QuorumPeer::shutdown`] (or dropping it) stops every
 /// thread it started and waits for them.
 pub struct QuorumPeer {
@@ -248,6 +239,10 @@ impl QuorumPeer {
         }
         let mut qcm_cfg = QcmConfig::for_server(&config);
         qcm_cfg.tls = tls.clone();
+        // Every message the election sends a peer is this server's current
+        // vote: a newer one makes older queued ones pointless (Java's
+        // SendWorker queue holds one message for the same reason).
+        qcm_cfg.coalesce_superseded = true;
         let qcm = match Qcm::start(qcm_cfg) {
             Ok(q) => q,
             Err(e) => {
@@ -345,15 +340,15 @@ impl QuorumPeer {
             base: Instant::now(),
             timer: None,
         };
-        threads.push(
-            std::thread::Builder::new()
-                .name(format!("election{}", config.my_sid))
-                .spawn(move || election.run())
-                .map_err(|source| PeerError::Thread {
-                    what: "election",
-                    source,
-                })?,
-        );
+        let election_thread = std::thread::Builder::new()
+            .name(format!("election{}", config.my_sid))
+            .spawn(move || election.run())
+            .map_err(|source| PeerError::Thread {
+                what: "election",
+                source,
+            })?;
+        let cmd_tx = CmdSender::new(cmd_tx, election_thread.thread().clone());
+        threads.push(election_thread);
         let main = MainLoop {
             config: config.clone(),
             status: status.clone(),
@@ -457,109 +452,13 @@ impl Drop for QuorumPeer {
     }
 }
 
-/// The election thread's state: the driver and the queues its facts come
-/// from. It keeps no state of its own about links or peers; the driver
-/// derives all of it from the facts, so the two cannot disagree.
-struct ElectionLoop {
-    driver: Driver,
-    qcm: Qcm,
-    recv: Receiver<Received>,
-    events: Receiver<PeerEvent>,
-    cmds: Receiver<ElectionCmd>,
-    decisions: Sender<Decision>,
-    base: Instant,
-    /// Absolute (since `base`) time of the driver's next timer.
-    timer: Option<Duration>,
-}
-
-impl ElectionLoop {
-    fn run(mut self) {
-        loop {
-            let now = self.base.elapsed();
-            if let Some(t) = self.timer {
-                if t <= now {
-                    self.timer = None;
-                    self.step(Input::Timer);
-                    continue;
-                }
-            }
-            let wait = self
-                .timer
-                .map(|t| t.saturating_sub(now))
-                .unwrap_or(Duration::from_secs(3600));
-            let input = select! {
-                recv(self.recv) -> r => match r {
-                    Ok(r) => Input::Notification { from: r.sid, notification: r.notification },
-                    Err(_) => break,
-                },
-                recv(self.events) -> e => match e {
-                    Ok(e) => link_fact(e),
-                    Err(_) => break,
-                },
-                recv(self.cmds) -> c => match c {
-                    Ok(ElectionCmd::Start { last_zxid, current_epoch }) => {
-                        Input::StartElection { last_zxid, current_epoch }
-                    }
-                    Ok(ElectionCmd::RoleEnded(reason)) => Input::RoleEnded { reason },
-                    Ok(ElectionCmd::EstablishedEpoch(epoch)) => Input::EpochEstablished { epoch },
-                    // The main loop is gone: shutting down.
-                    Err(_) => break,
-                },
-                default(wait) => continue,
-            };
-            self.step(input);
-        }
-    }
-
-    fn step(&mut self, input: Input) {
-        let out = self.driver.step(self.base.elapsed(), input);
-        self.execute(out);
-    }
-
-    fn execute(&mut self, out: Output) {
-        for m in &out.sends {
-            if m.if_idle {
-                self.qcm.send_if_idle(m.to, &m.notification);
-            } else {
-                self.qcm.send(m.to, &m.notification);
-            }
-        }
-        for &sid in &out.dial {
-            self.qcm.connect_one(sid);
-        }
-        // The driver's deadline replaces any earlier one; None = no timer.
-        self.timer = out.timer;
-        if let Some(d) = out.decision {
-            // The main loop may be gone (shutdown); nothing to tell then.
-            let _ = self.decisions.send(d);
-        }
-    }
-}
-
-/// The driver's view of a connection-layer event (the two layers keep
-/// their own types: `cnx` imports nothing from `election`).
-fn link_fact(e: PeerEvent) -> Input {
-    match e {
-        PeerEvent::LinkUp(sid) => Input::LinkUp { sid },
-        PeerEvent::LinkClosed(sid) => Input::LinkClosed { sid },
-        PeerEvent::DialFailed { sid, failure } => Input::DialFailed {
-            sid,
-            error: match failure {
-                DialFailure::Refused => DialError::Refused,
-                DialFailure::TimedOut => DialError::TimedOut,
-                DialFailure::Other => DialError::Other,
-            },
-        },
-    }
-}
-
 /// The main loop's state.
 struct MainLoop {
     config: Arc<ZkConfig>,
     status: Arc<PeerStatus>,
     epochs: Arc<Mutex<EpochFiles>>,
     supplier: ZxidSupplier,
-    cmds: Sender<ElectionCmd>,
+    cmds: CmdSender,
     decisions: Receiver<Decision>,
     stop: Receiver<()>,
     participant: bool,
