@@ -1,6 +1,8 @@
 //! zkfle: ZooKeeper's leader-election layer (QuorumCnxManager and
 //! FastLeaderElection), wire-compatible with Apache ZooKeeper 3.8.
 
+#![deny(missing_docs)]
+
 pub mod admin;
 pub mod api;
 #[cfg(feature = "cli")]

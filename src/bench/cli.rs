@@ -8,6 +8,7 @@ use std::time::Duration;
 /// `zkfle bench <what>`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
+    /// Which benchmark.
     #[command(subcommand)]
     pub what: BenchCommand,
 }
@@ -103,10 +104,14 @@ pub struct ElectionArgs {
     pub keep_logs: Option<std::path::PathBuf>,
 }
 
+/// `--mode` of `zkfle bench notify`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ModeArg {
+    /// Count the target's replies with a window of notifications in flight.
     Reply,
+    /// Send only; the target's `mntr` counts what it received.
     Ingest,
+    /// One notification at a time; round-trip percentiles.
     Latency,
 }
 

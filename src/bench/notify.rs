@@ -44,11 +44,15 @@ pub struct NotifyOptions {
     /// The sid to connect as; connection `i` uses `sid + i` because a
     /// ZooKeeper peer keeps one link per sid.
     pub sid: i64,
+    /// Notifications in flight per connection (Reply mode).
     pub window: usize,
+    /// Parallel connections, as sids `sid`, `sid + 1`, ...
     pub connections: usize,
+    /// How long to measure.
     pub duration: Duration,
     /// Body size: 40 (3.4.6+ layout) or 44 (3.5+ layout, empty config).
     pub size: usize,
+    /// What to measure.
     pub mode: Mode,
     /// The target's client port, for `mntr` counters (ingest mode).
     pub mntr: Option<String>,
@@ -78,35 +82,80 @@ impl Default for NotifyOptions {
 /// Why a run produced no figure.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
+    /// An option out of range or inconsistent with another.
     #[error("bad option: {0}")]
     BadOption(String),
+    /// The target's address did not resolve.
     #[error("cannot resolve {0}")]
     Resolve(String),
+    /// The TCP (or TLS) connection failed.
     #[error("cannot connect to {addr}: {source}")]
-    Connect { addr: SocketAddr, source: io::Error },
+    Connect {
+        /// The target.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
     #[error(
         "{addr} closed the connection of sid {sid} right after the handshake: \
          it does not keep this sid (is sid {sid} in its zoo.cfg and larger than its own sid?)"
     )]
-    Refused { addr: SocketAddr, sid: i64 },
+    /// The target dropped the connection after the handshake: it does
+    /// not keep a link for this sid.
+    Refused {
+        /// The target.
+        addr: SocketAddr,
+        /// The sid the tool connected as.
+        sid: i64,
+    },
+    /// The target has no settled vote.
     #[error("{addr} is LOOKING (no settled leader): its replies are not a vote to measure")]
-    TargetLooking { addr: SocketAddr },
+    TargetLooking {
+        /// The target.
+        addr: SocketAddr,
+    },
+    /// A reply did not decode as a notification.
     #[error("{addr} sent an undecodable reply: {reason}")]
-    BadReply { addr: SocketAddr, reason: String },
+    BadReply {
+        /// The target.
+        addr: SocketAddr,
+        /// The decoder's complaint.
+        reason: String,
+    },
+    /// The target closed the connection mid-run.
     #[error("{addr} closed the connection during the run")]
-    Closed { addr: SocketAddr },
+    Closed {
+        /// The target.
+        addr: SocketAddr,
+    },
+    /// Nothing came back in time.
     #[error("no reply from {addr} within {ms} ms")]
-    Silent { addr: SocketAddr, ms: u128 },
+    Silent {
+        /// The target.
+        addr: SocketAddr,
+        /// How long the tool waited.
+        ms: u128,
+    },
+    /// Reading or writing failed.
     #[error("io error with {addr}: {source}")]
-    Io { addr: SocketAddr, source: io::Error },
+    Io {
+        /// The target.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
 }
 
 /// The outcome of a run.
 #[derive(Debug, Clone, Default)]
 pub struct NotifyReport {
+    /// Notifications sent.
     pub sent: u64,
+    /// Replies received.
     pub replies: u64,
+    /// Window slots refilled after 100 ms without a reply.
     pub lost: u64,
+    /// Measured time.
     pub elapsed: Duration,
     /// Replies per second (Reply/Latency) or sends per second (Ingest).
     pub notifications_per_sec: f64,
@@ -121,9 +170,13 @@ pub struct NotifyReport {
 /// Round-trip percentiles, microseconds.
 #[derive(Debug, Clone, Copy)]
 pub struct LatencySummary {
+    /// Median.
     pub p50: u64,
+    /// 99th percentile.
     pub p99: u64,
+    /// Slowest.
     pub max: u64,
+    /// Round trips measured.
     pub samples: usize,
 }
 

@@ -28,6 +28,7 @@ pub enum EpochError {
         path: PathBuf,
         /// What was being done ("read", "create", "fsync", "rename", ...).
         op: &'static str,
+        /// The operating system's error.
         #[source]
         source: io::Error,
     },

@@ -80,6 +80,7 @@ pub enum PeerError {
     Thread {
         /// Which thread.
         what: &'static str,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },

@@ -25,7 +25,9 @@ pub enum HandshakeFormat {
 /// advertised address (PROTOCOL.md §8 R4), it only logs it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PeerAddress {
+    /// Host name or IP literal, as sent (IPv6 without brackets).
     pub host: String,
+    /// Port.
     pub port: u16,
 }
 
@@ -88,6 +90,7 @@ impl PeerAddress {
 /// A decoded election-port handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Handshake {
+    /// Which of ZooKeeper's handshake layouts (V1 single address, V2 list).
     pub format: HandshakeFormat,
     /// The sid the initiator claims.
     pub sid: i64,

@@ -20,7 +20,10 @@ pub use zab::QuorumPacket;
 pub enum WireError {
     /// Not enough bytes yet; `needed` more would let decoding continue.
     #[error("incomplete input: {needed} more bytes needed")]
-    Incomplete { needed: usize },
+    Incomplete {
+        /// How many more bytes.
+        needed: usize,
+    },
     /// A frame length outside 1..=524288 (ZooKeeper's PACKETMAXSIZE).
     #[error("frame length {0} outside 1..={MAX_FRAME_LEN}")]
     BadFrameLength(i32),
@@ -33,17 +36,32 @@ pub enum WireError {
     /// Address text that is not UTF-8, not `host:port`, or has a port
     /// outside 1..=65535.
     #[error("bad handshake address {text:?}: {reason}")]
-    BadAddress { text: String, reason: &'static str },
+    BadAddress {
+        /// The address as received (lossily decoded).
+        text: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A notification body of a size no ZooKeeper version sends (< 28,
     /// 29..=35, 37..=39) or truncated inside a field.
     #[error("malformed notification of {len} bytes: {reason}")]
-    MalformedNotification { len: usize, reason: &'static str },
+    MalformedNotification {
+        /// The body's length.
+        len: usize,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A server state code outside 0..=3.
     #[error("bad server state {0}")]
     BadState(i32),
     /// configLength negative or larger than the bytes that follow it.
     #[error("config length {config_len} does not fit a {len}-byte notification")]
-    BadConfigLength { config_len: i32, len: usize },
+    BadConfigLength {
+        /// The configLength field.
+        config_len: i32,
+        /// The whole body's length.
+        len: usize,
+    },
     /// A jute buffer/vector/string length that is negative (other than the
     /// null marker -1) or above ZooKeeper's jute.maxbuffer bound.
     #[error("jute length {0} out of range")]

@@ -12,9 +12,13 @@ pub const NOTIFICATION_LEN: usize = 40;
 /// A peer's state as carried in notifications (`QuorumPeer.ServerState`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ServerState {
+    /// 0: electing.
     Looking,
+    /// 1: following a leader.
     Following,
+    /// 2: leading.
     Leading,
+    /// 3: observing a leader (non-voting).
     Observing,
 }
 

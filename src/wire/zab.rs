@@ -505,12 +505,16 @@ pub fn decode_session_touches(data: Option<&[u8]>) -> Result<Vec<(i64, i32)>, Wi
 /// reports what it dropped).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ForwardedRequest {
+    /// The client session.
     pub session_id: i64,
+    /// The client's request xid.
     pub cxid: i32,
+    /// ZooKeeper's operation code (`ZooDefs.OpCode`).
     pub op: i32,
 }
 
 impl ForwardedRequest {
+    /// Decodes the header of a REQUEST packet's data.
     pub fn from_packet(packet: &QuorumPacket) -> Result<ForwardedRequest, WireError> {
         if packet.packet_type != REQUEST {
             return Err(WireError::MalformedPacket("not a REQUEST packet"));
@@ -593,7 +597,12 @@ pub struct SnapshotNode<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SnapshotEntry<'a> {
     /// A session: id and timeout in ms.
-    Session { id: i64, timeout: i32 },
+    Session {
+        /// Session id.
+        id: i64,
+        /// Session timeout, ms.
+        timeout: i32,
+    },
     /// One ACL of the ACL map.
     Acl(SnapshotAcl<'a>),
     /// A znode.
