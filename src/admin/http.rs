@@ -3,7 +3,7 @@
 //! (`Connection: close`); `GET /metrics` (any query string, as
 //! ZooKeeper's servlet ignores all but `name[]`) answers 200 with the
 //! Prometheus text, `HEAD` the same headers, any other path 404, any
-//! other method 405. A client gets [`super::READ_DEADLINE`] to send its
+//! other method 405. A client gets `READ_DEADLINE` to send its
 //! request head, at most [`MAX_HEAD`] bytes of it.
 //!
 //! Hand-written rather than a server crate: the whole surface is one

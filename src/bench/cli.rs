@@ -98,7 +98,7 @@ pub struct ElectionArgs {
     /// nothing, so the figures show the election and not the disk.
     #[arg(long)]
     pub data_root: Option<std::path::PathBuf>,
-    /// Keep every zkfle peer's log as DIR/n<N>-trial<T>-sid<S>.log (RUST_LOG
+    /// Keep every zkfle peer's log as `DIR/n<N>-trial<T>-sid<S>.log` (RUST_LOG
     /// sets their level, info by default) to see why a trial was slow.
     #[arg(long)]
     pub keep_logs: Option<std::path::PathBuf>,

@@ -64,9 +64,10 @@ use std::time::Duration;
 
 use crate::wire::Notification;
 
+use super::fle::Fle;
 #[cfg(doc)]
-use super::fle::{Decision, Message};
-use super::fle::{Fle, FleConfig, LinkState, Output};
+use super::types::Decision;
+use super::types::{FleConfig, LinkState, Message, Output};
 
 /// How a dial attempt to a peer failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -315,7 +316,7 @@ impl Driver {
                         version: 0,
                     };
                     for to in live {
-                        o.sends.push(super::fle::Message {
+                        o.sends.push(Message {
                             to,
                             notification: n,
                             if_idle: true,

@@ -10,11 +10,13 @@
 pub mod driver;
 pub mod fle;
 pub mod tally;
+pub mod types;
 pub mod vote;
 
 pub use driver::{DialError, DownEvidence, DownReason, Driver, Input, RoleEnd};
-pub use fle::{DecidedBy, Decision, Fle, FleConfig, LinkState, Message, Output};
+pub use fle::Fle;
 pub use tally::{leader_ok, TallyVote, VoteSet};
+pub use types::{DecidedBy, Decision, FleConfig, LinkState, Message, Output};
 pub use vote::{total_order, Vote};
 
 /// Literals for the unit tests of this module.

@@ -7,7 +7,7 @@
 //!   bookkeeping) and the QCM's receive and event queues. It is a thin
 //!   executor: every fact (a notification, a link up or closed, a failed
 //!   dial, the timer, a command from the main loop) goes to the driver as
-//!   an [`Input`], and what the driver returns (sends, dials, the next
+//!   an [`crate::election::Input`], and what the driver returns (sends, dials, the next
 //!   timer, a decision) is carried out. It keeps running while a role runs,
 //!   so LOOKING peers that ask always get this peer's current vote (§4.3
 //!   rule 3) — that is how late and restarted servers join;
