@@ -66,6 +66,9 @@ pub struct ElectionBenchOptions {
     /// Where zkfle peers' logs go instead of the ensemble's temporary
     /// directory, which is deleted with it.
     pub keep_logs: Option<PathBuf>,
+    /// Quorum TLS (`sslQuorum=true`) for both implementations, with a CA
+    /// and peer certificate made per ensemble (`certs::write_stores`).
+    pub tls: bool,
 }
 
 /// Failures that stop the benchmark.
@@ -73,6 +76,8 @@ pub struct ElectionBenchOptions {
 pub enum ElectionBenchError {
     #[error("cannot create a working directory: {0}")]
     WorkDir(std::io::Error),
+    #[error("{0}")]
+    Certs(#[from] super::certs::CertError),
     #[error("cannot launch {what}: {source}")]
     Launch {
         what: String,
@@ -260,6 +265,11 @@ impl ZkfleEnsemble {
         trial: usize,
     ) -> Result<Self, ElectionBenchError> {
         let dir = WorkDir::new("zkfle-bench-").map_err(ElectionBenchError::WorkDir)?;
+        let tls = if opts.tls {
+            super::certs::write_stores(dir.path())?
+        } else {
+            String::new()
+        };
         let mut servers = String::new();
         for sid in 1..=n as u16 {
             let _ = writeln!(
@@ -275,7 +285,7 @@ impl ZkfleEnsemble {
             std::fs::write(data.join("myid"), format!("{sid}\n"))
                 .map_err(ElectionBenchError::WorkDir)?;
             let cfg = format!(
-                "tickTime={}\ninitLimit={}\nsyncLimit={}\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n{servers}",
+                "tickTime={}\ninitLimit={}\nsyncLimit={}\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n{servers}{tls}",
                 opts.tick_ms,
                 opts.init_limit,
                 opts.sync_limit,
@@ -395,17 +405,26 @@ struct JavaEnsemble {
     n: usize,
     base: u16,
     opts: (u64, u32, u32),
+    /// ZK_EXTRA_CFG: the TLS lines, or nothing.
+    extra_cfg: String,
     started: bool,
 }
 
 impl JavaEnsemble {
     fn new(opts: &ElectionBenchOptions, n: usize) -> Result<Self, ElectionBenchError> {
+        let dir = WorkDir::new("zk-bench-").map_err(ElectionBenchError::WorkDir)?;
+        let extra_cfg = if opts.tls {
+            super::certs::write_stores(dir.path())?
+        } else {
+            String::new()
+        };
         Ok(JavaEnsemble {
             script: opts.zk_ensemble.clone(),
-            dir: WorkDir::new("zk-bench-").map_err(ElectionBenchError::WorkDir)?,
+            dir,
             n,
             base: opts.java_base_port,
             opts: (opts.tick_ms, opts.init_limit, opts.sync_limit),
+            extra_cfg,
             started: false,
         })
     }
@@ -426,6 +445,7 @@ impl JavaEnsemble {
             .env("ZK_TICK", self.opts.0.to_string())
             .env("ZK_INIT", self.opts.1.to_string())
             .env("ZK_SYNC", self.opts.2.to_string())
+            .env("ZK_EXTRA_CFG", &self.extra_cfg)
             .output()
             .map_err(|source| ElectionBenchError::Launch {
                 what: self.script.display().to_string(),
@@ -511,6 +531,14 @@ fn ms_between(t0: u128, t1: u128) -> f64 {
 /// Runs every configured trial; prints one line per trial to stdout.
 pub fn run(opts: &ElectionBenchOptions) -> Result<Vec<SizeResult>, ElectionBenchError> {
     let mut results = Vec::new();
+    println!(
+        "quorum_tls={}",
+        if opts.tls {
+            "on (sslQuorum=true, ECDSA P-256 certificates)"
+        } else {
+            "off"
+        }
+    );
     for &n in &opts.sizes {
         for &imp in &opts.implementations {
             let mut r = SizeResult {
