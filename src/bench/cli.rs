@@ -22,6 +22,19 @@ pub enum BenchCommand {
     /// Election latency (cold start, failover) and resource use of whole
     /// ensembles, zkfle and Java ZooKeeper side by side.
     Election(ElectionArgs),
+    /// Writes throw-away quorum TLS stores (a CA and one peer certificate
+    /// for 127.0.0.1, PEM, as both zkfle and Java 3.8 read them) into DIR
+    /// and prints the zoo.cfg lines that use them (sslQuorum=true
+    /// included), for benchmarks and experiments.
+    TlsStores(TlsStoresArgs),
+}
+
+/// `zkfle bench tls-stores`.
+#[derive(Debug, Args)]
+pub struct TlsStoresArgs {
+    /// An existing directory; ca.pem and peer.pem are written into it.
+    #[arg(long)]
+    pub dir: std::path::PathBuf,
 }
 
 /// `zkfle bench election`.
@@ -102,6 +115,12 @@ pub struct ElectionArgs {
     /// sets their level, info by default) to see why a trial was slow.
     #[arg(long)]
     pub keep_logs: Option<std::path::PathBuf>,
+    /// Run every ensemble with quorum TLS (sslQuorum=true on both ports,
+    /// mutual authentication): a CA and one peer certificate (ECDSA P-256,
+    /// IP:127.0.0.1) are made for each ensemble in its working directory,
+    /// as PEM stores both implementations read.
+    #[arg(long)]
+    pub tls: bool,
 }
 
 /// `--mode` of `zkfle bench notify`.
@@ -159,6 +178,16 @@ pub fn main(args: BenchArgs) -> i32 {
     match args.what {
         BenchCommand::Notify(a) => notify_main(a),
         BenchCommand::Election(a) => election_main(a),
+        BenchCommand::TlsStores(a) => match super::certs::write_stores(&a.dir) {
+            Ok(lines) => {
+                print!("{lines}");
+                0
+            }
+            Err(e) => {
+                eprintln!("zkfle bench tls-stores: {e}");
+                1
+            }
+        },
     }
 }
 
@@ -222,6 +251,7 @@ fn election_main(a: ElectionArgs) -> i32 {
         settle: Duration::from_millis(a.settle_ms),
         data_root: a.data_root.unwrap_or_else(std::env::temp_dir),
         keep_logs: a.keep_logs,
+        tls: a.tls,
     };
     match election::run(&opts) {
         Ok(results) => {

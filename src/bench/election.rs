@@ -87,6 +87,9 @@ pub struct ElectionBenchOptions {
     /// Where zkfle peers' logs go instead of the ensemble's temporary
     /// directory, which is deleted with it.
     pub keep_logs: Option<PathBuf>,
+    /// Quorum TLS (`sslQuorum=true`) for both implementations, with a CA
+    /// and peer certificate made per ensemble (`certs::write_stores`).
+    pub tls: bool,
 }
 
 /// Failures that stop the benchmark.
@@ -95,6 +98,9 @@ pub enum ElectionBenchError {
     /// A scratch directory or file could not be made.
     #[error("cannot create a working directory: {0}")]
     WorkDir(std::io::Error),
+    /// The throw-away TLS stores could not be made.
+    #[error("{0}")]
+    Certs(#[from] super::certs::CertError),
     /// A process could not be launched.
     #[error("cannot launch {what}: {source}")]
     Launch {
@@ -235,6 +241,14 @@ fn memory_available_mb(mb: u64) -> bool {
 /// Runs every configured trial; prints one line per trial to stdout.
 pub fn run(opts: &ElectionBenchOptions) -> Result<Vec<SizeResult>, ElectionBenchError> {
     let mut results = Vec::new();
+    println!(
+        "quorum_tls={}",
+        if opts.tls {
+            "on (sslQuorum=true, ECDSA P-256 certificates)"
+        } else {
+            "off"
+        }
+    );
     for &n in &opts.sizes {
         let total = n + opts.observers;
         for &imp in &opts.implementations {

@@ -25,6 +25,21 @@ const ZK_CLASSPATH: &[&str] = &[
     "/usr/share/java/log4j-1.2.jar",
 ];
 
+/// Needed on Java's classpath for quorum TLS.
+const NETTY_CODEC: &str = "/usr/share/java/netty-codec.jar";
+
+/// The zoo.cfg lines of quorum TLS (stores written into `dir`), or nothing.
+fn tls_lines(
+    opts: &ElectionBenchOptions,
+    dir: &std::path::Path,
+) -> Result<String, ElectionBenchError> {
+    if opts.tls {
+        Ok(super::certs::write_stores(dir)?)
+    } else {
+        Ok(String::new())
+    }
+}
+
 /// Nanoseconds since the Unix epoch (the clock both ensembles are timed on).
 pub fn now_ns() -> u128 {
     SystemTime::now()
@@ -431,6 +446,7 @@ impl ZkfleEnsemble {
     ) -> Result<Self, ElectionBenchError> {
         let dir = WorkDir::new_in(&opts.data_root, "zkfle-bench-")
             .map_err(ElectionBenchError::WorkDir)?;
+        let tls = tls_lines(opts, dir.path())?;
         let plan = opts.zkfle_ports;
         let observers = opts.observers;
         let servers = server_lines(plan, voters, observers);
@@ -440,7 +456,7 @@ impl ZkfleEnsemble {
             std::fs::write(data.join("myid"), format!("{sid}\n"))
                 .map_err(ElectionBenchError::WorkDir)?;
             let cfg = format!(
-                "tickTime={}\ninitLimit={}\nsyncLimit={}\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n{}{servers}",
+                "tickTime={}\ninitLimit={}\nsyncLimit={}\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n{}{servers}{tls}",
                 opts.tick_ms,
                 opts.init_limit,
                 opts.sync_limit,
@@ -553,6 +569,8 @@ pub struct JavaEnsemble {
     observers: usize,
     plan: PortPlan,
     children: Children,
+    /// Runs with quorum TLS (netty-codec goes on the classpath).
+    tls: bool,
 }
 
 impl JavaEnsemble {
@@ -571,6 +589,7 @@ impl JavaEnsemble {
         }
         let dir =
             WorkDir::new_in(&opts.data_root, "zk-bench-").map_err(ElectionBenchError::WorkDir)?;
+        let tls = tls_lines(opts, dir.path())?;
         let plan = opts.java_ports;
         let observers = opts.observers;
         let servers = server_lines(plan, voters, observers);
@@ -580,7 +599,7 @@ impl JavaEnsemble {
             std::fs::write(d.join("data/myid"), format!("{sid}\n"))
                 .map_err(ElectionBenchError::WorkDir)?;
             let cfg = format!(
-                "tickTime={}\ninitLimit={}\nsyncLimit={}\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=*\nautopurge.purgeInterval=0\n{}{servers}",
+                "tickTime={}\ninitLimit={}\nsyncLimit={}\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=*\nautopurge.purgeInterval=0\n{}{servers}{tls}",
                 opts.tick_ms,
                 opts.init_limit,
                 opts.sync_limit,
@@ -610,6 +629,7 @@ impl JavaEnsemble {
             observers,
             plan,
             children: Children { procs: Vec::new() },
+            tls: opts.tls,
         })
     }
 }
@@ -631,7 +651,14 @@ impl Ensemble for JavaEnsemble {
     fn start(&mut self) -> Result<(u128, u128), ElectionBenchError> {
         let total = self.voters + self.observers;
         self.children.procs = (0..total).map(|_| None).collect();
-        let classpath = ZK_CLASSPATH.join(":");
+        let mut classpath = ZK_CLASSPATH.join(":");
+        // Debian's zookeeper.jar does not name netty-codec in its manifest,
+        // and 3.8's TLS listener needs it (its thread dies on the first TLS
+        // connection without it), as zk-ensemble.sh notes.
+        if self.tls && std::path::Path::new(NETTY_CODEC).exists() {
+            classpath.push(':');
+            classpath.push_str(NETTY_CODEC);
+        }
         let mut outputs = Vec::new();
         for sid in 1..=total {
             let d = self.dir.path().join(format!("node{sid}"));
