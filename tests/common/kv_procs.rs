@@ -1,0 +1,476 @@
+//! `replicated_kv` example processes for the process-level fault tests:
+//! start, SIGKILL, SIGSTOP/SIGCONT (only the processes a test started, by
+//! pid), `mntr` on each node's client port, and a client workload that
+//! records what was acknowledged and checks every read for staleness.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+/// The example binary next to this test (`target/<profile>/examples/`),
+/// built first (`cargo build [--release] --example replicated_kv`, a no-op
+/// when it is fresh) so a test never runs a stale binary.
+pub fn example_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test>-<hash> -> target/<profile>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary under target/<profile>/deps")
+        .to_path_buf();
+    let release = profile_dir.file_name().is_some_and(|n| n == "release");
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
+        "build",
+        "--example",
+        "replicated_kv",
+        "--quiet",
+    ]);
+    if release {
+        cmd.arg("--release");
+    }
+    let st = cmd
+        .status()
+        .expect("run cargo build --example replicated_kv");
+    assert!(st.success(), "cargo build --example replicated_kv: {st}");
+    let bin = profile_dir.join("examples").join("replicated_kv");
+    assert!(bin.is_file(), "{} missing after the build", bin.display());
+    bin
+}
+
+/// One node's process; SIGKILLed and reaped on drop.
+pub struct Proc {
+    pub child: Child,
+    pub stopped: bool,
+}
+
+impl Proc {
+    fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(st.success(), "kill -{sig} {}", self.child.id());
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Ports of one cluster (sids 1..=9): kvAddress `base+sid`, quorum
+/// `base+10+sid`, election `base+20+sid`, client (4lw) `base+30+sid`.
+pub struct Cluster {
+    pub n: i64,
+    pub base: u16,
+    pub dir: tempfile::TempDir,
+    pub bin: PathBuf,
+    pub procs: Vec<Option<Proc>>,
+}
+
+impl Cluster {
+    /// Writes the configs (tickTime 100 ms, initLimit 20, syncLimit 10) and
+    /// starts every node.
+    pub fn start(n: i64, base: u16, bin: &Path) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Cluster {
+            n,
+            base,
+            dir,
+            bin: bin.to_path_buf(),
+            procs: (0..n).map(|_| None).collect(),
+        };
+        for sid in 1..=n {
+            c.write_cfg(sid);
+        }
+        for sid in 1..=n {
+            c.launch(sid);
+        }
+        c
+    }
+
+    pub fn kv(&self, sid: i64) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.base + sid as u16))
+    }
+
+    pub fn client(&self, sid: i64) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.base + 30 + sid as u16))
+    }
+
+    pub fn kv_addrs(&self) -> Vec<SocketAddr> {
+        (1..=self.n).map(|s| self.kv(s)).collect()
+    }
+
+    fn cfg_path(&self, sid: i64) -> PathBuf {
+        self.dir.path().join(format!("kv{sid}.cfg"))
+    }
+
+    fn write_cfg(&self, sid: i64) {
+        let mut text = format!(
+            "tickTime=100\ninitLimit=20\nsyncLimit=10\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n",
+            self.dir.path().join(format!("node{sid}")).display(),
+            self.base + 30 + sid as u16
+        );
+        for s in 1..=self.n {
+            let b = self.base + s as u16;
+            text.push_str(&format!(
+                "server.{s}=127.0.0.1:{}:{}\nkvAddress.{s}=127.0.0.1:{b}\n",
+                b + 10,
+                b + 20
+            ));
+        }
+        std::fs::write(self.cfg_path(sid), text).unwrap();
+    }
+
+    /// Starts sid's process (its log appends to `node<sid>.log`).
+    pub fn launch(&mut self, sid: i64) {
+        assert!(self.procs[sid as usize - 1].is_none(), "sid {sid} runs");
+        let log = self.dir.path().join(format!("node{sid}.log"));
+        let err = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let child = Command::new(&self.bin)
+            .arg(self.cfg_path(sid))
+            .arg("--myid")
+            .arg(sid.to_string())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(err))
+            .spawn()
+            .expect("spawn replicated_kv");
+        self.procs[sid as usize - 1] = Some(Proc {
+            child,
+            stopped: false,
+        });
+    }
+
+    /// SIGKILL (continues a stopped process first, so it dies at once).
+    pub fn kill(&mut self, sid: i64) {
+        if let Some(p) = self.procs[sid as usize - 1].take() {
+            drop(p);
+        }
+    }
+
+    /// SIGSTOP.
+    pub fn pause(&mut self, sid: i64) {
+        let p = self.procs[sid as usize - 1].as_mut().expect("running");
+        p.signal("STOP");
+        p.stopped = true;
+    }
+
+    /// SIGCONT.
+    pub fn resume(&mut self, sid: i64) {
+        let p = self.procs[sid as usize - 1].as_mut().expect("running");
+        p.signal("CONT");
+        p.stopped = false;
+    }
+
+    pub fn running(&self, sid: i64) -> bool {
+        self.procs[sid as usize - 1]
+            .as_ref()
+            .is_some_and(|p| !p.stopped)
+    }
+
+    /// `zk_server_state` of a running, unpaused node.
+    pub fn state(&self, sid: i64) -> Option<String> {
+        if !self.running(sid) {
+            return None;
+        }
+        mntr(self.client(sid)).and_then(|m| m.get("zk_server_state").cloned())
+    }
+
+    /// The only running node that reports `leader` while every other
+    /// running node reports `follower` (of it: one leader).
+    pub fn settled_leader(&self) -> Option<i64> {
+        let states: Vec<(i64, String)> = (1..=self.n)
+            .filter(|&s| self.running(s))
+            .map(|s| Some((s, self.state(s)?)))
+            .collect::<Option<_>>()?;
+        let leaders: Vec<i64> = states
+            .iter()
+            .filter(|(_, st)| st == "leader")
+            .map(|(s, _)| *s)
+            .collect();
+        (leaders.len() == 1
+            && states
+                .iter()
+                .all(|(_, st)| st == "leader" || st == "follower"))
+        .then(|| leaders[0])
+    }
+
+    /// A running node that reports `leader`.
+    pub fn any_leader(&self) -> Option<i64> {
+        (1..=self.n).find(|&s| self.state(s).as_deref() == Some("leader"))
+    }
+
+    /// The tail of every node's log (for a failure message).
+    pub fn logs_tail(&self) -> String {
+        let mut out = String::new();
+        for sid in 1..=self.n {
+            let p = self.dir.path().join(format!("node{sid}.log"));
+            let t = std::fs::read_to_string(&p).unwrap_or_default();
+            let lines: Vec<&str> = t.lines().collect();
+            out.push_str(&format!("--- sid {sid}\n"));
+            for l in &lines[lines.len().saturating_sub(25)..] {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+/// `mntr` as a map; `None` if nobody answers.
+pub fn mntr(addr: SocketAddr) -> Option<BTreeMap<String, String>> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(300)).ok()?;
+    s.set_read_timeout(Some(Duration::from_millis(800))).ok()?;
+    s.write_all(b"mntr").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(
+        out.lines()
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect(),
+    )
+}
+
+/// A line-protocol connection with a read timeout.
+pub struct Conn {
+    out: TcpStream,
+    input: BufReader<TcpStream>,
+}
+
+impl Conn {
+    pub fn open(addr: SocketAddr, timeout: Duration) -> Option<Conn> {
+        let s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+        s.set_read_timeout(Some(timeout)).ok()?;
+        s.set_nodelay(true).ok()?;
+        Some(Conn {
+            out: s.try_clone().ok()?,
+            input: BufReader::new(s),
+        })
+    }
+
+    /// One request, one answer; `None` on a timeout or a closed connection.
+    pub fn ask(&mut self, line: &str) -> Option<String> {
+        self.out.write_all(format!("{line}\n").as_bytes()).ok()?;
+        let mut a = String::new();
+        match self.input.read_line(&mut a) {
+            Ok(n) if n > 0 && a.ends_with('\n') => Some(a.trim_end().to_string()),
+            _ => None,
+        }
+    }
+
+    /// Many requests written at once, then every answer.
+    pub fn ask_all(&mut self, lines: &[String]) -> Option<Vec<String>> {
+        let mut text = String::new();
+        for l in lines {
+            text.push_str(l);
+            text.push('\n');
+        }
+        self.out.write_all(text.as_bytes()).ok()?;
+        let mut out = Vec::with_capacity(lines.len());
+        for _ in lines {
+            let mut a = String::new();
+            match self.input.read_line(&mut a) {
+                Ok(n) if n > 0 => out.push(a.trim_end().to_string()),
+                _ => return None,
+            }
+        }
+        Some(out)
+    }
+}
+
+/// What the workload saw.
+#[derive(Default)]
+pub struct Record {
+    /// Acknowledged writes: `k<i> v<i>`, with the instant the client got OK.
+    pub acked: Mutex<Vec<(u64, Instant)>>,
+    /// SETs whose answer was `ERR outcome unknown` or lost with the
+    /// connection.
+    pub unknown: AtomicU64,
+    /// GETs answered with a value.
+    pub reads: AtomicU64,
+    /// GETs answered REDIRECT or ERR, or not at all (timeout, closed).
+    pub refused: AtomicU64,
+    /// GETs that returned less than a write acknowledged before they began.
+    pub stale: Mutex<Vec<String>>,
+}
+
+impl Record {
+    pub fn acked_count(&self) -> usize {
+        self.acked.lock().len()
+    }
+
+    /// Acknowledged after `t`.
+    pub fn acked_since(&self, t: Instant) -> usize {
+        self.acked.lock().iter().filter(|a| a.1 > t).count()
+    }
+}
+
+/// A writer (one connection that follows REDIRECTs, `SET k<i> v<i>` for
+/// ever larger i) and one reader per node (`GET` of the newest key
+/// acknowledged before the GET is sent: anything but its value, REDIRECT or
+/// ERR is a stale read).
+pub struct Workload {
+    pub rec: Arc<Record>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Workload {
+    pub fn start(addrs: Vec<SocketAddr>) -> Workload {
+        let rec = Arc::new(Record::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        {
+            let (rec, stop, addrs) = (rec.clone(), stop.clone(), addrs.clone());
+            threads.push(std::thread::spawn(move || writer(&addrs, &rec, &stop)));
+        }
+        for (n, &a) in addrs.iter().enumerate() {
+            let (rec, stop) = (rec.clone(), stop.clone());
+            threads.push(std::thread::spawn(move || {
+                reader(n as i64 + 1, a, &rec, &stop)
+            }));
+        }
+        Workload { rec, stop, threads }
+    }
+
+    pub fn stop(self) -> Arc<Record> {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads {
+            t.join().expect("workload thread");
+        }
+        self.rec
+    }
+}
+
+fn writer(addrs: &[SocketAddr], rec: &Record, stop: &AtomicBool) {
+    let mut i = 0u64;
+    let mut target = 0usize;
+    let mut conn: Option<Conn> = None;
+    while !stop.load(Ordering::SeqCst) {
+        let c = match conn.as_mut() {
+            Some(c) => c,
+            None => match Conn::open(addrs[target], Duration::from_secs(5)) {
+                Some(c) => conn.insert(c),
+                None => {
+                    target = (target + 1) % addrs.len();
+                    // Back-off between connection attempts while nodes are
+                    // down (not a wait for a condition).
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+            },
+        };
+        match c.ask(&format!("SET k{i} v{i}")) {
+            Some(a) if a.starts_with("OK 0x") => {
+                rec.acked.lock().push((i, Instant::now()));
+                i += 1;
+            }
+            Some(a) if a.starts_with("REDIRECT ") => {
+                let to: SocketAddr = a["REDIRECT ".len()..].parse().expect("REDIRECT address");
+                target = addrs.iter().position(|&x| x == to).expect("known node");
+                conn = None;
+            }
+            Some(a) if a.starts_with("ERR outcome unknown") => {
+                // Maybe applied: never reuse the key.
+                rec.unknown.fetch_add(1, Ordering::SeqCst);
+                i += 1;
+                target = (target + 1) % addrs.len();
+                conn = None;
+            }
+            Some(a) => {
+                assert!(a.starts_with("ERR "), "unexpected SET answer {a:?}");
+                target = (target + 1) % addrs.len();
+                conn = None;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            None => {
+                rec.unknown.fetch_add(1, Ordering::SeqCst);
+                i += 1;
+                target = (target + 1) % addrs.len();
+                conn = None;
+            }
+        }
+    }
+}
+
+fn reader(sid: i64, addr: SocketAddr, rec: &Record, stop: &AtomicBool) {
+    let mut conn: Option<Conn> = None;
+    while !stop.load(Ordering::SeqCst) {
+        let Some(&(j, _)) = rec.acked.lock().last() else {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        };
+        let c = match conn.as_mut() {
+            Some(c) => c,
+            None => match Conn::open(addr, Duration::from_secs(3)) {
+                Some(c) => conn.insert(c),
+                None => {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+            },
+        };
+        // k<j> was acknowledged before this GET is sent.
+        match c.ask(&format!("GET k{j}")) {
+            Some(a) if a == format!("VALUE v{j}") => {
+                rec.reads.fetch_add(1, Ordering::SeqCst);
+            }
+            Some(a) if a.starts_with("REDIRECT ") || a.starts_with("ERR ") => {
+                rec.refused.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Some(a) => {
+                rec.reads.fetch_add(1, Ordering::SeqCst);
+                rec.stale
+                    .lock()
+                    .push(format!("GET k{j} on sid {sid} answered {a:?}"));
+            }
+            None => {
+                rec.refused.fetch_add(1, Ordering::SeqCst);
+                conn = None;
+            }
+        }
+    }
+}
+
+/// Every acknowledged key, read with `LOCAL` on every node and `GET` on the
+/// leader; returns what is missing or wrong.
+pub fn lost_writes(cluster: &Cluster, leader: i64, acked: &[u64]) -> Vec<String> {
+    let mut lost = Vec::new();
+    let check = |sid: i64, verb: &str, lost: &mut Vec<String>| {
+        let lines: Vec<String> = acked.iter().map(|i| format!("{verb} k{i}")).collect();
+        let mut c = Conn::open(cluster.kv(sid), Duration::from_secs(30)).expect("connect");
+        for (chunk, keys) in lines.chunks(500).zip(acked.chunks(500)) {
+            let answers = c.ask_all(chunk).expect("answers");
+            for (a, i) in answers.iter().zip(keys) {
+                if *a != format!("VALUE v{i}") {
+                    lost.push(format!("{verb} k{i} on sid {sid}: {a}"));
+                }
+            }
+        }
+    };
+    for sid in 1..=cluster.n {
+        check(sid, "LOCAL", &mut lost);
+    }
+    check(leader, "GET", &mut lost);
+    lost
+}
