@@ -276,11 +276,19 @@ impl LogStore for SharedLog {
     }
 }
 
+/// Environment variable for fault injection in tests: with the value
+/// `get-without-barrier`, `GET` answers from the local map on any node
+/// (no read barrier, no leader check) — the stale-read bug the fault tests
+/// must catch. Never set it otherwise.
+pub const INJECT_ENV: &str = "REPLICATED_KV_INJECT";
+
 /// What the connections share.
 struct Ctx {
     handle: PeerHandle,
     map: Map,
     kv_addrs: BTreeMap<i64, SocketAddr>,
+    /// [`INJECT_ENV`] is `get-without-barrier`.
+    get_without_barrier: bool,
 }
 
 /// One running store node.
@@ -342,10 +350,16 @@ impl Node {
                 last: last.clone(),
             })
             .start()?;
+        let get_without_barrier =
+            std::env::var(INJECT_ENV).is_ok_and(|v| v == "get-without-barrier");
+        if get_without_barrier {
+            log::warn!("sid {sid}: {INJECT_ENV}=get-without-barrier: GET may answer stale values");
+        }
         let ctx = Arc::new(Ctx {
             handle: handle.clone(),
             map: map.clone(),
             kv_addrs: addrs,
+            get_without_barrier,
         });
         rt.spawn(accept_loop(ctx, listener));
         Ok(Node {
@@ -558,6 +572,7 @@ async fn answer_loop(
                 Ok(zxid) => format!("OK {zxid:#x}"),
                 Err(e) => refusal(&ctx, e),
             },
+            Answer::Get(key) if ctx.get_without_barrier => lookup(&ctx.map, &key),
             Answer::Get(key) => match ctx.handle.read_barrier().await {
                 Ok(_) => lookup(&ctx.map, &key),
                 Err(e) => refusal(&ctx, e),

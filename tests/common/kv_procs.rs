@@ -70,31 +70,74 @@ impl Drop for Proc {
     }
 }
 
-/// Ports of one cluster (sids 1..=9): kvAddress `base+sid`, quorum
-/// `base+10+sid`, election `base+20+sid`, client (4lw) `base+30+sid`.
+/// One cluster of `replicated_kv` processes. Local clusters: kvAddress
+/// `base+sid`, quorum `base+10+sid`, election `base+20+sid`, client (4lw)
+/// `base+30+sid` on 127.0.0.1 (sids 1..=9). Namespaced clusters (a
+/// partition lab) give their own addresses and run each process through
+/// `ip netns exec`.
 pub struct Cluster {
     pub n: i64,
-    pub base: u16,
-    pub dir: tempfile::TempDir,
+    pub dir: PathBuf,
     pub bin: PathBuf,
     pub procs: Vec<Option<Proc>>,
+    kv: Vec<SocketAddr>,
+    clients: Vec<SocketAddr>,
+    cfgs: Vec<PathBuf>,
+    netns: Option<Vec<String>>,
+    /// Extra environment for every process launched from now on.
+    pub env: Vec<(String, String)>,
+    _tmp: Option<tempfile::TempDir>,
 }
 
 impl Cluster {
-    /// Writes the configs (tickTime 100 ms, initLimit 20, syncLimit 10) and
-    /// starts every node.
+    /// Writes local configs (tickTime 100 ms, initLimit 20, syncLimit 10)
+    /// and starts every node.
     pub fn start(n: i64, base: u16, bin: &Path) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
+        Cluster::start_with_env(n, base, bin, Vec::new())
+    }
+
+    /// [`Cluster::start`] with extra environment for the processes.
+    pub fn start_with_env(n: i64, base: u16, bin: &Path, env: Vec<(String, String)>) -> Cluster {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let ip = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        let kv: Vec<SocketAddr> = (1..=n).map(|s| ip(base + s as u16)).collect();
+        let clients: Vec<SocketAddr> = (1..=n).map(|s| ip(base + 30 + s as u16)).collect();
+        let servers: Vec<String> = (1..=n)
+            .map(|s| {
+                let b = base + s as u16;
+                format!("server.{s}=127.0.0.1:{}:{}", b + 10, b + 20)
+            })
+            .collect();
+        let cfgs = write_cfgs(&dir, &servers, &kv, &clients);
+        let mut c = Cluster::with(n, bin, dir, kv, clients, cfgs, None, env);
+        c._tmp = Some(tmp);
+        c
+    }
+
+    /// A cluster over given configs and addresses; starts every node.
+    pub fn with(
+        n: i64,
+        bin: &Path,
+        dir: PathBuf,
+        kv: Vec<SocketAddr>,
+        clients: Vec<SocketAddr>,
+        cfgs: Vec<PathBuf>,
+        netns: Option<Vec<String>>,
+        env: Vec<(String, String)>,
+    ) -> Cluster {
         let mut c = Cluster {
             n,
-            base,
             dir,
             bin: bin.to_path_buf(),
             procs: (0..n).map(|_| None).collect(),
+            kv,
+            clients,
+            cfgs,
+            netns,
+            env,
+            _tmp: None,
         };
-        for sid in 1..=n {
-            c.write_cfg(sid);
-        }
         for sid in 1..=n {
             c.launch(sid);
         }
@@ -102,52 +145,42 @@ impl Cluster {
     }
 
     pub fn kv(&self, sid: i64) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.base + sid as u16))
+        self.kv[sid as usize - 1]
     }
 
     pub fn client(&self, sid: i64) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.base + 30 + sid as u16))
+        self.clients[sid as usize - 1]
     }
 
     pub fn kv_addrs(&self) -> Vec<SocketAddr> {
-        (1..=self.n).map(|s| self.kv(s)).collect()
-    }
-
-    fn cfg_path(&self, sid: i64) -> PathBuf {
-        self.dir.path().join(format!("kv{sid}.cfg"))
-    }
-
-    fn write_cfg(&self, sid: i64) {
-        let mut text = format!(
-            "tickTime=100\ninitLimit=20\nsyncLimit=10\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n",
-            self.dir.path().join(format!("node{sid}")).display(),
-            self.base + 30 + sid as u16
-        );
-        for s in 1..=self.n {
-            let b = self.base + s as u16;
-            text.push_str(&format!(
-                "server.{s}=127.0.0.1:{}:{}\nkvAddress.{s}=127.0.0.1:{b}\n",
-                b + 10,
-                b + 20
-            ));
-        }
-        std::fs::write(self.cfg_path(sid), text).unwrap();
+        self.kv.clone()
     }
 
     /// Starts sid's process (its log appends to `node<sid>.log`).
     pub fn launch(&mut self, sid: i64) {
         assert!(self.procs[sid as usize - 1].is_none(), "sid {sid} runs");
-        let log = self.dir.path().join(format!("node{sid}.log"));
+        let log = self.dir.join(format!("node{sid}.log"));
         let err = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
             .unwrap();
-        let child = Command::new(&self.bin)
-            .arg(self.cfg_path(sid))
+        let mut cmd = match &self.netns {
+            // `ip` execs the binary in place: the child's pid is the node's.
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &ns[sid as usize - 1]])
+                    .arg(&self.bin);
+                c
+            }
+            None => Command::new(&self.bin),
+        };
+        let child = cmd
+            .arg(&self.cfgs[sid as usize - 1])
             .arg("--myid")
             .arg(sid.to_string())
             .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(err))
@@ -222,7 +255,7 @@ impl Cluster {
     pub fn logs_tail(&self) -> String {
         let mut out = String::new();
         for sid in 1..=self.n {
-            let p = self.dir.path().join(format!("node{sid}.log"));
+            let p = self.dir.join(format!("node{sid}.log"));
             let t = std::fs::read_to_string(&p).unwrap_or_default();
             let lines: Vec<&str> = t.lines().collect();
             out.push_str(&format!("--- sid {sid}\n"));
@@ -233,6 +266,34 @@ impl Cluster {
         }
         out
     }
+}
+
+/// Writes `kv<sid>.cfg` under `dir` for every sid (dataDir `dir/node<sid>`,
+/// tickTime 100 ms, initLimit 20, syncLimit 10, the client port for 4lw).
+pub fn write_cfgs(
+    dir: &Path,
+    servers: &[String],
+    kv: &[SocketAddr],
+    clients: &[SocketAddr],
+) -> Vec<PathBuf> {
+    let mut common = String::new();
+    for (i, line) in servers.iter().enumerate() {
+        common.push_str(&format!("{line}\nkvAddress.{}={}\n", i + 1, kv[i]));
+    }
+    (1..=servers.len())
+        .map(|sid| {
+            let c = clients[sid - 1];
+            let text = format!(
+                "tickTime=100\ninitLimit=20\nsyncLimit=10\ndataDir={}\nclientPort={}\nclientPortAddress={}\n4lw.commands.whitelist=*\n{common}",
+                dir.join(format!("node{sid}")).display(),
+                c.port(),
+                c.ip()
+            );
+            let p = dir.join(format!("kv{sid}.cfg"));
+            std::fs::write(&p, text).unwrap();
+            p
+        })
+        .collect()
 }
 
 /// `mntr` as a map; `None` if nobody answers.
@@ -433,6 +494,10 @@ fn reader(sid: i64, addr: SocketAddr, rec: &Record, stop: &AtomicBool) {
         match c.ask(&format!("GET k{j}")) {
             Some(a) if a == format!("VALUE v{j}") => {
                 rec.reads.fetch_add(1, Ordering::SeqCst);
+                // Pacing: at most ~1,000 reads/s per node, so readers that
+                // are answered at once (an injected GET without barrier)
+                // do not starve the nodes of CPU.
+                std::thread::sleep(Duration::from_millis(1));
             }
             Some(a) if a.starts_with("REDIRECT ") || a.starts_with("ERR ") => {
                 rec.refused.fetch_add(1, Ordering::SeqCst);
@@ -443,6 +508,7 @@ fn reader(sid: i64, addr: SocketAddr, rec: &Record, stop: &AtomicBool) {
                 rec.stale
                     .lock()
                     .push(format!("GET k{j} on sid {sid} answered {a:?}"));
+                std::thread::sleep(Duration::from_millis(1));
             }
             None => {
                 rec.refused.fetch_add(1, Ordering::SeqCst);
