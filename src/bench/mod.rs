@@ -3,5 +3,6 @@
 
 pub mod cli;
 pub mod election;
+pub mod kv;
 pub mod notify;
 pub mod workdir;
