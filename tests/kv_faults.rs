@@ -19,7 +19,9 @@
 //!
 //! Afterwards every acknowledged write is readable on every node (`LOCAL`)
 //! and on the leader (`GET`), and no `GET` returned a value older than a
-//! write acknowledged before it began. Each test prints its counts
+//! write acknowledged before it began. `KV_FAULTS_SOAK=N` repeats the
+//! overlapping-crash sequence N times (a longer soak; default once). Each
+//! test prints its counts
 //! (acknowledged, outcome unknown, lost, reads, stale, refused). Ports
 //! 13000..=13499 (13901..=13904 inside the namespaces); run under `flock /tmp/zkfle-net.lock`.
 
@@ -41,6 +43,16 @@ const T: Duration = Duration::from_secs(60);
 
 /// One cluster at a time on a 2-core machine.
 static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Rounds of the overlapping-crash sequence: 1, or `KV_FAULTS_SOAK` (a
+/// longer soak, e.g. `KV_FAULTS_SOAK=50`).
+fn soak_rounds() -> usize {
+    std::env::var("KV_FAULTS_SOAK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1)
+}
 
 /// Waits until `n` more writes were acknowledged after `since`.
 fn acked_after(rec: &Record, since: Instant, n: usize, what: &str) {
@@ -101,33 +113,42 @@ fn overlapping_crashes(name: &str, n: i64, lagging: usize, base: u16) {
         (w.rec.acked_count() >= 20).then_some(())
     });
 
-    let laggards: Vec<i64> = (1..=n).filter(|&s| s != a).take(lagging).collect();
-    for &s in &laggards {
-        c.pause(s);
+    let mut leader = a;
+    for round in 0..soak_rounds() {
+        let a = leader;
+        // Different followers lag in different soak rounds.
+        let followers: Vec<i64> = (1..=n).filter(|&s| s != a).collect();
+        let laggards: Vec<i64> = (0..lagging)
+            .map(|k| followers[(round + k) % followers.len()])
+            .collect();
+        for &s in &laggards {
+            c.pause(s);
+        }
+        let paused = Instant::now();
+        acked_after(
+            &w.rec,
+            paused,
+            30,
+            "30 writes acknowledged without the laggards",
+        );
+        c.kill(a);
+        for &s in &laggards {
+            c.resume(s);
+        }
+        let b = eventually("a second leader", T, || c.any_leader().filter(|&s| s != a));
+        // Overlap: the second leader dies as soon as a quorum (laggards
+        // possibly among it) has acknowledged its NEWLEADER.
+        c.kill(b);
+        c.launch(a);
+        let t = Instant::now();
+        acked_after(&w.rec, t, 20, "writes acknowledged after the second crash");
+        let third = eventually("a third leader", T, || c.any_leader());
+        eprintln!(
+            "{name}, round {round}: leaders sid {a} (killed), sid {b} (killed at once), sid {third}; laggards {laggards:?}"
+        );
+        c.launch(b);
+        leader = eventually("a settled leader", T, || c.settled_leader());
     }
-    let paused = Instant::now();
-    acked_after(
-        &w.rec,
-        paused,
-        30,
-        "30 writes acknowledged without the laggards",
-    );
-    c.kill(a);
-    for &s in &laggards {
-        c.resume(s);
-    }
-    let b = eventually("a second leader", T, || c.any_leader().filter(|&s| s != a));
-    // Overlap: the second leader dies as soon as a quorum (laggards
-    // possibly among it) has acknowledged its NEWLEADER.
-    c.kill(b);
-    c.launch(a);
-    let t = Instant::now();
-    acked_after(&w.rec, t, 20, "writes acknowledged after the second crash");
-    let third = eventually("a third leader", T, || c.any_leader());
-    eprintln!(
-        "{name}: leaders sid {a} (killed), sid {b} (killed at once), sid {third}; laggards {laggards:?}"
-    );
-    c.launch(b);
 
     // Every node restarted at once, with writes in flight.
     let t = Instant::now();

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::kv_procs::{write_cfgs, Cluster};
+use super::kv_procs::{write_cfgs, Cluster, Layout};
 
 const KV_PORT: u16 = 13901;
 const CLIENT_PORT: u16 = 13902;
@@ -183,16 +183,14 @@ impl Lab {
             .map(|s| SocketAddr::from((self.mgmt_pair(s).1, CLIENT_PORT)))
             .collect();
         let cfgs = write_cfgs(&dir, &servers, &kv, &clients);
-        Cluster::with(
-            self.n,
-            bin,
+        let layout = Layout {
             dir,
             kv,
             clients,
             cfgs,
-            Some(self.namespaces.clone()),
-            Vec::new(),
-        )
+            netns: Some(self.namespaces.clone()),
+        };
+        Cluster::with(bin, layout, Vec::new())
     }
 
     /// Cuts sid off from every other node, both ways.

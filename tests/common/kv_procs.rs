@@ -89,6 +89,20 @@ pub struct Cluster {
     _tmp: Option<tempfile::TempDir>,
 }
 
+/// Where a cluster's nodes live: one entry per sid (index sid - 1).
+pub struct Layout {
+    /// Configs and logs.
+    pub dir: PathBuf,
+    /// kvAddress of each sid, as the test reaches it.
+    pub kv: Vec<SocketAddr>,
+    /// Client (4lw) address of each sid.
+    pub clients: Vec<SocketAddr>,
+    /// zoo.cfg of each sid.
+    pub cfgs: Vec<PathBuf>,
+    /// Network namespace of each sid (`ip netns exec`), if any.
+    pub netns: Option<Vec<String>>,
+}
+
 impl Cluster {
     /// Writes local configs (tickTime 100 ms, initLimit 20, syncLimit 10)
     /// and starts every node.
@@ -110,31 +124,30 @@ impl Cluster {
             })
             .collect();
         let cfgs = write_cfgs(&dir, &servers, &kv, &clients);
-        let mut c = Cluster::with(n, bin, dir, kv, clients, cfgs, None, env);
+        let layout = Layout {
+            dir,
+            kv,
+            clients,
+            cfgs,
+            netns: None,
+        };
+        let mut c = Cluster::with(bin, layout, env);
         c._tmp = Some(tmp);
         c
     }
 
     /// A cluster over given configs and addresses; starts every node.
-    pub fn with(
-        n: i64,
-        bin: &Path,
-        dir: PathBuf,
-        kv: Vec<SocketAddr>,
-        clients: Vec<SocketAddr>,
-        cfgs: Vec<PathBuf>,
-        netns: Option<Vec<String>>,
-        env: Vec<(String, String)>,
-    ) -> Cluster {
+    pub fn with(bin: &Path, l: Layout, env: Vec<(String, String)>) -> Cluster {
+        let n = l.cfgs.len() as i64;
         let mut c = Cluster {
             n,
-            dir,
+            dir: l.dir,
             bin: bin.to_path_buf(),
             procs: (0..n).map(|_| None).collect(),
-            kv,
-            clients,
-            cfgs,
-            netns,
+            kv: l.kv,
+            clients: l.clients,
+            cfgs: l.cfgs,
+            netns: l.netns,
             env,
             _tmp: None,
         };
