@@ -15,9 +15,10 @@
 # Both count a write once the leader acknowledged it (a quorum logged it
 # durably, fsync on, and it committed). Prints one line per round and stops
 # only the processes it started (by pid / through
-# zk-ensemble.sh). With `perf` available (tracepoints, root) it also counts
-# the fdatasync+fsync calls of each ensemble's server processes over the
-# measured span (all three together: "fsyncs/s"), which shows how many
+# zk-ensemble.sh). Over each measured span it also prints each process's
+# CPU use (% of one core: the three servers, then the client) and, with
+# `perf` available (tracepoints, root), the fdatasync+fsync calls per second
+# of the servers and the client together ("fsyncs/s"), which shows how many
 # writes share one fsync. Env: CONNS, WINDOW, VALUE_BYTES, WARMUP, PERF=0
 # (no fsync count), KEEP=1 keeps the dir.
 set -euo pipefail
@@ -87,16 +88,30 @@ mkdir -p "$WORK/classes"
 javac -nowarn -d "$WORK/classes" -cp "$JAVA_CP" "$ROOT/benches/kv/ZkSetBench.java"
 JCONNECT=127.0.0.1:14101,127.0.0.1:14102,127.0.0.1:14103
 
-# fsyncs/s of the given pids over the measured span (started now, it
-# skips the warm-up); prints "-" without perf.
+# Over the measured span (started now, it skips the warm-up): the CPU use
+# of each given pid in % of one core (user + system, from /proc) into
+# "$out.cpu", and with perf the fdatasync+fsync calls per second of all of
+# them together into "$out" ("-" without perf).
+HZ=$(getconf CLK_TCK)
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 count_fsyncs() {
     local pids=$1 out=$2
-    FS_PID=""
-    if [ "${PERF:-1}" = 0 ] || ! command -v perf >/dev/null; then echo - >"$out"; return; fi
     (
         sleep "$WARMUP"
-        perf stat -x, -e syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync -p "$pids" -- sleep "$SECS" 2>"$out.raw" >/dev/null || true
-        awk -F, -v s="$SECS" '$1 ~ /^[0-9]+$/ { n += $1 } END { printf "%.0f\n", n / s }' "$out.raw" >"$out"
+        declare -A t0
+        for p in ${pids//,/ }; do t0[$p]=$(cpu_ticks "$p"); done
+        if [ "${PERF:-1}" != 0 ] && command -v perf >/dev/null; then
+            perf stat -x, -e syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync -p "$pids" -- sleep "$SECS" 2>"$out.raw" >/dev/null || true
+            awk -F, -v s="$SECS" '$1 ~ /^[0-9]+$/ { n += $1 } END { printf "%.0f\n", n / s }' "$out.raw" >"$out"
+        else
+            sleep "$SECS"
+            echo - >"$out"
+        fi
+        cpu=""
+        for p in ${pids//,/ }; do
+            cpu="$cpu $(( ($(cpu_ticks "$p") - ${t0[$p]}) * 100 / HZ / SECS ))%"
+        done
+        echo "$cpu" >"$out.cpu"
     ) &
     FS_PID=$!
 }
@@ -105,23 +120,34 @@ JPIDS=$(cat "$ZK_DIR"/node1/pid "$ZK_DIR"/node2/pid "$ZK_DIR"/node3/pid | paste 
 
 echo "# $(date -u +%FT%TZ) load $(cut -d" " -f1-3 /proc/loadavg); $CONNS connections x $WINDOW outstanding, ${SECS}s measured, ${VALUE_BYTES}-byte values; zkfle leader sid $leader"
 for r in $(seq 1 "$ROUNDS"); do
-    count_fsyncs "$ZPIDS" "$WORK/zfsync"
-    out=$("$ZKFLE" bench kv --kv 127.0.0.1:14001,127.0.0.1:14002,127.0.0.1:14003 \
-        --connections "$CONNS" --window "$WINDOW" --duration "$SECS" --warmup "$WARMUP" --value-size "$VALUE_BYTES")
+    "$ZKFLE" bench kv --kv 127.0.0.1:14001,127.0.0.1:14002,127.0.0.1:14003 \
+        --connections "$CONNS" --window "$WINDOW" --duration "$SECS" --warmup "$WARMUP" \
+        --value-size "$VALUE_BYTES" >"$WORK/zout" &
+    CPID=$!
+    count_fsyncs "$ZPIDS,$CPID" "$WORK/zfsync"
+    wait "$CPID"
+    out=$(cat "$WORK/zout")
     z_rate=$(sed -n 's/^writes_per_sec //p' <<<"$out")
     z_p50=$(sed -n 's/^p50_us //p' <<<"$out")
     z_p99=$(sed -n 's/^p99_us //p' <<<"$out")
     z_err=$(sed -n 's/^errors //p' <<<"$out")
-    [ -z "$FS_PID" ] || wait "$FS_PID"
+    wait "$FS_PID"
     z_fs=$(cat "$WORK/zfsync")
-    count_fsyncs "$JPIDS" "$WORK/jfsync"
-    out=$(java -cp "$WORK/classes:$JAVA_CP" ZkSetBench "$JCONNECT" "$CONNS" "$WINDOW" "$SECS" "$WARMUP" "$VALUE_BYTES" 2>>"$WORK/java-client.log")
+    z_cpu=$(cat "$WORK/zfsync.cpu")
+    java -cp "$WORK/classes:$JAVA_CP" ZkSetBench "$JCONNECT" "$CONNS" "$WINDOW" "$SECS" "$WARMUP" \
+        "$VALUE_BYTES" >"$WORK/jout" 2>>"$WORK/java-client.log" &
+    CPID=$!
+    count_fsyncs "$JPIDS,$CPID" "$WORK/jfsync"
+    wait "$CPID"
+    out=$(cat "$WORK/jout")
     j_rate=$(sed -n 's/^writes_per_sec //p' <<<"$out")
     j_p50=$(sed -n 's/^p50_us //p' <<<"$out")
     j_p99=$(sed -n 's/^p99_us //p' <<<"$out")
     j_err=$(sed -n 's/^errors //p' <<<"$out")
-    [ -z "$FS_PID" ] || wait "$FS_PID"
+    wait "$FS_PID"
     j_fs=$(cat "$WORK/jfsync")
+    j_cpu=$(cat "$WORK/jfsync.cpu")
     ratio=$(awk -v a="$z_rate" -v b="$j_rate" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "inf" }')
+    echo "round $r cpu (sid 1, 2, 3, client; % of one core): zkfle$z_cpu | zookeeper$j_cpu"
     echo "round $r: zkfle $z_rate writes/s p50 ${z_p50}us p99 ${z_p99}us errors $z_err fsyncs/s $z_fs | zookeeper $j_rate writes/s p50 ${j_p50}us p99 ${j_p99}us errors $j_err fsyncs/s $j_fs | ratio ${ratio}x"
 done
