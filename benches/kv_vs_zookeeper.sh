@@ -15,10 +15,10 @@
 # Both count a write once the leader acknowledged it (a quorum logged it
 # durably, fsync on, and it committed). Prints one line per round and stops
 # only the processes it started (by pid / through
-# zk-ensemble.sh). Over each measured span it also prints each process's
-# CPU use (% of one core: the three servers, then the client) and, with
-# `perf` available (tracepoints, root), the fdatasync+fsync calls per second
-# of the servers and the client together ("fsyncs/s"), which shows how many
+# zk-ensemble.sh). It also prints the CPU use (% of one core) of the three
+# servers over each measured span and of the client over its whole run, and,
+# with `perf` available (tracepoints, root), the fdatasync+fsync calls per
+# second of the three servers together ("fsyncs/s"), which shows how many
 # writes share one fsync. Env: CONNS, WINDOW, VALUE_BYTES, WARMUP, PERF=0
 # (no fsync count), KEEP=1 keeps the dir.
 set -euo pipefail
@@ -116,15 +116,22 @@ count_fsyncs() {
     FS_PID=$!
 }
 ZPIDS=$(IFS=,; echo "${PIDS[*]}")
+# The clients' CPU share over their whole run (warm-up included) from
+# /usr/bin/time; "?" without it.
+timed() {
+    local out=$1
+    shift
+    if [ -x /usr/bin/time ]; then /usr/bin/time -f %P -o "$out" "$@"; else "$@"; fi
+}
 JPIDS=$(cat "$ZK_DIR"/node1/pid "$ZK_DIR"/node2/pid "$ZK_DIR"/node3/pid | paste -sd,)
 
 echo "# $(date -u +%FT%TZ) load $(cut -d" " -f1-3 /proc/loadavg); $CONNS connections x $WINDOW outstanding, ${SECS}s measured, ${VALUE_BYTES}-byte values; zkfle leader sid $leader"
 for r in $(seq 1 "$ROUNDS"); do
-    "$ZKFLE" bench kv --kv 127.0.0.1:14001,127.0.0.1:14002,127.0.0.1:14003 \
+    timed "$WORK/zclient.cpu" "$ZKFLE" bench kv --kv 127.0.0.1:14001,127.0.0.1:14002,127.0.0.1:14003 \
         --connections "$CONNS" --window "$WINDOW" --duration "$SECS" --warmup "$WARMUP" \
         --value-size "$VALUE_BYTES" >"$WORK/zout" &
     CPID=$!
-    count_fsyncs "$ZPIDS,$CPID" "$WORK/zfsync"
+    count_fsyncs "$ZPIDS" "$WORK/zfsync"
     wait "$CPID"
     out=$(cat "$WORK/zout")
     z_rate=$(sed -n 's/^writes_per_sec //p' <<<"$out")
@@ -133,11 +140,11 @@ for r in $(seq 1 "$ROUNDS"); do
     z_err=$(sed -n 's/^errors //p' <<<"$out")
     wait "$FS_PID"
     z_fs=$(cat "$WORK/zfsync")
-    z_cpu=$(cat "$WORK/zfsync.cpu")
-    java -cp "$WORK/classes:$JAVA_CP" ZkSetBench "$JCONNECT" "$CONNS" "$WINDOW" "$SECS" "$WARMUP" \
+    z_cpu="$(cat "$WORK/zfsync.cpu") $(tail -1 "$WORK/zclient.cpu" 2>/dev/null || echo ?)"
+    timed "$WORK/jclient.cpu" java -cp "$WORK/classes:$JAVA_CP" ZkSetBench "$JCONNECT" "$CONNS" "$WINDOW" "$SECS" "$WARMUP" \
         "$VALUE_BYTES" >"$WORK/jout" 2>>"$WORK/java-client.log" &
     CPID=$!
-    count_fsyncs "$JPIDS,$CPID" "$WORK/jfsync"
+    count_fsyncs "$JPIDS" "$WORK/jfsync"
     wait "$CPID"
     out=$(cat "$WORK/jout")
     j_rate=$(sed -n 's/^writes_per_sec //p' <<<"$out")
@@ -146,7 +153,7 @@ for r in $(seq 1 "$ROUNDS"); do
     j_err=$(sed -n 's/^errors //p' <<<"$out")
     wait "$FS_PID"
     j_fs=$(cat "$WORK/jfsync")
-    j_cpu=$(cat "$WORK/jfsync.cpu")
+    j_cpu="$(cat "$WORK/jfsync.cpu") $(tail -1 "$WORK/jclient.cpu" 2>/dev/null || echo ?)"
     ratio=$(awk -v a="$z_rate" -v b="$j_rate" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "inf" }')
     echo "round $r cpu (sid 1, 2, 3, client; % of one core): zkfle$z_cpu | zookeeper$j_cpu"
     echo "round $r: zkfle $z_rate writes/s p50 ${z_p50}us p99 ${z_p99}us errors $z_err fsyncs/s $z_fs | zookeeper $j_rate writes/s p50 ${j_p50}us p99 ${j_p99}us errors $j_err fsyncs/s $j_fs | ratio ${ratio}x"
