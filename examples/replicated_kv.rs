@@ -6,42 +6,47 @@
 //! ```
 //!
 //! One process runs one node. Its `zoo.cfg` is an ordinary ZooKeeper one
-//! (the `server.N` lines drive zkfle's election) plus one
-//! `kvAddress.N=host:port` line per server: node N's store address, where
-//! clients talk to it and where the leader replicates to it. `dataDir` holds
-//! zkfle's epoch files (written only by zkfle's Zab session) and the
-//! store's log `kv.log` (one line per write, fsynced before it is
-//! acknowledged). `conf/kv1.cfg`..`kv3.cfg` run a local
-//! three-node store; `--demo` runs three nodes in this process, writes, kills
-//! the leader and shows that the new leader has every acknowledged write.
+//! (the `server.N` lines drive zkfle's election and Zab) plus one
+//! `kvAddress.N=host:port` line per server: node N's client address.
+//! Replication runs on the quorum port: the node is a zkfle peer built with
+//! `PeerBuilder::replicated_log`, so every `SET` is a Zab proposal and
+//! every node applies committed proposals to its map. `dataDir` holds
+//! zkfle's epoch files and the replicated log (`zkfle-log/`, zkfle's
+//! `FileLog`: CRC-checked segments, fsynced in batches). `conf/kv1.cfg`..
+//! `kv3.cfg` run a local three-node store; `--demo` runs three nodes in this
+//! process, writes, kills the leader and shows that the new leader has
+//! every acknowledged write.
 //!
 //! # Client protocol
 //!
 //! Plain TCP to any node's `kvAddress`, one request per line (`\n`, a
 //! trailing `\r` is ignored), one answer line per request, any number of
-//! requests per connection. Keys and values are non-empty and contain no
-//! whitespace.
+//! requests per connection. Requests may be pipelined (sent without
+//! waiting for answers); answers come in request order, and a `GET` or
+//! `LOCAL` sees every earlier `SET` of its connection that was answered
+//! `OK`. Keys and values are non-empty and contain no whitespace.
 //!
 //! | request             | answer                                                   |
 //! |---------------------|----------------------------------------------------------|
-//! | `SET <key> <value>` | `OK 0x<zxid>` once a quorum (the leader counts itself) has the write fsynced to its log |
-//! | `GET <key>`         | on the leader: `VALUE <value>` or `NOTFOUND`, answered only from writes a quorum has |
-//! | `LOCAL <key>`       | on any node: its own copy, `VALUE <value>` or `NOTFOUND`  |
+//! | `SET <key> <value>` | `OK 0x<zxid>` once a quorum (the leader counts itself) has the write durable and it is committed |
+//! | `GET <key>`         | on the leader: `VALUE <value>` or `NOTFOUND`, after a read barrier (a quorum round started after the request): linearizable |
+//! | `LOCAL <key>`       | on any node: its own applied (committed) copy, `VALUE <value>` or `NOTFOUND` |
 //!
 //! On a node that is not the serving leader, `SET` and `GET` answer
 //! `REDIRECT <host:port>` (the leader's `kvAddress`) when it knows the
 //! leader, else `ERR <reason>` (no leader, election in progress, leader not
 //! serving yet). `ERR outcome unknown: ...` after a `SET` means the write
-//! may or may not survive (leadership or quorum lost before a quorum had
-//! it); retry it. Anything else (unknown command, wrong arity) answers
-//! `ERR <reason>` and the connection stays usable.
+//! may or may not survive (leadership or quorum lost before it committed);
+//! retry it. A leader cut off from its quorum answers `GET` with
+//! `ERR leadership lost ...` (it never confirms the barrier), never with a
+//! value older than a write acknowledged elsewhere. Anything else (unknown
+//! command, wrong arity) answers `ERR <reason>` and the connection stays
+//! usable.
 //!
-//! zxids are `(epoch << 32) | counter`: the epoch is the one zkfle's Zab
-//! session established for the current leader (`Role::Leading { epoch }`),
-//! the fencing token; followers accept only the epoch of their own
-//! `Role::Following` and refuse anything stamped with an older one. The node's
-//! last zxid is its vote in zkfle's election, so the newest replica leads.
-//! `examples/replicated_kv/kv.rs` describes the replication protocol.
+//! zxids are `(epoch << 32) | counter`, the counter starting at 1 in each
+//! epoch: the epoch is the one zkfle's Zab session established for the
+//! current leader (`Role::Leading { epoch }`), the fencing token.
+//! `examples/replicated_kv/kv.rs` describes the node.
 
 #[path = "replicated_kv/kv.rs"]
 mod kv;

@@ -67,7 +67,10 @@ fn the_replica_with_the_newest_data_wins_the_next_election() {
     // And sid 3 catches up from it.
     let n3 = nodes[2].as_ref().unwrap();
     eventually("sid 3 caught up", T, || {
-        (n3.is_synced_follower() && n3.last_zxid() == leader.last_zxid()).then_some(())
+        (n3.is_synced_follower()
+            && n3.last_zxid() == leader.last_zxid()
+            && n3.applied_zxid() == leader.last_zxid())
+        .then_some(())
     });
     let mut c = Client::connect(n3.kv_addr(), Duration::from_secs(10)).unwrap();
     assert_eq!(c.request("LOCAL k19").unwrap(), "VALUE v19");
@@ -128,7 +131,10 @@ fn a_write_no_quorum_acknowledged_is_truncated_when_its_leader_returns() {
     let back = nodes[li].as_ref().unwrap();
     let new_leader = nodes[ni].as_ref().unwrap();
     eventually("the old leader caught up", T, || {
-        (back.is_synced_follower() && back.last_zxid() == new_leader.last_zxid()).then_some(())
+        (back.is_synced_follower()
+            && back.last_zxid() == new_leader.last_zxid()
+            && back.applied_zxid() == new_leader.last_zxid())
+        .then_some(())
     });
     assert_eq!(back.log(), new_leader.log(), "identical logs after sync");
     let mut bc = Client::connect(back.kv_addr(), Duration::from_secs(10)).unwrap();

@@ -160,14 +160,22 @@ fn no_acknowledged_write_is_lost_across_repeated_leader_crashes() {
     // Everything settles: one leader, two followers with its whole log.
     let li = eventually("a serving leader at the end", T, || leader_of(&nodes));
     let leader = nodes[li].as_ref().unwrap();
-    eventually("followers holding the leader's whole log", T, || {
-        let last = leader.last_zxid();
-        nodes
-            .iter()
-            .flatten()
-            .all(|n| n.last_zxid() == last && (n.is_serving_leader() || n.is_synced_follower()))
-            .then_some(())
-    });
+    eventually(
+        "followers holding and applying the leader's whole log",
+        T,
+        || {
+            let last = leader.last_zxid();
+            nodes
+                .iter()
+                .flatten()
+                .all(|n| {
+                    n.last_zxid() == last
+                        && n.applied_zxid() == last
+                        && (n.is_serving_leader() || n.is_synced_follower())
+                })
+                .then_some(())
+        },
+    );
     let mut lost = Vec::new();
     let mut on_leader = Client::connect(leader.kv_addr(), Duration::from_secs(10)).unwrap();
     let mut locals: Vec<Client> = nodes

@@ -1,8 +1,8 @@
 //! Fencing: once zkfle's Zab session established a new leader's epoch, the
-//! deposed leader's epoch is refused (and so is any epoch other than the
-//! follower's own zkfle role's), and the deposed leader itself rejoins as a
-//! follower.
-//! Also the line protocol's error answers. Ports 31400..=31499.
+//! deposed leader rejoins as a follower of that epoch (its vote and its log
+//! are Zab's), and the store's client address carries no replication
+//! protocol of its own that an old leader could use. Also the line
+//! protocol's error answers. Ports 31400..=31499.
 
 #[path = "common/embed.rs"]
 mod embed;
@@ -11,8 +11,6 @@ mod kv;
 #[path = "common/kv_nodes.rs"]
 mod kv_nodes;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use embed::*;
@@ -21,38 +19,8 @@ use kv_nodes::{leader_of, start};
 
 const T: Duration = Duration::from_secs(60);
 
-/// Speaks the replication protocol as a leader would; returns each answer
-/// line (`None` once the follower closed).
-struct FakeLeader {
-    out: TcpStream,
-    input: BufReader<TcpStream>,
-}
-
-impl FakeLeader {
-    fn connect(addr: std::net::SocketAddr, sid: i64) -> FakeLeader {
-        let s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut f = FakeLeader {
-            out: s.try_clone().unwrap(),
-            input: BufReader::new(s),
-        };
-        f.out.write_all(format!("LEAD {sid}\n").as_bytes()).unwrap();
-        f
-    }
-    fn line(&mut self) -> Option<String> {
-        let mut l = String::new();
-        match self.input.read_line(&mut l) {
-            Ok(0) | Err(_) => None,
-            Ok(_) => Some(l.trim_end().to_string()),
-        }
-    }
-    fn send(&mut self, l: &str) {
-        let _ = self.out.write_all(format!("{l}\n").as_bytes());
-    }
-}
-
 #[test]
-fn a_deposed_leader_cannot_get_a_stale_epoch_write_accepted() {
+fn a_deposed_leader_rejoins_in_the_new_epoch_and_kv_address_takes_no_replication() {
     let dir = tempfile::tempdir().unwrap();
     let ports = Ports { base: 31400 };
     let cfgs = write_store_configs(dir.path(), 3, ports);
@@ -75,47 +43,33 @@ fn a_deposed_leader_cannot_get_a_stale_epoch_write_accepted() {
         follower.is_synced_follower().then_some(())
     });
 
-    // The deposed leader's sid is no longer the one this follower follows.
-    let mut fake = FakeLeader::connect(ports.kv(fsid), old_sid);
-    assert_eq!(fake.line().as_deref(), Some("NOTFOLLOWING"));
-
-    // Under the current leader's sid, an epoch zkfle's Zab session did not
-    // establish for this follower (here a future one) is refused too: only
-    // the epoch of its own `Role::Following` is acceptable.
-    let mut fake = FakeLeader::connect(ports.kv(fsid), new_sid);
-    let info = fake.line().unwrap();
-    assert!(info.starts_with(&format!("INFO {new_epoch}")), "{info}");
-    fake.send(&format!("EPOCH {}", new_epoch + 1));
-    let answer = fake.line().unwrap_or_default();
-    assert!(
-        answer.starts_with(&format!("NACK epoch {}", new_epoch + 1)),
-        "{answer}"
-    );
-    assert_eq!(fake.line(), None, "the follower closed the connection");
-
-    // Even under the current leader's sid, the old epoch is refused and a
-    // stale entry after it never lands.
-    let mut fake = FakeLeader::connect(ports.kv(fsid), new_sid);
-    let info = fake.line().unwrap();
-    assert!(info.starts_with(&format!("INFO {new_epoch}")), "{info}");
-    fake.send(&format!("EPOCH {old_epoch}"));
-    let stale = (old_epoch << 32) | 0xffff;
-    fake.send(&format!("ENTRY {stale:x} stale yes"));
-    let answer = fake.line().unwrap_or_default();
-    assert!(answer.starts_with("NACK stale epoch"), "{answer}");
-    assert_eq!(fake.line(), None, "the follower closed the connection");
+    // The old example's replication handshake is gone: the client address
+    // answers it like any unknown command, and nothing changes.
     let mut fc = Client::connect(ports.kv(fsid), Duration::from_secs(10)).unwrap();
+    assert_eq!(
+        fc.request(&format!("LEAD {old_sid}")).unwrap(),
+        "ERR unknown command LEAD"
+    );
+    assert_eq!(
+        fc.request(&format!("ENTRY {:x} stale yes", (old_epoch << 32) | 0xffff))
+            .unwrap(),
+        "ERR unknown command ENTRY"
+    );
     assert_eq!(fc.request("LOCAL stale").unwrap(), "NOTFOUND");
-    // The real leader's session was not disturbed.
+    assert_eq!(fc.request("LOCAL a").unwrap(), "VALUE 1");
     assert!(follower.is_synced_follower());
     let mut nc = Client::connect(ports.kv(new_sid), Duration::from_secs(10)).unwrap();
-    assert!(nc.request("SET b 2").unwrap().starts_with("OK 0x"));
+    let ok = nc.request("SET b 2").unwrap();
+    assert!(
+        ok.starts_with(&format!("OK {:#x}", (new_epoch << 32) | 1)),
+        "the first write of the new epoch: {ok}"
+    );
     eventually("the follower got b", T, || {
         (fc.request("LOCAL b").unwrap() == "VALUE 2").then_some(())
     });
 
     // The deposed leader comes back: it follows, carries the new epoch,
-    // and redirects writes.
+    // and redirects writes and linearizable reads.
     nodes[old] = Some(start(&cfgs, old_sid));
     let back = nodes[old].as_ref().unwrap();
     eventually("the deposed leader synchronized as a follower", T, || {
@@ -131,7 +85,9 @@ fn a_deposed_leader_cannot_get_a_stale_epoch_write_accepted() {
         bc.request("GET a").unwrap(),
         format!("REDIRECT {}", ports.kv(new_sid))
     );
-    assert_eq!(bc.request("LOCAL b").unwrap(), "VALUE 2");
+    eventually("the deposed leader applied b", T, || {
+        (bc.request("LOCAL b").unwrap() == "VALUE 2").then_some(())
+    });
     for n in nodes.into_iter().flatten() {
         n.kill();
     }

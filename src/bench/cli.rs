@@ -27,6 +27,9 @@ pub enum BenchCommand {
     /// and prints the zoo.cfg lines that use them (sslQuorum=true
     /// included), for benchmarks and experiments.
     TlsStores(TlsStoresArgs),
+    /// Acknowledged durable writes/s and latency of the replicated
+    /// key-value store (`examples/replicated_kv`, line protocol).
+    Kv(KvArgs),
 }
 
 /// `zkfle bench tls-stores`.
@@ -35,6 +38,30 @@ pub struct TlsStoresArgs {
     /// An existing directory; ca.pem and peer.pem are written into it.
     #[arg(long)]
     pub dir: std::path::PathBuf,
+}
+
+/// `zkfle bench kv`.
+#[derive(Debug, Args)]
+pub struct KvArgs {
+    /// Store addresses (any node's kvAddress, comma-separated); REDIRECTs
+    /// lead to the leader.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub kv: Vec<String>,
+    /// Client connections to the leader.
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
+    /// Outstanding SETs per connection.
+    #[arg(long, default_value_t = 64)]
+    pub window: usize,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Seconds of load before measuring.
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup: f64,
+    /// Bytes per value.
+    #[arg(long, default_value_t = 16)]
+    pub value_size: usize,
 }
 
 /// `zkfle bench election`.
@@ -188,6 +215,35 @@ pub fn main(args: BenchArgs) -> i32 {
                 1
             }
         },
+        BenchCommand::Kv(a) => kv_main(a),
+    }
+}
+
+fn kv_main(a: KvArgs) -> i32 {
+    let ok = |x: f64| x.is_finite() && x >= 0.0;
+    if !(ok(a.duration) && a.duration > 0.0 && ok(a.warmup)) {
+        eprintln!("zkfle bench kv: --duration must be positive, --warmup not negative");
+        return 2;
+    }
+    let opts = super::kv::KvBenchOptions {
+        addrs: a.kv,
+        connections: a.connections,
+        window: a.window,
+        duration: Duration::from_secs_f64(a.duration),
+        warmup: Duration::from_secs_f64(a.warmup),
+        value_size: a.value_size,
+    };
+    match super::kv::run(&opts) {
+        Ok(r) => {
+            for line in super::kv::summary_lines(&r) {
+                println!("{line}");
+            }
+            i32::from(r.errors > 0)
+        }
+        Err(e) => {
+            eprintln!("zkfle bench kv: {e}");
+            1
+        }
     }
 }
 

@@ -6,5 +6,6 @@ pub mod chart;
 pub mod cli;
 pub mod election;
 pub mod ensemble;
+pub mod kv;
 pub mod notify;
 pub mod workdir;
