@@ -17,7 +17,7 @@ use super::apply::ApplyMsg;
 use super::replica::{ApiRequest, ReplicaShared};
 use super::status::Phase;
 use super::zab;
-use super::zab::runtime::{IoHandle, LogLimiter, RoleEnv};
+use super::zab::runtime::{IoHandle, LogLimiter, ResignRequest, RoleEnv};
 
 use super::epoch::EpochFiles;
 use super::status::PeerStatus;
@@ -32,6 +32,8 @@ pub(crate) struct RoleContext<'a> {
     pub epochs: &'a Mutex<EpochFiles>,
     /// Closed when the peer shuts down; a role must return soon after.
     pub stop: &'a Receiver<()>,
+    /// The embedder's resignations (`PeerHandle::resign`).
+    pub resign: &'a Receiver<ResignRequest>,
     /// Reports the epoch Zab established, so replies to LOOKING peers carry
     /// it (PROTOCOL.md §4.3).
     pub established_epoch: &'a (dyn Fn(i64) + Sync),
@@ -100,6 +102,8 @@ pub(crate) fn run(ctx: &RoleContext<'_>, decision: &Decision) -> RoleEnd {
         requests: ctx.store.as_ref().map(|s| s.requests),
         shared: ctx.store.as_ref().map(|s| s.shared),
         stop: Some(ctx.stop),
+        resign: Some(ctx.resign),
+        preferred_leader: ctx.config.preferred_leader,
         limiter: ctx.limiter,
     };
     let exit = match decision.state {
@@ -124,6 +128,9 @@ pub(crate) fn run(ctx: &RoleContext<'_>, decision: &Decision) -> RoleEnd {
         },
         zab::ZabExit::LeaderSocketClosed => election::RoleEnd::LeaderClosed,
         zab::ZabExit::QuorumLost { .. } => election::RoleEnd::QuorumLost,
+        zab::ZabExit::Resigned { hold_off } | zab::ZabExit::HandedOff { hold_off, .. } => {
+            election::RoleEnd::Resigned { hold_off }
+        }
         _ => election::RoleEnd::Other,
     })
 }

@@ -116,6 +116,11 @@ pub(super) fn role_end(exit: &ZabExit, leader: i64) -> Option<RoleEnd> {
         },
         ZabExit::LeaderSocketClosed => RoleEnd::LeaderClosed,
         ZabExit::QuorumLost { .. } => RoleEnd::QuorumLost,
+        ZabExit::Resigned { hold_off } | ZabExit::HandedOff { hold_off, .. } => {
+            RoleEnd::Resigned {
+                hold_off: *hold_off,
+            }
+        }
         _ => RoleEnd::Other,
     })
 }

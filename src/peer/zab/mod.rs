@@ -203,6 +203,8 @@ fn with_host_pipeline(
             requests: None,
             shared: None,
             stop: None,
+            resign: None,
+            preferred_leader: None,
             limiter: &limiter,
         };
         f(&env)
