@@ -944,4 +944,24 @@ mod tests {
         let out = start_at(&mut d, 400, Z);
         assert_eq!(leaders(&out), vec![3, 3]);
     }
+
+    /// Found by the simulator (`--resign --store`, seed 433): the hold-off
+    /// ended during a finalize wait on an adopted candidate, the peer swapped
+    /// its proposal for itself, and the finalize deadline then decided that
+    /// new proposal with no quorum behind it. A candidate already adopted
+    /// is kept, and the wait decides what the quorum agreed on.
+    #[test]
+    fn a_hold_off_ending_during_a_finalize_wait_leaves_the_adopted_candidate() {
+        let mut d = resigned(3, 100);
+        start_at(&mut d, 10, Z);
+        looking(&mut d, 11, 2, 2, Z);
+        assert!(d.fle().is_finalizing(), "2 and I agree on 2, 1 unheard");
+        let out = d.step(ms(101), Input::Timer);
+        assert!(out.sends.is_empty(), "{:?}", leaders(&out));
+        assert!(d.fle().is_candidate());
+        let t = out.timer.expect("the finalize deadline");
+        let out = d.step(t, Input::Timer);
+        let dec = out.decision.expect("decides at the end of the wait");
+        assert_eq!((dec.vote.leader, dec.state), (2, Following));
+    }
 }

@@ -694,10 +694,16 @@ impl Fle {
     /// least as up to date as itself. Votes naming this server are ignored
     /// while it does not stand, so it cannot be elected.
     ///
-    /// During an election the change takes effect at once: standing again
-    /// proposes my own vote if it beats the current proposal (and
-    /// broadcasts it); withdrawing replaces a proposal for myself by the
-    /// placeholder.
+    /// During an election the change takes effect at once. Standing again
+    /// proposes my own vote only if I have adopted nobody yet (the
+    /// placeholder is still my proposal: no candidate with my history was
+    /// heard, the case in which the others may need me to lead); a
+    /// candidate already adopted holds at least my history and can win
+    /// whatever I could, so the round is left alone rather than disturbed.
+    /// Withdrawing replaces a proposal for myself by the placeholder. A
+    /// changed proposal goes back to polling (never straight to a decision:
+    /// a finalize wait under way was for the old proposal; found by the
+    /// simulator, `zkfle sim --resign --store`, seed 433).
     pub fn set_candidate(&mut self, now: Duration, candidate: bool) -> Output {
         let mut out = Output::default();
         if self.candidate != candidate {
@@ -711,11 +717,14 @@ impl Fle {
                 let mine = self.own_initial_vote();
                 self.initial = mine;
                 let changed = if candidate {
-                    self.better(&mine, &self.proposal)
+                    self.proposal.leader == NO_CANDIDATE && self.better(&mine, &self.proposal)
                 } else {
                     self.proposal.leader == self.shared.cfg.my_sid
                 };
                 if changed {
+                    self.phase = Phase::Polling {
+                        deadline: now + self.not_timeout,
+                    };
                     self.proposal = mine;
                     if !candidate {
                         self.recv.remove(self.shared.cfg.my_sid);

@@ -126,7 +126,10 @@ impl World {
 
     fn initial_vote(&self, i: usize) -> Option<Vote> {
         let pp = &self.peers[i];
-        if self.p.verifier.weight(pp.sid) > 0 {
+        if pp.resigned_until.is_some_and(|t| self.now < t) {
+            // Not standing: no vote of its own in the round.
+            None
+        } else if self.p.verifier.weight(pp.sid) > 0 {
             Some(Vote::new(pp.sid, self.vote_zxid(pp.sid), pp.disk.current))
         } else {
             None
@@ -302,6 +305,16 @@ impl World {
         let observer = self.peers[i].observer;
         let r = invariants::only_candidates_elected(now, sid, observer, &d, &self.p.verifier);
         self.fail(r);
+        if let Some(until) = self.peers[i].resigned_until {
+            let r = invariants::resigned_peer_stays_out(now, sid, &d, until);
+            self.fail(r);
+            if looking_path && now < until {
+                let pp = &self.peers[i];
+                let own = Vote::new(sid, self.vote_zxid(sid), pp.disk.current);
+                let r = invariants::resigned_vote_keeps_history(now, sid, &d, &own);
+                self.fail(r);
+            }
+        }
         let supporters = self.supporters(i, &d, proposal);
         let r = invariants::decision_has_quorum(now, sid, &d, &supporters, &self.p.verifier);
         self.fail(r);
