@@ -323,6 +323,20 @@ fn a_resignation_the_driver_ignores_is_caught() {
     );
 }
 
+/// A resigned peer that forgets its own history as the floor of its votes
+/// votes for peers that lack entries it holds.
+#[test]
+fn a_resigned_vote_without_the_history_floor_is_caught() {
+    assert_caught(
+        "resign-no-floor",
+        300,
+        &resign_opts(false, Some(InjectedBug::ResignNoFloor)),
+        "resigned_vote_keeps_history",
+        3,
+        &["resigned_vote_keeps_history", "decision_not_beaten"],
+    );
+}
+
 #[test]
 fn a_broken_vote_order_is_caught() {
     assert_caught(

@@ -48,7 +48,18 @@ use super::{Event, LeaderInfo, PeerState, Role, ZkfleError};
 /// epoch older than one it has seen (`examples/leader_task.rs`,
 /// `examples/replicated_kv.rs`). Measured: `tests/embed_staleness.rs`
 /// (SIGSTOPped followers) and `tests/store_runtime.rs` (a partition:
-/// 0.33–0.40 s with syncLimit 3 and tickTime 100 ms, bound 0.4 s).
+/// 0.33–0.40 s with syncLimit 3 and tickTime 100 ms, bound 0.4 s). Followers
+/// that stop cleanly close their connections, and the leader then steps
+/// down at its next tick, within one `tickTime` (`tests/embed_resign.rs`
+/// stops them in-process and checks that [`PeerHandle::quorum_confirmed_at`]
+/// never moves past that moment and reads `None` once it has stepped
+/// down).
+///
+/// In short, with `T = tickTime` and `S = syncLimit`: `is_leader()` can stay
+/// true at most about `(S + 1) × T` after the last packet from the quorum
+/// (silence), or `T` after the quorum's connections closed; no other leader
+/// can be established before `quorum_confirmed_at + S × T` (by the
+/// followers' clocks); a paused process has no bound at all.
 ///
 /// With a replicated log the leader also says when it last *knew* it held
 /// a quorum: [`PeerHandle::quorum_confirmed_at`], the send time of the

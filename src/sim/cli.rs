@@ -71,7 +71,7 @@ pub struct SimArgs {
     /// Established leaders resign now and then (`PeerHandle::resign`), with
     /// random hold-offs; checks that a resigned peer is never elected
     /// during its hold-off and only votes for a history at least its own
-    /// (`--inject resign-stands` breaks the first).
+    /// (`--inject resign-stands` breaks the first, `--inject resign-no-floor` the second).
     #[arg(long)]
     pub resign: bool,
 }

@@ -12,7 +12,7 @@ use crate::wire::{Notification, ServerState};
 use super::invariants;
 use super::peer::{Obs, Role};
 use super::schedule::{ms, Ev};
-use super::world::{lens, World};
+use super::world::{lens, InjectedBug, World};
 
 /// What kind of input a driver call was: decides which decision
 /// invariants apply (see `invariants::decision_not_beaten`).
@@ -85,8 +85,13 @@ impl World {
     /// `lookForLeader`).
     pub(super) fn start_election(&mut self, sid: i64) {
         let i = self.idx(sid);
-        let last_zxid = self.vote_zxid(sid);
-        let current_epoch = self.peers[i].disk.current;
+        let mut last_zxid = self.vote_zxid(sid);
+        let mut current_epoch = self.peers[i].disk.current;
+        if self.bug == Some(InjectedBug::ResignNoFloor)
+            && self.peers[i].resigned_until.is_some_and(|t| self.now < t)
+        {
+            (last_zxid, current_epoch) = (0, 0);
+        }
         self.feed(
             sid,
             Input::StartElection {

@@ -49,11 +49,15 @@ pub enum InjectedBug {
     /// to the election Driver as an ordinary role end, so the peer stands
     /// again at once instead of sitting its hold-off out.
     ResignStands,
+    /// With resignations (`--resign`): a resigned peer's elections start
+    /// from an empty history (zxid 0, epoch 0), so its non-candidate floor
+    /// lets it vote for peers that lack entries it holds.
+    ResignNoFloor,
 }
 
 impl InjectedBug {
     /// Every bug with its CLI name.
-    pub const ALL: [(&'static str, InjectedBug); 9] = [
+    pub const ALL: [(&'static str, InjectedBug); 10] = [
         ("inverted-order", InjectedBug::InvertedZxidOrder),
         ("self-quorum", InjectedBug::SelfQuorum),
         ("eager-down", InjectedBug::EagerDown),
@@ -63,6 +67,7 @@ impl InjectedBug {
         ("ack-before-durable", InjectedBug::AckBeforeDurable),
         ("stale-read", InjectedBug::StaleRead),
         ("resign-stands", InjectedBug::ResignStands),
+        ("resign-no-floor", InjectedBug::ResignNoFloor),
     ];
 
     /// Parses the CLI name.
