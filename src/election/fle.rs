@@ -732,6 +732,10 @@ impl Fle {
                     self.broadcast(&mut out);
                     self.check_looking_quorum(now, &mut out);
                 }
+            } else if !candidate && self.proposal.leader == self.shared.cfg.my_sid {
+                // Between rounds the proposal still answers LOOKING askers
+                // of older rounds (rule 2): it must not name me either.
+                self.proposal = self.own_initial_vote();
             }
         }
         out.timer = self.deadline();

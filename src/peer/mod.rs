@@ -593,6 +593,9 @@ impl MainLoop {
                 established_epoch: &|e| {
                     let _ = self.cmds.send(ElectionCmd::EstablishedEpoch(e));
                 },
+                resigning: &|r| {
+                    let _ = self.cmds.send(ElectionCmd::RoleEnded(r));
+                },
                 tls: self.tls.as_ref(),
                 io: &self.io,
                 store,

@@ -37,6 +37,10 @@ pub(crate) struct RoleContext<'a> {
     /// Reports the epoch Zab established, so replies to LOOKING peers carry
     /// it (PROTOCOL.md §4.3).
     pub established_epoch: &'a (dyn Fn(i64) + Sync),
+    /// Tells the election a resigning leader's term is over before its
+    /// learners' connections close (the main loop reports it again after
+    /// the teardown; a second report changes nothing).
+    pub resigning: &'a (dyn Fn(election::RoleEnd) + Sync),
     /// Quorum TLS (`sslQuorum`/`portUnification`), if configured.
     pub tls: Option<&'a crate::tls::QuorumTls>,
     /// The durability pipeline.
@@ -232,6 +236,18 @@ impl zab::ZabHost for RoleHost<'_> {
             s.phase = p;
             s.serving = serving;
         });
+    }
+    fn leader_ending(&self, exit: &zab::ZabExit) {
+        // Only a resignation: the process is alive and would otherwise
+        // answer LOOKING followers with LEADING for the few milliseconds
+        // of its teardown, and a follower that joins on that answer dials
+        // a closed quorum port until it gives up (seen: +550 ms).
+        if let zab::ZabExit::Resigned { hold_off } | zab::ZabExit::HandedOff { hold_off, .. } = exit
+        {
+            (self.ctx.resigning)(election::RoleEnd::Resigned {
+                hold_off: *hold_off,
+            });
+        }
     }
     fn learners(&self, counts: zab::LearnerCounts) {
         self.ctx.status.update(|s| s.learners = Some(counts));

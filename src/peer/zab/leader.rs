@@ -82,6 +82,9 @@ pub(crate) fn run(env: &RoleEnv<'_>) -> ZabExit {
     run.execute(first);
     run.flush();
     run.main_loop(&rx);
+    if let Some(exit) = &run.exit {
+        env.host.leader_ending(exit);
+    }
     // Tear down: no new learners, every connection closed, threads joined.
     for s in &stoppers {
         s.stop();
