@@ -66,7 +66,10 @@ fn a_resigned_leader_hands_over_keeps_out_for_its_hold_off_and_loses_nothing() {
     ));
 
     let t0 = Instant::now();
-    first.handle.resign(Duration::from_secs(8)).expect("resigns");
+    first
+        .handle
+        .resign(Duration::from_secs(8))
+        .expect("resigns");
     let left = t0.elapsed();
     assert!(!first.handle.is_leader());
     // From now on (a subscription starts with the current role).
@@ -95,7 +98,10 @@ fn a_resigned_leader_hands_over_keeps_out_for_its_hold_off_and_loses_nothing() {
 
     // The second leader resigns too, within the first one's hold-off: the
     // third peer must win, never the first.
-    second.handle.resign(Duration::from_secs(8)).expect("resigns");
+    second
+        .handle
+        .resign(Duration::from_secs(8))
+        .expect("resigns");
     let (k, _) = new_leader(&all, &[first.sid, second.sid]);
     let third = all[k];
     commit(third, 1, "c");
@@ -279,7 +285,12 @@ fn measure_resign_handover() {
             .resign(Duration::from_millis(200))
             .expect("resigns");
         let (next, at) = new_leader(&all, &[all[leader].sid]);
-        eprintln!("iteration {i}: sid {} resigned, sid {} serving after {:?}", all[leader].sid, all[next].sid, at - t0);
+        eprintln!(
+            "iteration {i}: sid {} resigned, sid {} serving after {:?}",
+            all[leader].sid,
+            all[next].sid,
+            at - t0
+        );
         times.push(at - t0);
         leader = next;
     }

@@ -490,11 +490,8 @@ impl PeerHandle {
     /// ```
     pub fn resign(&self, hold_off: Duration) -> Result<(), ZkfleError> {
         let epoch = self.request_resign(hold_off)?;
-        self.wait_for(
-            |s| s.role != Role::Leading { epoch },
-            RESIGN_WAIT,
-        )
-        .map(|_| ())
+        self.wait_for(|s| s.role != Role::Leading { epoch }, RESIGN_WAIT)
+            .map(|_| ())
     }
 
     /// [`PeerHandle::resign`] for async code: awaits the end of the term on

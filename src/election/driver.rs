@@ -909,7 +909,11 @@ mod tests {
             }
             timer = out.timer;
         }
-        assert_eq!(stood, Some(ms(501)), "stands exactly when the hold-off ends");
+        assert_eq!(
+            stood,
+            Some(ms(501)),
+            "stands exactly when the hold-off ends"
+        );
         assert!(d.fle().is_candidate());
         looking(&mut d, 502, 1, 3, Z);
         let out = looking(&mut d, 503, 2, 3, Z);

@@ -167,7 +167,9 @@ impl World {
             .peers
             .iter()
             .filter(|pp| {
-                pp.alive && !pp.paused && matches!(&pp.role, Role::Leading(l) if l.m.is_established())
+                pp.alive
+                    && !pp.paused
+                    && matches!(&pp.role, Role::Leading(l) if l.m.is_established())
             })
             .map(|pp| pp.sid)
             .collect();

@@ -119,11 +119,9 @@ pub(super) fn role_end(exit: &ZabExit, leader: i64) -> Option<RoleEnd> {
         },
         ZabExit::LeaderSocketClosed => RoleEnd::LeaderClosed,
         ZabExit::QuorumLost { .. } => RoleEnd::QuorumLost,
-        ZabExit::Resigned { hold_off } | ZabExit::HandedOff { hold_off, .. } => {
-            RoleEnd::Resigned {
-                hold_off: *hold_off,
-            }
-        }
+        ZabExit::Resigned { hold_off } | ZabExit::HandedOff { hold_off, .. } => RoleEnd::Resigned {
+            hold_off: *hold_off,
+        },
         _ => RoleEnd::Other,
     })
 }

@@ -15,9 +15,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::conn::{read_loop, write_loop, CloseCause, ConnEvent, WriteQueue};
 use super::net::{Closer, ListenerStopper, QuorumListener, QuorumStream};
-use super::runtime::{
-    spawn, wait, Clock, ResignRequest, RoleEnv, RoleIn, SendBatch, Wake, TURN,
-};
+use super::runtime::{spawn, wait, Clock, ResignRequest, RoleEnv, RoleIn, SendBatch, Wake, TURN};
 use super::{LearnerCounts, ZabExit, ZabPhase};
 use crate::peer::apply::ApplyMsg;
 use crate::peer::durable::{IoDone, IoOp};
