@@ -1645,3 +1645,21 @@ fn peer_builder_setting_turns_fast_decide_off() {
     let off = builder.setting("zkfle.fastDecide", "false");
     assert!(!off.config().expect("config").fast_decide);
 }
+
+#[test]
+fn zkfle_preferred_leader_names_a_voter() {
+    assert_eq!(ok(&BASE.join("\n")).preferred_leader, None);
+    assert_eq!(
+        ok(&base_plus(&["zkfle.preferredLeader=2"])).preferred_leader,
+        Some(2)
+    );
+    let e = err(&base_plus(&["zkfle.preferredLeader=7"]));
+    assert_entry_err(
+        &e,
+        BASE.len() + 1,
+        "zkfle.preferredLeader",
+        "server 7 is not a voting server; zkfle.preferredLeader must name one",
+    );
+    let e = err(&base_plus(&["zkfle.preferredLeader=two"]));
+    assert_eq!(e.key(), Some("zkfle.preferredLeader"));
+}

@@ -277,6 +277,66 @@ fn assert_caught(
     }
 }
 
+fn resign_opts(store: bool, bug: Option<InjectedBug>) -> impl Fn(u64) -> SimOptions + Sync {
+    move |seed| {
+        let mut o = SimOptions::new(seed);
+        o.resign = true;
+        o.store = store;
+        o.bug = bug;
+        o
+    }
+}
+
+/// `--resign`: established leaders resign with random hold-offs, in both
+/// modes; every invariant holds (no committed write lost, linearizable
+/// clients in store mode), every schedule converges, and the resignation
+/// checks really ran.
+#[test]
+fn schedules_with_resignations_keep_every_invariant() {
+    for (store, seeds) in [(false, SEEDS / 5), (true, STORE_SEEDS / 2)] {
+        let outcomes = run_many(BASE, seeds, 2, &resign_opts(store, None));
+        assert_clean(&outcomes, if store { "store --resign" } else { "--resign" });
+        assert!(
+            outcomes.iter().all(|o| o.stats.converged_after.is_some()),
+            "every schedule converged after its heal"
+        );
+        let resignations = sum(&outcomes, |o| o.stats.resignations);
+        eprintln!("store {store}: {resignations} resignations in {seeds} schedules");
+        assert!(resignations * 2 > seeds, "resignations: {resignations}");
+        if store {
+            assert!(sum(&outcomes, |o| o.stats.writes_acked) > 0);
+        }
+    }
+}
+
+/// A Driver that is not told of the resignation stands again at once: the
+/// resigned peer is elected within its hold-off.
+#[test]
+fn a_resignation_the_driver_ignores_is_caught() {
+    assert_caught(
+        "resign-stands",
+        300,
+        &resign_opts(false, Some(InjectedBug::ResignStands)),
+        "resigned_peer_stays_out",
+        3,
+        &["resigned_peer_stays_out"],
+    );
+}
+
+/// A resigned peer that forgets its own history as the floor of its votes
+/// votes for peers that lack entries it holds.
+#[test]
+fn a_resigned_vote_without_the_history_floor_is_caught() {
+    assert_caught(
+        "resign-no-floor",
+        300,
+        &resign_opts(false, Some(InjectedBug::ResignNoFloor)),
+        "resigned_vote_keeps_history",
+        3,
+        &["resigned_vote_keeps_history", "decision_not_beaten"],
+    );
+}
+
 #[test]
 fn a_broken_vote_order_is_caught() {
     assert_caught(

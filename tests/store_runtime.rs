@@ -76,7 +76,7 @@ fn proposals_on_the_leader_are_applied_in_order_on_every_peer() {
     let at = leader.read_barrier_blocking().expect("barrier");
     assert!(at >= last, "{at:#x} < {last:#x}");
     let started = Instant::now();
-    let big = vec![0u8; zkfle::api::MAX_PROPOSAL_BYTES + 1];
+    let big = vec![0u8; zkfle::MAX_PROPOSAL_BYTES + 1];
     assert!(matches!(
         leader.propose_blocking(big),
         Err(ReplicationError::TooLarge { .. })

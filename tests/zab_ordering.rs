@@ -638,8 +638,9 @@ fn a_one_voter_ensemble_leads_alone() {
             result: Ok(z(1, 1))
         })
     );
-    let out = l.step_down(T0, zkfle::zab::StepDown::Resign);
-    assert_eq!(out, [LeaderAction::Exit(ZabExit::Resigned)]);
+    let hold_off = std::time::Duration::from_millis(500);
+    let out = l.step_down(T0, zkfle::zab::StepDown::Resign { hold_off });
+    assert_eq!(out, [LeaderAction::Exit(ZabExit::Resigned { hold_off })]);
     assert_eq!(
         l.propose(T0, Bytes::new(), 3),
         [LeaderAction::ProposeDone {

@@ -46,6 +46,8 @@ pub struct PeerBuilder {
     source: Source,
     supplier: Option<ZxidSupplier>,
     admin: bool,
+    /// [`PeerBuilder::preferred_leader`], over whatever the configuration says.
+    preferred: Option<i64>,
     log: LogOptions,
 }
 
@@ -126,6 +128,7 @@ impl PeerBuilder {
             },
             supplier: None,
             admin: true,
+            preferred: None,
             log: LogOptions::default(),
         }
     }
@@ -143,6 +146,7 @@ impl PeerBuilder {
             source: Source::Loaded(Box::new(config)),
             supplier: None,
             admin: true,
+            preferred: None,
             log: LogOptions::default(),
         }
     }
@@ -170,6 +174,7 @@ impl PeerBuilder {
             },
             supplier: None,
             admin: true,
+            preferred: None,
             log: LogOptions::default(),
         }
     }
@@ -297,6 +302,36 @@ impl PeerBuilder {
         if let Source::Code { client_addr, .. } = &mut self.source {
             *client_addr = Some(addr);
         }
+        self
+    }
+
+    /// The preferred leader (zoo.cfg's `zkfle.preferredLeader=N`, which
+    /// this overrides): whenever voter `sid` is up and synchronized (a
+    /// follower that acknowledged every proposal of the term) and another
+    /// zkfle peer leads, that leader hands leadership to it at its next
+    /// tick, and `sid` wins the election that follows: among votes with
+    /// the same history the preferred sid wins the tie (instead of the
+    /// highest sid), and the old leader does not stand for `initLimit`
+    /// ticks. A vote with a newer history still wins, so no committed
+    /// entry is lost. Give every zkfle peer of the ensemble the same value.
+    ///
+    /// With Java peers: a Java leader never hands off, and Java peers keep
+    /// ZooKeeper's tie-break (highest sid). zkfle peers use the preference
+    /// only until their first empty poll of a round, so the two orders
+    /// cannot block an election; the preferred peer then wins only if the
+    /// zkfle peers form a quorum among themselves first.
+    ///
+    /// ```
+    /// let b = zkfle::PeerBuilder::new(1)
+    ///     .server(1, "127.0.0.1:15021".parse().unwrap(), "127.0.0.1:15022".parse().unwrap())
+    ///     .server(2, "127.0.0.1:15023".parse().unwrap(), "127.0.0.1:15024".parse().unwrap())
+    ///     .data_dir("/tmp/x")
+    ///     .preferred_leader(2);
+    /// assert_eq!(b.config().unwrap().preferred_leader, Some(2));
+    /// assert!(matches!(b.preferred_leader(7).config(), Err(zkfle::ZkfleError::Option(_))));
+    /// ```
+    pub fn preferred_leader(mut self, sid: i64) -> Self {
+        self.preferred = Some(sid);
         self
     }
 
@@ -459,6 +494,20 @@ impl PeerBuilder {
     /// assert!(matches!(err, zkfle::ZkfleError::NoDataDir));
     /// ```
     pub fn config(&self) -> Result<ZkConfig, ZkfleError> {
+        let mut config = self.base_config()?;
+        if let Some(sid) = self.preferred {
+            if !config.verifier.is_voter(sid) {
+                return Err(ZkfleError::Option(
+                    "preferred_leader must name a voting server of the configuration",
+                ));
+            }
+            config.preferred_leader = Some(sid);
+        }
+        Ok(config)
+    }
+
+    /// The configuration from the source alone.
+    fn base_config(&self) -> Result<ZkConfig, ZkfleError> {
         match &self.source {
             Source::File { path, myid } => Ok(ZkConfig::load(path, *myid)?),
             Source::Loaded(c) => Ok((**c).clone()),

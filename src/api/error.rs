@@ -52,6 +52,10 @@ pub enum ZkfleError {
     /// The handle was shut down.
     #[error("the peer has been shut down")]
     Shutdown,
+    /// [`PeerHandle::resign`](super::PeerHandle::resign): this peer does
+    /// not lead (in service) now.
+    #[error("this peer is not the leader")]
+    NotLeader,
     /// Builder options that do not go together (the text says which).
     #[error("invalid builder options: {0}")]
     Option(&'static str),

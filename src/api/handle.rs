@@ -48,7 +48,18 @@ use super::{Event, LeaderInfo, PeerState, Role, ZkfleError};
 /// epoch older than one it has seen (`examples/leader_task.rs`,
 /// `examples/replicated_kv.rs`). Measured: `tests/embed_staleness.rs`
 /// (SIGSTOPped followers) and `tests/store_runtime.rs` (a partition:
-/// 0.33–0.40 s with syncLimit 3 and tickTime 100 ms, bound 0.4 s).
+/// 0.33–0.40 s with syncLimit 3 and tickTime 100 ms, bound 0.4 s). Followers
+/// that stop cleanly close their connections, and the leader then steps
+/// down at its next tick, within one `tickTime` (`tests/embed_resign.rs`
+/// stops them in-process and checks that [`PeerHandle::quorum_confirmed_at`]
+/// never moves past that moment and reads `None` once it has stepped
+/// down).
+///
+/// In short, with `T = tickTime` and `S = syncLimit`: `is_leader()` can stay
+/// true at most about `(S + 1) × T` after the last packet from the quorum
+/// (silence), or `T` after the quorum's connections closed; no other leader
+/// can be established before `quorum_confirmed_at + S × T` (by the
+/// followers' clocks); a paused process has no bound at all.
 ///
 /// With a replicated log the leader also says when it last *knew* it held
 /// a quorum: [`PeerHandle::quorum_confirmed_at`], the send time of the
@@ -422,6 +433,104 @@ impl PeerHandle {
         }
     }
 
+    /// Gives leadership up: the leader ends its term (closing its
+    /// followers' quorum connections, so they elect at once instead of
+    /// after `syncLimit` ticks) and, for `hold_off`, takes part in
+    /// elections without standing for leader; another peer leads. Returns
+    /// once this peer no longer leads ([`ZkfleError::NotLeader`] if it did
+    /// not lead when called, [`ZkfleError::Timeout`] if its term did not end
+    /// within 10 s). Blocks the calling thread for that long (milliseconds);
+    /// in async code use [`PeerHandle::resign_async`].
+    ///
+    /// What happens next is decided by the election (the Driver's
+    /// "Resigning" rules):
+    ///
+    /// * This peer never proposes itself during the hold-off and ignores
+    ///   votes naming it, so it cannot be elected, by zkfle or Java peers.
+    /// * It votes only for a candidate whose history `(epoch, zxid)` is at
+    ///   least its own, so no committed entry is lost even if it held
+    ///   entries some followers lacked.
+    /// * If the others cannot elect without it (too few of them, or none
+    ///   with its history and no quorum without it), nobody leads until the
+    ///   hold-off ends; then it stands again and is elected as usual. A
+    ///   short hold-off (a few hundred milliseconds) is enough to move
+    ///   leadership; a long one keeps this peer out longer.
+    ///
+    /// With Java peers in the ensemble the same holds (a Java peer never
+    /// receives a vote for it and logs its placeholder vote like an
+    /// observer's); the hold-off binds only this peer.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # fn main() -> Result<(), zkfle::ZkfleError> {
+    /// # let d = tempfile::tempdir().map_err(zkfle::ZkfleError::Io)?;
+    /// // A one-voter ensemble: nobody else can lead, so the leader returns
+    /// // once its hold-off is over, in a new epoch.
+    /// let peer = zkfle::PeerBuilder::new(1)
+    ///     .server(1, "127.0.0.1:15001".parse().unwrap(), "127.0.0.1:15002".parse().unwrap())
+    ///     .data_dir(d.path())
+    ///     .start()?;
+    /// let before = peer.wait_for(|s| s.role.is_leader(), Duration::from_secs(10))?;
+    /// peer.resign(Duration::from_millis(300))?;
+    /// assert!(!peer.is_leader());
+    /// let after = peer.wait_for(|s| s.role.is_leader(), Duration::from_secs(10))?;
+    /// assert!(after.role.epoch() > before.role.epoch());
+    /// assert!(matches!(
+    ///     zkfle::PeerBuilder::new(2)
+    ///         .server(2, "127.0.0.1:15003".parse().unwrap(), "127.0.0.1:15004".parse().unwrap())
+    ///         .server(3, "127.0.0.1:15005".parse().unwrap(), "127.0.0.1:15006".parse().unwrap())
+    ///         .server(4, "127.0.0.1:15007".parse().unwrap(), "127.0.0.1:15008".parse().unwrap())
+    ///         .data_dir(d.path().join("2"))
+    ///         .start()?
+    ///         .resign(Duration::from_millis(300)),
+    ///     Err(zkfle::ZkfleError::NotLeader)
+    /// ));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn resign(&self, hold_off: Duration) -> Result<(), ZkfleError> {
+        let epoch = self.request_resign(hold_off)?;
+        self.wait_for(|s| s.role != Role::Leading { epoch }, RESIGN_WAIT)
+            .map(|_| ())
+    }
+
+    /// [`PeerHandle::resign`] for async code: awaits the end of the term on
+    /// the watch channel instead of blocking the executor (no time limit of
+    /// its own; wrap it in a timeout if needed). Any executor.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), zkfle::ZkfleError> {
+    /// # let d = tempfile::tempdir().map_err(zkfle::ZkfleError::Io)?;
+    /// let peer = zkfle::PeerBuilder::new(1)
+    ///     .server(1, "127.0.0.1:15011".parse().unwrap(), "127.0.0.1:15012".parse().unwrap())
+    ///     .data_dir(d.path())
+    ///     .start()?;
+    /// peer.wait_until(|s| s.role.is_leader()).await?;
+    /// peer.resign_async(Duration::from_millis(200)).await?;
+    /// assert!(!peer.is_leader());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn resign_async(&self, hold_off: Duration) -> Result<(), ZkfleError> {
+        let epoch = self.request_resign(hold_off)?;
+        self.wait_until(|s| s.role != Role::Leading { epoch })
+            .await
+            .map(|_| ())
+    }
+
+    /// Queues a resignation for the leadership in service now; its epoch.
+    fn request_resign(&self, hold_off: Duration) -> Result<i64, ZkfleError> {
+        let running = self.inner.running.lock();
+        let r = running.as_ref().ok_or(ZkfleError::Shutdown)?;
+        let Role::Leading { epoch } = self.inner.published.state().role else {
+            return Err(ZkfleError::NotLeader);
+        };
+        r.peer.resign(Some(epoch), hold_off);
+        Ok(epoch)
+    }
+
     /// The state now and every later change, on a tokio watch channel: the
     /// peer's own threads publish each change as they make it (a role
     /// taken or left, an epoch persisted, an election link up or down), so
@@ -601,6 +710,10 @@ impl PeerHandle {
         }
     }
 }
+
+/// How long [`PeerHandle::resign`] waits for the term to end (it takes
+/// milliseconds; the bound only keeps a wedged role from blocking forever).
+const RESIGN_WAIT: Duration = Duration::from_secs(10);
 
 /// Starts one peer instance whose status and election links publish into
 /// the handle's state, from the peer's own threads.

@@ -344,6 +344,12 @@ pub enum Problem {
         /// The sid.
         sid: i64,
     },
+    /// `zkfle.preferredLeader` names a sid that is not a voting server.
+    #[error("server {sid} is not a voting server; zkfle.preferredLeader must name one")]
+    PreferredNotAVoter {
+        /// The sid.
+        sid: i64,
+    },
     /// A `group.`/`weight.` line names an observer.
     #[error("server {sid} is an observer; only participants have groups and weights")]
     ObserverMember {

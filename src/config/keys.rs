@@ -84,6 +84,8 @@ pub(super) struct Scalars {
     pub multi_address_enabled: bool,
     /// `zkfle.fastDecide` (default true).
     pub fast_decide: bool,
+    /// `zkfle.preferredLeader` and its line.
+    pub preferred_leader: Option<(usize, i64)>,
     pub min_notification: Option<i64>,
     pub max_notification: Option<i64>,
     pub standalone_enabled: bool,
@@ -118,6 +120,7 @@ impl Default for Scalars {
             listen_on_all_ips: false,
             multi_address_enabled: false,
             fast_decide: true,
+            preferred_leader: None,
             min_notification: None,
             max_notification: None,
             // ZooKeeper's defaults.
@@ -202,6 +205,13 @@ pub(super) fn classify(path: &Path, entries: &[&RawEntry]) -> Result<Keys, Confi
             "quorumListenOnAllIPs" => k.s.listen_on_all_ips = parse_bool(value).map_err(err)?,
             "multiAddress.enabled" => k.s.multi_address_enabled = parse_bool(value).map_err(err)?,
             "zkfle.fastDecide" => k.s.fast_decide = parse_bool(value).map_err(err)?,
+            "zkfle.preferredLeader" => {
+                let sid = parse_decode_int(value).map_err(err)?;
+                if sid < 0 {
+                    return Err(err(Problem::NegativeSid { sid }));
+                }
+                k.s.preferred_leader = Some((line, sid));
+            }
             "fastleader.minNotificationInterval" | "fastleader.maxNotificationInterval" => {
                 let v = parse_decode_int(value).map_err(err)?;
                 if v <= 0 {

@@ -190,6 +190,12 @@ pub struct ZkConfig {
     /// decisions; false is ZooKeeper 3.8's `finalizeWait` behaviour exactly
     /// (`election::FleConfig::with_zkfle_timing`).
     pub fast_decide: bool,
+    /// zkfle's own `zkfle.preferredLeader=N`: leadership moves to voter N
+    /// whenever N is up and synchronized and another zkfle peer leads (that
+    /// leader hands off, and N wins the ties of the election's total order;
+    /// `election::FleConfig::preferred_leader`). `None` (the default): no
+    /// preference, ZooKeeper's order.
+    pub preferred_leader: Option<i64>,
     /// `fastleader.minNotificationInterval` (default 200 ms).
     pub min_notification_interval: Duration,
     /// `fastleader.maxNotificationInterval` (default 60 s).

@@ -95,6 +95,16 @@ pub(crate) fn parse_config(
         &keys.weights,
     )?;
     let s = keys.s;
+    if let Some((line, sid)) = s.preferred_leader {
+        if !verifier.is_voter(sid) {
+            return Err(entry_err(
+                path,
+                line,
+                "zkfle.preferredLeader",
+                Problem::PreferredNotAVoter { sid },
+            ));
+        }
+    }
     let extra = keys.extra;
     let server_lines = servers.lines;
     let servers = servers.specs;
@@ -257,6 +267,7 @@ pub(crate) fn parse_config(
         listen_on_all_ips: s.listen_on_all_ips,
         multi_address_enabled: s.multi_address_enabled,
         fast_decide: s.fast_decide,
+        preferred_leader: s.preferred_leader.map(|(_, sid)| sid),
         min_notification_interval: Duration::from_millis(min_notification_ms),
         max_notification_interval: Duration::from_millis(max_notification_ms),
         servers,

@@ -58,6 +58,41 @@
 //! truth (`sim::invariants::down_voters_were_cut`): every voter counted
 //! Down by a fast decision was dead or cut off from the decider when the
 //! driver got its evidence.
+//!
+//! # Resigning
+//!
+//! A leader that gives its leadership up (the embedder's `resign`, or a
+//! hand-off to the preferred leader) ends its Zab term, which closes every
+//! learner connection (its followers go LOOKING at once instead of after
+//! `syncLimit` ticks), and reports [`RoleEnd::Resigned`] with a hold-off.
+//! Until the hold-off ends this server takes part in every election as a
+//! voter that does not stand ([`Fle::set_candidate`]):
+//!
+//! * It never proposes itself. Its round starts with a placeholder that
+//!   names no voter and travels as an observer's vote (Long.MIN_VALUE), which
+//!   zkfle and Java peers alike leave out of their tallies; it then adopts
+//!   the best vote it hears, so it still counts towards the quorum.
+//! * **Data rule**: it adopts only a candidate whose `(peerEpoch, zxid)` is
+//!   at least its own (the placeholder carries its history as a floor in
+//!   the total order). A quorum that elects with it therefore elects a
+//!   peer holding everything it had; a quorum that elects without it
+//!   intersects, in a candidate, every quorum that acknowledged an entry,
+//!   and FLE's usual rule applies. No committed entry is lost whoever the
+//!   resigning leader held alone.
+//! * It ignores any vote naming itself (only a stale one can), so no
+//!   decision of its own makes it leader; and since it never proposes
+//!   itself, no peer's LOOKING vote of a round it takes part in names it.
+//!
+//! Liveness: the others elect among themselves as fast as after a leader
+//! crash, and faster (its link stays up, its votes arrive at once). If
+//! they cannot (they do not form a quorum without it and none has its
+//! history), nobody is elected until the hold-off ends; then it stands
+//! again, in the round under way, and wins as before.
+//!
+//! With Java peers: a Java peer never sees a vote for the resigning server
+//! (it is never proposed), so it cannot elect it; it logs the placeholder
+//! as a vote for a non-member and ignores it, exactly as it treats an
+//! observer's vote. The hold-off binds only the zkfle peer that resigned.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -109,6 +144,14 @@ pub enum RoleEnd {
     /// Anything else: sync refused, an epoch that cannot be accepted, an
     /// I/O error, an embedder asking for a new election.
     Other,
+    /// This server led and gave the leadership up (the embedder's
+    /// `resign`, or a hand-off to the preferred leader). For `hold_off`
+    /// from now it takes part in elections without standing for leader
+    /// ([`Fle::set_candidate`]; see "Resigning" in the module docs).
+    Resigned {
+        /// How long it does not stand.
+        hold_off: Duration,
+    },
 }
 
 /// One fact for the driver. See [`Driver::step`].
@@ -210,6 +253,8 @@ struct PeerLink {
 pub struct Driver {
     fle: Fle,
     links: BTreeMap<i64, PeerLink>,
+    /// Resigned: not a candidate until this time.
+    hold_off_until: Option<Duration>,
 }
 
 impl Driver {
@@ -219,6 +264,7 @@ impl Driver {
         Driver {
             fle: Fle::new(cfg),
             links: BTreeMap::new(),
+            hold_off_until: None,
         }
     }
 
@@ -289,6 +335,14 @@ impl Driver {
                 merge(&mut out, o);
             }
             Input::Timer => {
+                if self.hold_off_until.is_some_and(|t| now >= t) {
+                    // The hold-off is over: stand again, in the round under
+                    // way if there is one (the others may be unable to form
+                    // a quorum without me, or none may hold my history).
+                    self.hold_off_until = None;
+                    let o = self.fle.set_candidate(now, true);
+                    merge(&mut out, o);
+                }
                 let mut o = self.fle.on_timer(now);
                 // `Fle` dials its Down voters on a poll timeout instead of
                 // resending (ZooKeeper's connectAll). A voter Down by rule
@@ -329,6 +383,11 @@ impl Driver {
                 last_zxid,
                 current_epoch,
             } => {
+                if self.hold_off_until.is_some_and(|t| now >= t) {
+                    self.hold_off_until = None;
+                    let o = self.fle.set_candidate(now, true);
+                    merge(&mut out, o);
+                }
                 let o = self.fle.start_election(now, last_zxid, current_epoch);
                 merge(&mut out, o);
             }
@@ -353,12 +412,36 @@ impl Driver {
                         self.report(now, leader, &mut out);
                     }
                 }
+                if let RoleEnd::Resigned { hold_off } = reason {
+                    // A later resignation extends the hold-off, never
+                    // shortens it.
+                    let until = now.saturating_add(hold_off);
+                    self.hold_off_until = Some(self.hold_off_until.map_or(until, |t| t.max(until)));
+                    let o = self.fle.set_candidate(now, false);
+                    merge(&mut out, o);
+                }
             }
         }
         out.dial.sort_unstable();
         out.dial.dedup();
-        out.timer = self.fle.deadline();
+        out.timer = self.deadline();
         out
+    }
+
+    /// The only deadline: the election's, or the end of a hold-off while
+    /// an election runs (outside one, standing again waits for the next
+    /// [`Input::StartElection`], which checks the hold-off itself).
+    fn deadline(&self) -> Option<Duration> {
+        let e = self.fle.deadline();
+        match (e, self.hold_off_until) {
+            (Some(e), Some(h)) => Some(e.min(h)),
+            (e, _) => e,
+        }
+    }
+
+    /// The end of the hold-off of a resignation, while one runs.
+    pub fn hold_off_until(&self) -> Option<Duration> {
+        self.hold_off_until
     }
 
     /// Why `sid` counts as Down, or `None` if it does not (the module docs
@@ -450,7 +533,7 @@ mod tests {
     use crate::config::QuorumVerifier;
     use crate::election::test_util::{ms, notif};
     use crate::election::DecidedBy;
-    use crate::wire::ServerState::{Following, Looking};
+    use crate::wire::ServerState::{Following, Leading, Looking};
 
     fn driver(me: i64, voters: &[i64]) -> Driver {
         Driver::new(FleConfig::new(
@@ -724,5 +807,166 @@ mod tests {
             Some(DownReason::LeftSilent),
             "still Down for the finalize wait"
         );
+    }
+
+    const Z: i64 = 0x1_0000_0005;
+
+    fn resigned(me: i64, hold_off: u64) -> Driver {
+        let mut d = driver(me, &[1, 2, 3]);
+        for sid in [1, 2, 3].into_iter().filter(|&s| s != me) {
+            fact(&mut d, 0, Input::LinkUp { sid });
+        }
+        fact(
+            &mut d,
+            1,
+            Input::RoleEnded {
+                reason: RoleEnd::Resigned {
+                    hold_off: ms(hold_off),
+                },
+            },
+        );
+        d
+    }
+
+    fn start_at(d: &mut Driver, at: u64, zxid: i64) -> Output {
+        d.step(
+            ms(at),
+            Input::StartElection {
+                last_zxid: zxid,
+                current_epoch: 1,
+            },
+        )
+    }
+
+    fn looking(d: &mut Driver, at: u64, from: i64, leader: i64, zxid: i64) -> Output {
+        let round = d.fle().logical_clock();
+        d.step(
+            ms(at),
+            Input::Notification {
+                from,
+                notification: notif(Looking, leader, zxid, round, 1),
+            },
+        )
+    }
+
+    fn leaders(out: &Output) -> Vec<i64> {
+        out.sends.iter().map(|m| m.notification.leader).collect()
+    }
+
+    #[test]
+    fn a_resigned_leader_never_proposes_itself_and_elects_the_best_other() {
+        let mut d = resigned(3, 10_000);
+        let out = start_at(&mut d, 10, Z);
+        // The placeholder travels as an observer's vote.
+        assert_eq!(leaders(&out), vec![i64::MIN, i64::MIN]);
+        assert!(out.sends.iter().all(|m| m.notification.zxid == i64::MIN));
+        // A vote for me (stale) is neither adopted nor counted.
+        let out = looking(&mut d, 11, 1, 3, Z);
+        assert!(out.sends.is_empty() && out.decision.is_none());
+        // 1 and 2 stand with my history: I adopt the better one, 2.
+        let out = looking(&mut d, 12, 1, 1, Z);
+        assert_eq!(leaders(&out), vec![1, 1]);
+        let out = looking(&mut d, 13, 2, 2, Z);
+        assert_eq!(leaders(&out), vec![2, 2]);
+        let out = looking(&mut d, 14, 1, 2, Z);
+        let dec = out.decision.expect("all three agree on 2");
+        assert_eq!((dec.vote.leader, dec.state), (2, Following));
+    }
+
+    #[test]
+    fn a_resigned_leader_votes_only_for_a_candidate_with_its_history() {
+        let mut d = resigned(3, 10_000);
+        start_at(&mut d, 10, Z);
+        // 1 lacks my last entry: not adopted, whatever its sid.
+        let out = looking(&mut d, 11, 1, 1, Z - 1);
+        assert!(
+            !leaders(&out).contains(&1),
+            "adopted a vote behind my history: {:?}",
+            leaders(&out)
+        );
+        assert_eq!(d.fle().proposal().leader, i64::MIN);
+        // 2 holds it: adopted.
+        let out = looking(&mut d, 12, 2, 2, Z);
+        assert_eq!(leaders(&out), vec![2, 2]);
+    }
+
+    #[test]
+    fn after_the_hold_off_a_resigned_leader_stands_again_in_the_round_under_way() {
+        let mut d = resigned(3, 500);
+        let out = start_at(&mut d, 10, Z);
+        // Only 1 answers, and it is behind: nobody can win without me.
+        looking(&mut d, 11, 1, 1, Z - 1);
+        assert_eq!(d.hold_off_until(), Some(ms(501)));
+        let mut timer = out.timer;
+        let mut stood = None;
+        while let Some(t) = timer {
+            if t > ms(2000) {
+                break;
+            }
+            let out = d.step(t, Input::Timer);
+            if leaders(&out).contains(&3) {
+                stood = Some(t);
+                break;
+            }
+            timer = out.timer;
+        }
+        assert_eq!(
+            stood,
+            Some(ms(501)),
+            "stands exactly when the hold-off ends"
+        );
+        assert!(d.fle().is_candidate());
+        looking(&mut d, 502, 1, 3, Z);
+        let out = looking(&mut d, 503, 2, 3, Z);
+        assert_eq!(out.decision.map(|x| x.state), Some(Leading));
+    }
+
+    #[test]
+    fn a_hold_off_spans_elections_and_ends_at_the_next_start_after_it() {
+        let mut d = resigned(3, 300);
+        start_at(&mut d, 10, Z);
+        looking(&mut d, 11, 1, 2, Z);
+        let out = looking(&mut d, 12, 2, 2, Z);
+        assert_eq!(out.decision.map(|x| x.vote.leader), Some(2));
+        // The new leader dies at once: the next election is within the
+        // hold-off, so still no candidacy.
+        fact(
+            &mut d,
+            20,
+            Input::RoleEnded {
+                reason: RoleEnd::LeaderClosed,
+            },
+        );
+        let out = start_at(&mut d, 21, Z);
+        assert_eq!(leaders(&out), vec![i64::MIN, i64::MIN]);
+        fact(
+            &mut d,
+            30,
+            Input::RoleEnded {
+                reason: RoleEnd::Other,
+            },
+        );
+        let out = start_at(&mut d, 400, Z);
+        assert_eq!(leaders(&out), vec![3, 3]);
+    }
+
+    /// Found by the simulator (`--resign --store`, seed 433): the hold-off
+    /// ended during a finalize wait on an adopted candidate, the peer swapped
+    /// its proposal for itself, and the finalize deadline then decided that
+    /// new proposal with no quorum behind it. A candidate already adopted
+    /// is kept, and the wait decides what the quorum agreed on.
+    #[test]
+    fn a_hold_off_ending_during_a_finalize_wait_leaves_the_adopted_candidate() {
+        let mut d = resigned(3, 100);
+        start_at(&mut d, 10, Z);
+        looking(&mut d, 11, 2, 2, Z);
+        assert!(d.fle().is_finalizing(), "2 and I agree on 2, 1 unheard");
+        let out = d.step(ms(101), Input::Timer);
+        assert!(out.sends.is_empty(), "{:?}", leaders(&out));
+        assert!(d.fle().is_candidate());
+        let t = out.timer.expect("the finalize deadline");
+        let out = d.step(t, Input::Timer);
+        let dec = out.decision.expect("decides at the end of the wait");
+        assert_eq!((dec.vote.leader, dec.state), (2, Following));
     }
 }

@@ -64,6 +64,10 @@ use super::vote::{total_order, Vote};
 /// like QCM's receive queue (PROTOCOL.md §3.6).
 const BACKLOG_CAP: usize = 1024;
 
+/// The leader field of a non-candidate's placeholder vote
+/// ([`Fle::set_candidate`]): Java's observer sid, never a voter.
+const NO_CANDIDATE: i64 = i64::MIN;
+
 /// Where the election loop is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -112,6 +116,14 @@ pub struct Fle {
     /// Notifications that arrived while LOOKING but outside the loop.
     backlog: VecDeque<(i64, Notification)>,
     decided_by: Option<DecidedBy>,
+    /// False while this server takes part in elections without standing
+    /// for leader (after resigning: [`Fle::set_candidate`]).
+    candidate: bool,
+    /// This round's own history `(last_zxid, current_epoch)`, from
+    /// [`Fle::start_election`].
+    history: (i64, i64),
+    /// The preferred-leader tie-break is in force in this round.
+    prefer: bool,
 }
 
 impl Fle {
@@ -150,6 +162,9 @@ impl Fle {
             links: BTreeMap::new(),
             backlog: VecDeque::new(),
             decided_by: None,
+            candidate: true,
+            history: (0, 0),
+            prefer: false,
         }
     }
 
@@ -177,11 +192,9 @@ impl Fle {
         // A hostile peer can push the round to i64::MAX; wrap like Java's
         // AtomicLong instead of panicking.
         self.logical_clock = self.logical_clock.wrapping_add(1);
-        self.initial = if self.shared.participant {
-            Vote::new(my_sid, last_zxid, current_epoch)
-        } else {
-            Vote::observer()
-        };
+        self.history = (last_zxid, current_epoch);
+        self.prefer = self.shared.cfg.preferred_leader.is_some();
+        self.initial = self.own_initial_vote();
         self.proposal = self.initial;
         self.recv.clear();
         self.ooe.clear();
@@ -312,6 +325,9 @@ impl Fle {
                             }
                         }
                     }
+                    // The preferred-leader tie-break yields to ZooKeeper's
+                    // order after one empty poll (FleConfig::preferred_leader).
+                    self.prefer = false;
                     let doubled = self.not_timeout.saturating_mul(2);
                     self.not_timeout = doubled.min(self.shared.cfg.max_notification_interval);
                     self.phase = Phase::Polling {
@@ -453,7 +469,111 @@ impl Fle {
         &self.ooe
     }
 
+    /// Stand for leader (`true`, the default) or not. A server that does
+    /// not stand still votes, and counts towards quorums, but never
+    /// proposes itself: it starts each round with a placeholder that names
+    /// no voter and carries its own history `(currentEpoch, last zxid)` as a
+    /// floor, and adopts only a vote that beats the placeholder in the total
+    /// order, i.e. a candidate whose history is at least its own. The floor
+    /// is what keeps a resigning leader from handing its quorum to a peer
+    /// that lacks entries it committed: any quorum that elects without it
+    /// intersects the quorum that acknowledged those entries in a
+    /// candidate, and any quorum that elects with it elects a candidate at
+    /// least as up to date as itself. Votes naming this server are ignored
+    /// while it does not stand, so it cannot be elected.
+    ///
+    /// During an election the change takes effect at once. Standing again
+    /// proposes my own vote only if I have adopted nobody yet (the
+    /// placeholder is still my proposal: no candidate with my history was
+    /// heard, the case in which the others may need me to lead); a
+    /// candidate already adopted holds at least my history and can win
+    /// whatever I could, so the round is left alone rather than disturbed.
+    /// Withdrawing replaces a proposal for myself by the placeholder. A
+    /// changed proposal goes back to polling (never straight to a decision:
+    /// a finalize wait under way was for the old proposal; found by the
+    /// simulator, `zkfle sim --resign --store`, seed 433).
+    pub fn set_candidate(&mut self, now: Duration, candidate: bool) -> Output {
+        let mut out = Output::default();
+        if self.candidate != candidate {
+            self.candidate = candidate;
+            log::debug!(
+                "sid {}: {} a candidate",
+                self.shared.cfg.my_sid,
+                if candidate { "again" } else { "no longer" }
+            );
+            if self.is_electing() && self.shared.participant {
+                let mine = self.own_initial_vote();
+                self.initial = mine;
+                let changed = if candidate {
+                    self.proposal.leader == NO_CANDIDATE && self.better(&mine, &self.proposal)
+                } else {
+                    self.proposal.leader == self.shared.cfg.my_sid
+                };
+                if changed {
+                    self.phase = Phase::Polling {
+                        deadline: now + self.not_timeout,
+                    };
+                    self.proposal = mine;
+                    if !candidate {
+                        self.recv.remove(self.shared.cfg.my_sid);
+                    }
+                    self.broadcast(&mut out);
+                    self.check_looking_quorum(now, &mut out);
+                }
+            } else if !candidate && self.proposal.leader == self.shared.cfg.my_sid {
+                // Between rounds the proposal still answers LOOKING askers
+                // of older rounds (rule 2): it must not name me either.
+                self.proposal = self.own_initial_vote();
+            }
+        }
+        out.timer = self.deadline();
+        out
+    }
+
+    /// True unless [`Fle::set_candidate`] withdrew this server.
+    pub fn is_candidate(&self) -> bool {
+        self.candidate
+    }
+
+    /// This round's initial vote: my own (a candidate), the placeholder
+    /// (a voter not standing), or the observer vote.
+    fn own_initial_vote(&self) -> Vote {
+        let (zxid, epoch) = self.history;
+        if !self.shared.participant {
+            Vote::observer()
+        } else if self.candidate {
+            Vote::new(self.shared.cfg.my_sid, zxid, epoch)
+        } else {
+            Vote::new(NO_CANDIDATE, zxid, epoch)
+        }
+    }
+
+    /// ZooKeeper's `totalOrderPredicate` ([`total_order`]), with the
+    /// preferred-leader tie-break while it is in force
+    /// ([`FleConfig::preferred_leader`]).
+    fn better(&self, new: &Vote, cur: &Vote) -> bool {
+        let verifier = &self.shared.cfg.verifier;
+        if let (true, Some(p)) = (self.prefer, self.shared.cfg.preferred_leader) {
+            if verifier.weight(new.leader) != 0
+                && (new.peer_epoch, new.zxid) == (cur.peer_epoch, cur.zxid)
+                && (new.leader == p) != (cur.leader == p)
+            {
+                return new.leader == p;
+            }
+        }
+        total_order(new, cur, verifier)
+    }
+
     fn notification(&self, state: ServerState, v: Vote, round: i64) -> Notification {
+        // A non-candidate's placeholder travels as an observer's vote
+        // (sid, zxid and epoch all Long.MIN_VALUE): every receiver, zkfle
+        // or Java, ignores a vote for a non-voter in its tally, and no
+        // history is compared against it (its floor stays local).
+        let v = if v.leader == NO_CANDIDATE {
+            Vote::observer()
+        } else {
+            v
+        };
         Notification {
             state,
             leader: v.leader,
@@ -471,7 +591,9 @@ impl Fle {
         for &v in &self.shared.others {
             out.sends.push(Message::new(v, n));
         }
-        if self.shared.participant {
+        // A non-candidate's placeholder names no voter: not a vote anyone
+        // can agree with, so it is not recorded.
+        if self.shared.participant && self.proposal.leader != NO_CANDIDATE {
             self.recv.insert(
                 self.shared.cfg.my_sid,
                 TallyVote::looking(self.proposal, self.logical_clock),
@@ -481,12 +603,23 @@ impl Fle {
 
     /// One iteration of the loop for a notification from voter `from`.
     fn loop_step(&mut self, now: Duration, from: i64, n: &Notification, out: &mut Output) {
+        if !self.candidate && n.leader == self.shared.cfg.my_sid {
+            // Not standing: a vote naming me (only a stale one can: I never
+            // propose myself now) is neither adopted nor counted, so no
+            // decision of mine can make me leader.
+            log::debug!(
+                "sid {}: not a candidate, ignoring a vote for me from {}",
+                self.shared.cfg.my_sid,
+                from
+            );
+            return;
+        }
         let verifier = &self.shared.cfg.verifier;
         let vote = Vote::new(n.leader, n.zxid, n.peer_epoch);
         match self.phase {
             Phase::Idle => {}
             Phase::Finalizing { .. } => {
-                if total_order(&vote, &self.proposal, verifier) {
+                if self.better(&vote, &self.proposal) {
                     // ZooKeeper requeues it and goes back to the loop,
                     // whatever the notification's round or state.
                     log::debug!(
@@ -576,11 +709,10 @@ impl Fle {
             // ZooKeeper 3.6+: an untrusted empty database takes no part.
             return;
         }
-        let verifier = &self.shared.cfg.verifier;
         if n.election_epoch > self.logical_clock {
             self.logical_clock = n.election_epoch;
             self.recv.clear();
-            self.proposal = if total_order(&vote, &self.initial, verifier) {
+            self.proposal = if self.better(&vote, &self.initial) {
                 vote
             } else {
                 self.initial
@@ -588,11 +720,10 @@ impl Fle {
             self.broadcast(out);
         } else if n.election_epoch < self.logical_clock {
             return;
-        } else if total_order(&vote, &self.proposal, verifier) {
+        } else if self.better(&vote, &self.proposal) {
             self.proposal = vote;
             self.broadcast(out);
-        } else if self.shared.cfg.answer_worse_votes && total_order(&self.proposal, &vote, verifier)
-        {
+        } else if self.shared.cfg.answer_worse_votes && self.better(&self.proposal, &vote) {
             out.sends.push(Message::new(
                 from,
                 self.notification(ServerState::Looking, self.proposal, self.logical_clock),
@@ -1179,5 +1310,37 @@ mod tests {
         f.on_notification(ms(1), 1, &notif(Following, 3, 0, 1, 1));
         let out = f.on_notification(ms(2), 3, &notif(Leading, 3, 0, 1, 1));
         assert_eq!(out.decision.map(|d| d.state), Some(Observing));
+    }
+
+    #[test]
+    fn the_preferred_leader_wins_ties_only_and_only_until_the_first_empty_poll() {
+        let mut c = cfg(3, &[1, 2, 3], true);
+        c.preferred_leader = Some(1);
+        let mut m = Fle::new(c);
+        let out = m.start_election(ms(0), 0x105, 1);
+        assert_eq!(sends_to(&out, 1)[0].leader, 3);
+        // Equal history: 1 beats my own vote.
+        let out = m.on_notification(ms(1), 1, &notif(Looking, 1, 0x105, 1, 1));
+        assert_eq!(sends_to(&out, 2)[0].leader, 1);
+        // And 2's.
+        let out = m.on_notification(ms(2), 2, &notif(Looking, 2, 0x105, 1, 1));
+        assert!(sends_to(&out, 1).is_empty() && m.proposal().leader == 1);
+        // A better history still wins over the preference.
+        let mut c = cfg(3, &[1, 2, 3], true);
+        c.preferred_leader = Some(1);
+        let mut m = Fle::new(c);
+        m.start_election(ms(0), 0x105, 1);
+        m.on_notification(ms(1), 2, &notif(Looking, 2, 0x106, 1, 1));
+        m.on_notification(ms(2), 1, &notif(Looking, 1, 0x105, 1, 1));
+        assert_eq!(m.proposal().leader, 2);
+        // After an empty poll the round uses ZooKeeper's order.
+        let mut c = cfg(3, &[1, 2, 3], true);
+        c.preferred_leader = Some(1);
+        let mut m = Fle::new(c);
+        let out = m.start_election(ms(0), 0x105, 1);
+        m.on_timer(out.timer.expect("poll"));
+        let out = m.on_notification(ms(500), 1, &notif(Looking, 1, 0x105, 1, 1));
+        assert!(sends_to(&out, 2).is_empty());
+        assert_eq!(m.proposal().leader, 3);
     }
 }

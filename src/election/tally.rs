@@ -79,6 +79,11 @@ impl VoteSet {
         self.votes.get(&sid)
     }
 
+    /// Forgets `sid`'s vote.
+    pub fn remove(&mut self, sid: i64) {
+        self.votes.remove(&sid);
+    }
+
     /// True if `sid` has a recorded vote.
     pub fn contains(&self, sid: i64) -> bool {
         self.votes.contains_key(&sid)

@@ -94,6 +94,17 @@ pub struct FleConfig {
     ///
     /// With `false`, same-round votes get no reply, as in ZooKeeper.
     pub answer_worse_votes: bool,
+    /// zoo.cfg's `zkfle.preferredLeader`: among votes with equal
+    /// `(peerEpoch, zxid)` the preferred sid beats every other sid (instead
+    /// of the highest sid winning). Never more: a vote with a newer history
+    /// still wins, so the elected leader has the best history of the
+    /// quorum that elected it, as in ZooKeeper. Every zkfle peer of an
+    /// ensemble must be given the same value (they then share one total
+    /// order). Java peers keep the plain order; so that the two orders
+    /// cannot hold an election forever (neither side adopting the other's
+    /// candidate), the preference lasts only until this server's first
+    /// poll timeout of a round; after it the round uses ZooKeeper's order.
+    pub preferred_leader: Option<i64>,
 }
 
 impl FleConfig {
@@ -108,6 +119,7 @@ impl FleConfig {
             max_notification_interval: Duration::from_millis(60_000),
             fast_decide: true,
             answer_worse_votes: true,
+            preferred_leader: None,
         }
     }
 

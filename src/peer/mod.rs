@@ -48,7 +48,7 @@ pub use status::{NetStats, PeerStatus, Phase, StatusSnapshot};
 use apply::{Applier, ApplyMsg};
 use durable::{EpochSink, IoMsg};
 use replica::ReplicaParts;
-use zab::runtime::{IoHandle, LogLimiter, RoleIn};
+use zab::runtime::{IoHandle, LogLimiter, ResignRequest, RoleIn};
 
 /// Supplies the zxid a peer votes with: the last zxid of the embedding
 /// store's log. Called at the start of every election.
@@ -155,6 +155,8 @@ pub struct QuorumPeer {
     /// Dropped to tell the main loop and the role to stop (a closed channel
     /// wakes every receiver at once).
     stop: Option<Sender<()>>,
+    /// Resignations for the leader role.
+    resign: Sender<ResignRequest>,
     threads: Vec<JoinHandle<()>>,
     /// The durability pipeline (interop mode: epochs only).
     io_thread: Option<JoinHandle<Option<Box<dyn crate::logstore::LogStore>>>>,
@@ -322,6 +324,7 @@ impl QuorumPeer {
         }
 
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+        let (resign_tx, resign_rx) = crossbeam_channel::unbounded::<ResignRequest>();
         let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded::<ElectionCmd>();
         let (dec_tx, dec_rx) = crossbeam_channel::bounded::<Decision>(16);
         let participant = me.learner_type == LearnerType::Participant;
@@ -330,6 +333,7 @@ impl QuorumPeer {
             .with_zkfle_timing(config.fast_decide);
         fle_cfg.min_notification_interval = config.min_notification_interval;
         fle_cfg.max_notification_interval = config.max_notification_interval;
+        fle_cfg.preferred_leader = config.preferred_leader;
         let mut threads = Vec::new();
         let election = ElectionLoop {
             driver: Driver::new(fle_cfg),
@@ -358,6 +362,7 @@ impl QuorumPeer {
             cmds: cmd_tx,
             decisions: dec_rx,
             stop: stop_rx,
+            resign: resign_rx,
             participant,
             tls,
             io,
@@ -378,6 +383,7 @@ impl QuorumPeer {
             status,
             qcm,
             stop: Some(stop_tx),
+            resign: resign_tx,
             threads,
             io_thread: Some(io_thread),
             store: store_threads,
@@ -405,6 +411,14 @@ impl QuorumPeer {
     /// election thread).
     pub fn qcm(&self) -> &Qcm {
         &self.qcm
+    }
+
+    /// Asks the leader role of term `epoch` (`None`: whichever runs) to
+    /// give leadership up; the peer then does not stand for leader for
+    /// `hold_off` (`election::Driver`'s "Resigning"). A request that finds
+    /// no leader of that term is dropped. Returns at once.
+    pub fn resign(&self, epoch: Option<i64>, hold_off: std::time::Duration) {
+        let _ = self.resign.send(ResignRequest { epoch, hold_off });
     }
 
     /// Stops the role, the election and the connection manager, and joins
@@ -462,6 +476,7 @@ struct MainLoop {
     cmds: CmdSender,
     decisions: Receiver<Decision>,
     stop: Receiver<()>,
+    resign: Receiver<ResignRequest>,
     participant: bool,
     /// Quorum TLS for the quorum port, if configured.
     tls: Option<crate::tls::QuorumTls>,
@@ -575,8 +590,12 @@ impl MainLoop {
                 status: &self.status,
                 epochs: &self.epochs,
                 stop: &self.stop,
+                resign: &self.resign,
                 established_epoch: &|e| {
                     let _ = self.cmds.send(ElectionCmd::EstablishedEpoch(e));
+                },
+                resigning: &|r| {
+                    let _ = self.cmds.send(ElectionCmd::RoleEnded(r));
                 },
                 tls: self.tls.as_ref(),
                 io: &self.io,

@@ -17,7 +17,7 @@ use super::apply::ApplyMsg;
 use super::replica::{ApiRequest, ReplicaShared};
 use super::status::Phase;
 use super::zab;
-use super::zab::runtime::{IoHandle, LogLimiter, RoleEnv};
+use super::zab::runtime::{IoHandle, LogLimiter, ResignRequest, RoleEnv};
 
 use super::epoch::EpochFiles;
 use super::status::PeerStatus;
@@ -32,9 +32,15 @@ pub(crate) struct RoleContext<'a> {
     pub epochs: &'a Mutex<EpochFiles>,
     /// Closed when the peer shuts down; a role must return soon after.
     pub stop: &'a Receiver<()>,
+    /// The embedder's resignations (`PeerHandle::resign`).
+    pub resign: &'a Receiver<ResignRequest>,
     /// Reports the epoch Zab established, so replies to LOOKING peers carry
     /// it (PROTOCOL.md §4.3).
     pub established_epoch: &'a (dyn Fn(i64) + Sync),
+    /// Tells the election a resigning leader's term is over before its
+    /// learners' connections close (the main loop reports it again after
+    /// the teardown; a second report changes nothing).
+    pub resigning: &'a (dyn Fn(election::RoleEnd) + Sync),
     /// Quorum TLS (`sslQuorum`/`portUnification`), if configured.
     pub tls: Option<&'a crate::tls::QuorumTls>,
     /// The durability pipeline.
@@ -100,6 +106,8 @@ pub(crate) fn run(ctx: &RoleContext<'_>, decision: &Decision) -> RoleEnd {
         requests: ctx.store.as_ref().map(|s| s.requests),
         shared: ctx.store.as_ref().map(|s| s.shared),
         stop: Some(ctx.stop),
+        resign: Some(ctx.resign),
+        preferred_leader: ctx.config.preferred_leader,
         limiter: ctx.limiter,
     };
     let exit = match decision.state {
@@ -124,6 +132,9 @@ pub(crate) fn run(ctx: &RoleContext<'_>, decision: &Decision) -> RoleEnd {
         },
         zab::ZabExit::LeaderSocketClosed => election::RoleEnd::LeaderClosed,
         zab::ZabExit::QuorumLost { .. } => election::RoleEnd::QuorumLost,
+        zab::ZabExit::Resigned { hold_off } | zab::ZabExit::HandedOff { hold_off, .. } => {
+            election::RoleEnd::Resigned { hold_off }
+        }
         _ => election::RoleEnd::Other,
     })
 }
@@ -225,6 +236,18 @@ impl zab::ZabHost for RoleHost<'_> {
             s.phase = p;
             s.serving = serving;
         });
+    }
+    fn leader_ending(&self, exit: &zab::ZabExit) {
+        // Only a resignation: the process is alive and would otherwise
+        // answer LOOKING followers with LEADING for the few milliseconds
+        // of its teardown, and a follower that joins on that answer dials
+        // a closed quorum port until it gives up (seen: +550 ms).
+        if let zab::ZabExit::Resigned { hold_off } | zab::ZabExit::HandedOff { hold_off, .. } = exit
+        {
+            (self.ctx.resigning)(election::RoleEnd::Resigned {
+                hold_off: *hold_off,
+            });
+        }
     }
     fn learners(&self, counts: zab::LearnerCounts) {
         self.ctx.status.update(|s| s.learners = Some(counts));

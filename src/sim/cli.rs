@@ -68,6 +68,12 @@ pub struct SimArgs {
     /// ensemble's round): shows why the exception is documented.
     #[arg(long)]
     pub strict_clock: bool,
+    /// Established leaders resign now and then (`PeerHandle::resign`), with
+    /// random hold-offs; checks that a resigned peer is never elected
+    /// during its hold-off and only votes for a history at least its own
+    /// (`--inject resign-stands` breaks the first, `--inject resign-no-floor` the second).
+    #[arg(long)]
+    pub resign: bool,
 }
 
 /// Parses `MIN..MAX`, `MIN..=MAX` or `N`.
@@ -105,6 +111,9 @@ fn replay_line(seed: u64, peers: usize, args: &SimArgs) -> String {
     }
     if args.strict_clock {
         c.push_str(" --strict-clock");
+    }
+    if args.resign {
+        c.push_str(" --resign");
     }
     c
 }
@@ -160,6 +169,7 @@ pub fn main(args: SimArgs) -> i32 {
         strict_clock: args.strict_clock,
         store: args.store,
         end_to_end_only: args.end_to_end,
+        resign: args.resign,
     };
     let mut report = |p: Progress| eprintln!("{}", p.line());
     let summaries = run_many_with(
@@ -446,6 +456,7 @@ impl Aggregate {
         a.crashes += b.crashes;
         a.partitions += b.partitions;
         a.restarts += b.restarts;
+        a.resignations += b.resignations;
         a.split_rounds += b.split_rounds;
         a.epoch_rejections += b.epoch_rejections;
         a.rounds_untouched += b.rounds_untouched;
@@ -483,6 +494,7 @@ impl Aggregate {
             ("leader_pauses", s.leader_pauses.to_string()),
             ("partitions", s.partitions.to_string()),
             ("restarts", s.restarts.to_string()),
+            ("resignations", s.resignations.to_string()),
             ("split_rounds", s.split_rounds.to_string()),
             ("epoch_rejections", s.epoch_rejections.to_string()),
             ("rounds_untouched", s.rounds_untouched.to_string()),
@@ -548,6 +560,7 @@ mod tests {
             strict_clock: false,
             store: false,
             end_to_end_only: false,
+            resign: false,
         };
         let mut seen: Vec<Progress> = Vec::new();
         let mut report = |p: Progress| seen.push(p);

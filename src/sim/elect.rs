@@ -12,7 +12,7 @@ use crate::wire::{Notification, ServerState};
 use super::invariants;
 use super::peer::{Obs, Role};
 use super::schedule::{ms, Ev};
-use super::world::{lens, World};
+use super::world::{lens, InjectedBug, World};
 
 /// What kind of input a driver call was: decides which decision
 /// invariants apply (see `invariants::decision_not_beaten`).
@@ -85,8 +85,13 @@ impl World {
     /// `lookForLeader`).
     pub(super) fn start_election(&mut self, sid: i64) {
         let i = self.idx(sid);
-        let last_zxid = self.vote_zxid(sid);
-        let current_epoch = self.peers[i].disk.current;
+        let mut last_zxid = self.vote_zxid(sid);
+        let mut current_epoch = self.peers[i].disk.current;
+        if self.bug == Some(InjectedBug::ResignNoFloor)
+            && self.peers[i].resigned_until.is_some_and(|t| self.now < t)
+        {
+            (last_zxid, current_epoch) = (0, 0);
+        }
         self.feed(
             sid,
             Input::StartElection {
@@ -126,7 +131,10 @@ impl World {
 
     fn initial_vote(&self, i: usize) -> Option<Vote> {
         let pp = &self.peers[i];
-        if self.p.verifier.weight(pp.sid) > 0 {
+        if pp.resigned_until.is_some_and(|t| self.now < t) {
+            // Not standing: no vote of its own in the round.
+            None
+        } else if self.p.verifier.weight(pp.sid) > 0 {
             Some(Vote::new(pp.sid, self.vote_zxid(pp.sid), pp.disk.current))
         } else {
             None
@@ -302,6 +310,16 @@ impl World {
         let observer = self.peers[i].observer;
         let r = invariants::only_candidates_elected(now, sid, observer, &d, &self.p.verifier);
         self.fail(r);
+        if let Some(until) = self.peers[i].resigned_until {
+            let r = invariants::resigned_peer_stays_out(now, sid, &d, until);
+            self.fail(r);
+            if looking_path && now < until {
+                let pp = &self.peers[i];
+                let own = Vote::new(sid, self.vote_zxid(sid), pp.disk.current);
+                let r = invariants::resigned_vote_keeps_history(now, sid, &d, &own);
+                self.fail(r);
+            }
+        }
         let supporters = self.supporters(i, &d, proposal);
         let r = invariants::decision_has_quorum(now, sid, &d, &supporters, &self.p.verifier);
         self.fail(r);

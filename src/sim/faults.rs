@@ -42,7 +42,10 @@ impl World {
         }
         self.stats.faults += 1;
         let store = self.p.mode == crate::zab::Mode::Store;
-        match self.rng.range(0, 99) {
+        // Drawn only with --resign, so other schedules replay unchanged.
+        let resigned = self.resign && self.rng.chance(250) && self.resign_leader();
+        match if resigned { 100 } else { self.rng.range(0, 99) } {
+            100 => {}
             0..=19 => {
                 let live = self.live_sids();
                 if let Some(s) = self.pick(&live) {
@@ -154,6 +157,42 @@ impl World {
         }
     }
 
+    /// `PeerHandle::resign` on an established leader: its Zab leader steps
+    /// down (its learner connections close), and its Driver is told
+    /// `RoleEnd::Resigned` with a hold-off that ends before the faults do
+    /// (so the liveness bound after the heal is unaffected). False if no
+    /// leader could resign.
+    fn resign_leader(&mut self) -> bool {
+        let leaders: Vec<i64> = self
+            .peers
+            .iter()
+            .filter(|pp| {
+                pp.alive
+                    && !pp.paused
+                    && matches!(&pp.role, Role::Leading(l) if l.m.is_established())
+            })
+            .map(|pp| pp.sid)
+            .collect();
+        let left = self.p.fault_end.saturating_sub(self.now);
+        let Some(sid) = self.pick(&leaders) else {
+            return false;
+        };
+        let hold_off = ms(self.rng.range(50, 2000)).min(left);
+        if hold_off < ms(50) {
+            return false;
+        }
+        self.log(|| format!("FAULT: sid {sid} resigns, hold-off {hold_off:?}"));
+        self.mix(0x4e51 ^ sid as u64);
+        self.stats.resignations += 1;
+        let now = self.now;
+        let i = self.idx(sid);
+        self.peers[i].resigned_until = Some(now + hold_off);
+        self.truth.touch(sid, now + hold_off);
+        self.leader_call(sid, None, |m, now| {
+            m.step_down(now, crate::zab::StepDown::Resign { hold_off })
+        })
+    }
+
     /// A power loss on `sid`: the process dies, its connections reset, its
     /// unsynced writes are lost; it restarts from its disk later.
     pub(super) fn crash(&mut self, sid: i64) {
@@ -182,6 +221,8 @@ impl World {
             pp.inc += 1;
             pp.role = Role::Dead;
             pp.timer = None;
+            // A hold-off lives in the process's Driver: a restart stands.
+            pp.resigned_until = None;
             pp.disk.crash();
         }
         let now = self.now;

@@ -109,6 +109,63 @@ pub fn decision_not_beaten(
     Ok(())
 }
 
+/// (r1) A peer that resigned its leadership is not elected before its
+/// hold-off ends: it decides nothing naming itself (a decision for itself
+/// is LEADING) until then.
+///
+/// Source: the contract of `PeerHandle::resign` ("does not lead again
+/// during the hold-off") and `election::driver`'s "Resigning" rules: a
+/// non-candidate never proposes itself and ignores votes naming it.
+pub fn resigned_peer_stays_out(
+    at: Duration,
+    me: i64,
+    decision: &Decision,
+    hold_off_until: Duration,
+) -> Result<(), Violation> {
+    if at < hold_off_until && decision.vote.leader == me {
+        return violation(
+            "resigned_peer_stays_out",
+            at,
+            format!(
+                "sid {me} resigned until {hold_off_until:?} but decided {} {} in round {}",
+                decision.state, decision.vote, decision.election_epoch
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// (r2) During its hold-off a resigned peer's decision on the LOOKING path
+/// names a candidate whose history `(peerEpoch, zxid)` is at least its own:
+/// the rule that keeps a resignation from handing the quorum to a peer
+/// that lacks entries the resigned leader committed (a quorum that elects
+/// with it elects someone holding everything it held).
+///
+/// Source: FLE's argument that the elected vote is at least the initial
+/// vote of every member of the quorum that agreed on it (PROTOCOL.md §4.1),
+/// which a non-candidate keeps only through this floor
+/// (`election::Fle::set_candidate`). Joins of a settled ensemble are
+/// exempt, as in [`decision_not_beaten`].
+pub fn resigned_vote_keeps_history(
+    at: Duration,
+    me: i64,
+    decision: &Decision,
+    own: &Vote,
+) -> Result<(), Violation> {
+    let d = &decision.vote;
+    if (d.peer_epoch, d.zxid) < (own.peer_epoch, own.zxid) {
+        return violation(
+            "resigned_vote_keeps_history",
+            at,
+            format!(
+                "resigned sid {me} with history {own} decided {d} in round {}",
+                decision.election_epoch
+            ),
+        );
+    }
+    Ok(())
+}
+
 /// (g) A decision is not beaten by a vote from a voter that could reach the
 /// decider at that moment: the `fast_decide` rule (b) only stops waiting
 /// for voters that really could not.

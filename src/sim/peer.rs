@@ -103,6 +103,9 @@ pub(super) struct Peer {
     /// The last leader this process left for silence: (leader, start of
     /// the silence, when it left).
     pub left_silent: Option<(i64, Duration, Duration)>,
+    /// Ground truth of a resignation: the end of its hold-off (set when
+    /// the fault injector resigns this peer's leadership).
+    pub resigned_until: Option<Duration>,
 }
 
 /// `src/peer/role.rs`'s mapping of a Zab exit to the election Driver's
@@ -116,6 +119,9 @@ pub(super) fn role_end(exit: &ZabExit, leader: i64) -> Option<RoleEnd> {
         },
         ZabExit::LeaderSocketClosed => RoleEnd::LeaderClosed,
         ZabExit::QuorumLost { .. } => RoleEnd::QuorumLost,
+        ZabExit::Resigned { hold_off } | ZabExit::HandedOff { hold_off, .. } => RoleEnd::Resigned {
+            hold_off: *hold_off,
+        },
         _ => RoleEnd::Other,
     })
 }
@@ -464,7 +470,15 @@ impl World {
         self.log(|| format!("sid {sid}: leaves its role ({reason}), LOOKING"));
         self.mix(0x1ea7e ^ sid as u64);
         self.store_role_ended(sid);
-        if let Some(reason) = role_end(&reason, leader) {
+        let reason = match role_end(&reason, leader) {
+            // The injected bug: the resignation reaches the Driver as an
+            // ordinary role end, so the peer stands again at once.
+            Some(RoleEnd::Resigned { .. }) if self.bug == Some(InjectedBug::ResignStands) => {
+                Some(RoleEnd::Other)
+            }
+            r => r,
+        };
+        if let Some(reason) = reason {
             if let RoleEnd::LeaderSilent { leader, silent_for } = reason {
                 let now = self.now;
                 self.peers[i].left_silent = Some((leader, now.saturating_sub(silent_for), now));

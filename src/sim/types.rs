@@ -45,11 +45,19 @@ pub enum InjectedBug {
     /// Store mode: a leader answers reads from its applied state without
     /// the read barrier (without confirming that it still leads).
     StaleRead,
+    /// With resignations (`--resign`): the runtime reports a resignation
+    /// to the election Driver as an ordinary role end, so the peer stands
+    /// again at once instead of sitting its hold-off out.
+    ResignStands,
+    /// With resignations (`--resign`): a resigned peer's elections start
+    /// from an empty history (zxid 0, epoch 0), so its non-candidate floor
+    /// lets it vote for peers that lack entries it holds.
+    ResignNoFloor,
 }
 
 impl InjectedBug {
     /// Every bug with its CLI name.
-    pub const ALL: [(&'static str, InjectedBug); 8] = [
+    pub const ALL: [(&'static str, InjectedBug); 10] = [
         ("inverted-order", InjectedBug::InvertedZxidOrder),
         ("self-quorum", InjectedBug::SelfQuorum),
         ("eager-down", InjectedBug::EagerDown),
@@ -58,6 +66,8 @@ impl InjectedBug {
         ("epoch-before-sync", InjectedBug::EpochBeforeSync),
         ("ack-before-durable", InjectedBug::AckBeforeDurable),
         ("stale-read", InjectedBug::StaleRead),
+        ("resign-stands", InjectedBug::ResignStands),
+        ("resign-no-floor", InjectedBug::ResignNoFloor),
     ];
 
     /// Parses the CLI name.
@@ -110,6 +120,13 @@ pub struct SimOptions {
     /// checks catch the store bugs on their own, without the protocol-level
     /// invariants that would otherwise flag them first.
     pub end_to_end_only: bool,
+    /// Established leaders resign now and then during the fault phase
+    /// (`PeerHandle::resign`: the Zab leader steps down, the Driver holds
+    /// the peer out of candidacy for a random hold-off), checked by
+    /// `invariants::resigned_peer_stays_out` and
+    /// `invariants::resigned_vote_keeps_history`. Off by default so that
+    /// the other schedules replay exactly as before.
+    pub resign: bool,
 }
 
 impl SimOptions {
@@ -124,6 +141,7 @@ impl SimOptions {
             strict_clock: false,
             store: false,
             end_to_end_only: false,
+            resign: false,
         }
     }
 }
@@ -170,6 +188,8 @@ pub struct Stats {
     pub partitions: u64,
     /// Restarts of crashed peers from their disks.
     pub restarts: u64,
+    /// Leaders that resigned (`--resign`).
+    pub resignations: u64,
     /// Learners that refused a leader's epoch below their acceptedEpoch.
     pub epoch_rejections: u64,
     /// Rounds in which two peers decided different leaders (allowed; see

@@ -54,6 +54,8 @@ pub(super) struct World {
     pub checks: bool,
     /// Only the end-to-end checks ([`SimOptions::end_to_end_only`]).
     pub end_to_end_only: bool,
+    /// Leaders resign now and then ([`SimOptions::resign`]).
+    pub resign: bool,
     /// Start Zab roles on decisions (off: FLE alone, a decided peer keeps
     /// its role until the script ends it).
     pub roles: bool,
@@ -148,6 +150,7 @@ impl World {
                 decisions: Vec::new(),
                 started: false,
                 left_silent: None,
+                resigned_until: None,
             });
         }
         let stats = Stats {
@@ -185,6 +188,7 @@ impl World {
             strict_clock: false,
             checks: true,
             end_to_end_only: false,
+            resign: false,
             roles: true,
             auto_restart: true,
             rng,
@@ -232,6 +236,7 @@ impl World {
         w.bug = opts.bug;
         w.strict_clock = opts.strict_clock;
         w.end_to_end_only = opts.end_to_end_only;
+        w.resign = opts.resign;
         w.initial_disks();
         if w.p.mode == Mode::Store {
             let clients = w.p.clients;

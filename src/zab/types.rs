@@ -263,9 +263,25 @@ pub enum ZabExit {
     /// The runtime asked the role to stop (`step_down(.., Shutdown)`).
     #[error("shutdown requested")]
     Shutdown,
-    /// The embedder gave up leadership (`step_down(.., Resign)`).
-    #[error("leadership resigned")]
-    Resigned,
+    /// The embedder gave up leadership (`step_down(.., Resign)`): the
+    /// peer does not stand for leader for `hold_off` (the election Driver's
+    /// `RoleEnd::Resigned`).
+    #[error("leadership resigned (not a candidate for {} ms)", hold_off.as_millis())]
+    Resigned {
+        /// How long the peer does not stand for leader.
+        hold_off: Duration,
+    },
+    /// The leader handed leadership to the preferred leader `to`, which
+    /// is synced and holds every proposal of the term
+    /// ([`crate::zab::Leader::set_preferred_leader`]); the peer does not
+    /// stand for `hold_off` (`initLimit` ticks).
+    #[error("handing leadership to the preferred leader sid {to} (not a candidate for {} ms)", hold_off.as_millis())]
+    HandedOff {
+        /// The preferred leader.
+        to: i64,
+        /// How long the peer does not stand for leader.
+        hold_off: Duration,
+    },
     /// The leader closed the quorum connection (FIN or reset).
     #[error("leader closed the quorum connection")]
     LeaderSocketClosed,
@@ -382,14 +398,17 @@ pub enum StepDown {
     /// The peer is shutting down → [`ZabExit::Shutdown`].
     Shutdown,
     /// The embedder resigns leadership → [`ZabExit::Resigned`].
-    Resign,
+    Resign {
+        /// How long the peer then does not stand for leader.
+        hold_off: Duration,
+    },
 }
 
 impl StepDown {
     pub(crate) fn exit(self) -> ZabExit {
         match self {
             StepDown::Shutdown => ZabExit::Shutdown,
-            StepDown::Resign => ZabExit::Resigned,
+            StepDown::Resign { hold_off } => ZabExit::Resigned { hold_off },
         }
     }
 }

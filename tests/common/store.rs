@@ -185,6 +185,8 @@ pub struct Setup {
     pub isolated: Vec<i64>,
     /// Sids that observe (never vote).
     pub observers: Vec<i64>,
+    /// `PeerBuilder::preferred_leader` for every peer.
+    pub preferred_leader: Option<i64>,
 }
 
 impl Setup {
@@ -201,6 +203,7 @@ impl Setup {
             lease_margin: None,
             isolated: Vec::new(),
             observers: Vec::new(),
+            preferred_leader: None,
         }
     }
 
@@ -235,6 +238,9 @@ impl Setup {
             .snapshot_every(self.snapshot_every);
         if let Some(m) = self.lease_margin {
             b = b.read_lease(m);
+        }
+        if let Some(p) = self.preferred_leader {
+            b = b.preferred_leader(p);
         }
         for s in 1..=self.n {
             let across = self.isolated.contains(&s) != self.isolated.contains(&sid);

@@ -15,7 +15,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::conn::{read_loop, write_loop, CloseCause, ConnEvent, WriteQueue};
 use super::net::{Closer, ListenerStopper, QuorumListener, QuorumStream};
-use super::runtime::{spawn, wait, Clock, RoleEnv, RoleIn, SendBatch, Wake, TURN};
+use super::runtime::{spawn, wait, Clock, ResignRequest, RoleEnv, RoleIn, SendBatch, Wake, TURN};
 use super::{LearnerCounts, ZabExit, ZabPhase};
 use crate::peer::apply::ApplyMsg;
 use crate::peer::durable::{IoDone, IoOp};
@@ -62,7 +62,8 @@ pub(crate) fn run(env: &RoleEnv<'_>) -> ZabExit {
     }
     drop(alive_tx);
     let clock = Clock::new();
-    let (machine, first) = Leader::start(env.zab_config(), env.persisted, clock.now());
+    let (mut machine, first) = Leader::start(env.zab_config(), env.persisted, clock.now());
+    machine.set_preferred_leader(env.preferred_leader);
     let mut run = Run {
         env,
         clock,
@@ -79,6 +80,9 @@ pub(crate) fn run(env: &RoleEnv<'_>) -> ZabExit {
     run.execute(first);
     run.flush();
     run.main_loop(&rx);
+    if let Some(exit) = &run.exit {
+        env.host.leader_ending(exit);
+    }
     // Tear down: no new learners, every connection closed, threads joined.
     for s in &stoppers {
         s.stop();
@@ -288,6 +292,7 @@ impl Run<'_, '_> {
                         let out = self.machine.step_down(self.clock.now(), StepDown::Shutdown);
                         self.execute(out);
                     }
+                    Wake::Resign(r) => self.on_resign(r),
                     Wake::Timer => {}
                 }
                 handled += 1;
@@ -380,6 +385,28 @@ impl Run<'_, '_> {
             let out = self.machine.propose_batch(self.clock.now(), batch);
             self.execute(out);
         }
+    }
+
+    /// The embedder resigns: the machine ends the term (its connections
+    /// close at the role's end, so followers look again at once). A
+    /// request meant for another term is dropped.
+    fn on_resign(&mut self, r: ResignRequest) {
+        if r.epoch.is_some_and(|e| Some(e) != self.machine.epoch()) {
+            log::debug!("resignation {r:?} is for another term; dropped");
+            return;
+        }
+        log::info!(
+            "LEADING - sid {}: resigning (not a candidate for {} ms)",
+            self.env.cfg.my_sid,
+            r.hold_off.as_millis()
+        );
+        let out = self.machine.step_down(
+            self.clock.now(),
+            StepDown::Resign {
+                hold_off: r.hold_off,
+            },
+        );
+        self.execute(out);
     }
 
     fn new_req(&mut self, done: Completion) -> ReqId {

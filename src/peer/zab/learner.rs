@@ -132,6 +132,9 @@ impl Run<'_, '_> {
                         let out = self.machine.step_down(self.clock.now(), StepDown::Shutdown);
                         self.execute(out);
                     }
+                    Wake::Resign(r) => {
+                        log::debug!("not leading: resignation {r:?} dropped")
+                    }
                     Wake::Timer => {}
                 }
                 handled += 1;

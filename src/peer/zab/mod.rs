@@ -127,6 +127,11 @@ pub trait ZabHost: Send + Sync {
     /// A leader reports its learners whenever the counts change (for the
     /// leader metrics in `mntr` and `/metrics`).
     fn learners(&self, _counts: LearnerCounts) {}
+    /// A leader's term ended with `exit`, before its learner connections
+    /// close: the peer can stop presenting itself as LEADING to the
+    /// election at once (its followers, which see their connection close
+    /// next, ask it right away).
+    fn leader_ending(&self, _exit: &ZabExit) {}
     /// Quorum TLS for the quorum port (`sslQuorum`/`portUnification`), if
     /// configured. Interim hook until the quorum-port runtime owns socket
     /// creation: the follower dials with TLS under `sslQuorum`, the leader
@@ -203,6 +208,8 @@ fn with_host_pipeline(
             requests: None,
             shared: None,
             stop: None,
+            resign: None,
+            preferred_leader: None,
             limiter: &limiter,
         };
         f(&env)

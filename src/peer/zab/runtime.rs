@@ -70,6 +70,18 @@ impl FromIo for RoleIn {
     }
 }
 
+/// The embedder asks the leader to give its leadership up
+/// (`PeerHandle::resign`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ResignRequest {
+    /// The epoch of the leadership meant (`None`: whichever runs). A
+    /// request for an earlier term is dropped, so a resignation that
+    /// arrives late never ends a later leadership.
+    pub epoch: Option<i64>,
+    /// How long the peer then does not stand for leader.
+    pub hold_off: Duration,
+}
+
 /// A role's handle on the durability pipeline.
 #[derive(Clone)]
 pub(crate) struct IoHandle {
@@ -125,6 +137,10 @@ pub(crate) struct RoleEnv<'a> {
     pub shared: Option<&'a ReplicaShared>,
     /// Closed (or sent to) when the peer stops; `None`: poll the host.
     pub stop: Option<&'a Receiver<()>>,
+    /// Resignation requests from the embedder (a learner drops them).
+    pub resign: Option<&'a Receiver<ResignRequest>>,
+    /// `zkfle.preferredLeader` (the leader hands off to it).
+    pub preferred_leader: Option<i64>,
     pub limiter: &'a LogLimiter,
 }
 
@@ -181,6 +197,7 @@ impl RoleEnv<'_> {
 pub(super) enum Wake {
     Input(RoleIn),
     Request(ApiRequest),
+    Resign(ResignRequest),
     Stop,
     Timer,
 }
@@ -214,6 +231,8 @@ pub(super) fn wait(
 ) -> Wake {
     let never_requests = crossbeam_channel::never();
     let never_stop = crossbeam_channel::never();
+    let never_resign = crossbeam_channel::never();
+    let resign = env.resign.unwrap_or(&never_resign);
     let requests = env.requests.unwrap_or(&never_requests);
     let stop = env.stop.unwrap_or(&never_stop);
     let now = clock.now();
@@ -238,6 +257,10 @@ pub(super) fn wait(
             Err(_) => Wake::Timer,
         },
         recv(stop) -> _ => Wake::Stop,
+        recv(resign) -> r => match r {
+            Ok(r) => Wake::Resign(r),
+            Err(_) => Wake::Timer,
+        },
         default(timeout) => Wake::Timer,
     }
 }

@@ -370,8 +370,33 @@ impl Leader {
             if !self.cfg.verifier.contains_quorum(synced.iter().copied()) {
                 let synced = synced.into_iter().collect();
                 self.finish(now, ZabExit::QuorumLost { synced });
+            } else if let Some(to) = self.hand_off_target(now) {
+                let hold_off = self.cfg.init_timeout();
+                log::info!(
+                    "LEADING - sid {}: preferred leader {to} is synced with every proposal; handing off",
+                    self.cfg.my_sid
+                );
+                self.finish(now, ZabExit::HandedOff { to, hold_off });
             }
         }
+    }
+
+    /// The preferred leader, if it is another voter, synced, not silent,
+    /// and holds every proposal of the term
+    /// ([`Leader::set_preferred_leader`]).
+    fn hand_off_target(&self, now: Duration) -> Option<i64> {
+        let to = self.preferred_leader?;
+        if to == self.cfg.my_sid || !self.cfg.verifier.is_voter(to) {
+            return None;
+        }
+        let caught_up = |p: &super::Peer| {
+            p.sid == Some(to)
+                && p.voter
+                && p.step == LearnerStep::Broadcast
+                && p.deadline.map_or(true, |d| d > now)
+                && (p.acked >= self.last_zxid || self.last_zxid == self.initial_last)
+        };
+        self.peers.values().any(caught_up).then_some(to)
     }
 
     /// One PING to every learner in Broadcast. zxid: `newEpoch << 32` in

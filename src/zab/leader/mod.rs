@@ -308,6 +308,8 @@ pub struct Leader {
     barriers: VecDeque<Barrier>,
     out: Vec<LeaderAction>,
     exit: Option<ZabExit>,
+    /// zkfle.preferredLeader ([`Leader::set_preferred_leader`]).
+    preferred_leader: Option<i64>,
 }
 
 impl Leader {
@@ -352,6 +354,7 @@ impl Leader {
             barriers: VecDeque::new(),
             out: Vec::new(),
             exit: None,
+            preferred_leader: None,
             cfg,
         };
         log::info!("LEADING - sid {me}: discovery");
@@ -492,6 +495,20 @@ impl Leader {
     pub fn read_barrier(&mut self, now: Duration, req: ReqId) -> Vec<LeaderAction> {
         self.on_read_barrier(now, req);
         std::mem::take(&mut self.out)
+    }
+
+    /// zoo.cfg's `zkfle.preferredLeader`. When it names another voter,
+    /// the established leader hands leadership to it at the first tick at
+    /// which that voter is a synced follower (UPTODATE sent, not silent)
+    /// holding every proposal of the term (its ACKs reach the last zxid
+    /// proposed, or nothing was proposed since it synced): the term ends
+    /// with [`ZabExit::HandedOff`], whose runtime makes this peer a
+    /// non-candidate for `initLimit` ticks while the preferred leader, which
+    /// then has the best history and wins the election's ties, is elected.
+    /// A leader that is the preferred one, or whose preferred leader is
+    /// absent, lagging or not a voter, leads on.
+    pub fn set_preferred_leader(&mut self, sid: Option<i64>) {
+        self.preferred_leader = sid;
     }
 
     /// The runtime or the embedder ends the term.
