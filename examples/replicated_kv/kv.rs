@@ -8,7 +8,7 @@
 //!   whitespace, so the single space separates them). A snapshot is the map
 //!   as `<key> <value>\n` lines.
 //! * **Log** — zkfle's [`FileLog`] in `<dataDir>/zkfle-log`
-//!   ([`zkfle::api::FILE_LOG_DIR`]), wrapped so the node can report its
+//!   ([`zkfle::FILE_LOG_DIR`]), wrapped so the node can report its
 //!   last durable zxid and list its entries. zkfle votes with that zxid,
 //!   syncs learners with DIFF/TRUNC/SNAP, and persists the new epoch only
 //!   after a learner's log holds the leader's history (ZAB_SPEC L2).
@@ -321,7 +321,7 @@ impl Node {
         })?;
         let io = |what, path: PathBuf| move |source| KvError::Io { what, path, source };
         std::fs::create_dir_all(&cfg.data_dir).map_err(io("create", cfg.data_dir.clone()))?;
-        let file_log = FileLog::open(cfg.data_dir.join(zkfle::api::FILE_LOG_DIR))?;
+        let file_log = FileLog::open(cfg.data_dir.join(zkfle::FILE_LOG_DIR))?;
         log::info!(
             "sid {sid}: log opened, last durable zxid {:#x}",
             file_log.last_zxid()
