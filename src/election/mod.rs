@@ -19,9 +19,10 @@ pub use tally::{leader_ok, TallyVote, VoteSet};
 pub use types::{DecidedBy, Decision, FleConfig, LinkState, Message, Output};
 pub use vote::{total_order, Vote};
 
-/// Literals for the unit tests of this module.
-#[cfg(test)]
-pub(crate) mod test_util {
+/// Literals for the unit tests of this module, also re-exported by
+/// `sim::testkit` for scripted runs (one definition for both).
+#[cfg(any(test, feature = "testkit"))]
+pub mod test_util {
     use std::time::Duration;
 
     use crate::wire::{Notification, ServerState};

@@ -367,25 +367,4 @@ impl Cluster {
     }
 }
 
-/// A LOOKING/FOLLOWING/... notification literal, version 0.
-pub fn notif(
-    state: ServerState,
-    leader: i64,
-    zxid: i64,
-    round: i64,
-    peer_epoch: i64,
-) -> Notification {
-    Notification {
-        state,
-        leader,
-        zxid,
-        election_epoch: round,
-        peer_epoch,
-        version: 0,
-    }
-}
-
-/// Milliseconds as a [`Duration`].
-pub fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
+pub use crate::election::test_util::{ms, notif};
