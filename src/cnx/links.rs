@@ -123,21 +123,31 @@ impl PeerSlot {
         self.link.lock().is_some()
     }
 
-    /// Queues `msg` for the SendWorker; with `coalesce`, a queued backlog
-    /// of other (older) notifications is dropped first
+    /// Queues `msgs` for the SendWorker, in order; with `coalesce`, a
+    /// queued backlog of other (older) notifications is dropped before each
+    /// one that differs from the newest queued
     /// ([`QcmConfig::coalesce_superseded`]). Returns (evicted because the
     /// queue was full, dropped as superseded).
-    pub(crate) fn enqueue(&self, msg: [u8; NOTIFICATION_LEN], coalesce: bool) -> (u64, u64) {
+    pub(crate) fn enqueue_many(&self, msgs: &[Notification], coalesce: bool) -> (u64, u64) {
+        let (mut evicted, mut superseded) = (0, 0);
         if !coalesce {
-            return (self.queue.push(msg), 0);
+            for m in msgs {
+                evicted += self.queue.push(m.encode_40());
+            }
+            return (evicted, 0);
         }
+        // Held across the run so that concurrent senders agree on which
+        // message is the newest.
         let mut newest = self.newest.lock();
-        let superseded = match *newest {
-            Some(n) if n != msg => self.queue.clear(),
-            _ => 0,
-        };
-        *newest = Some(msg);
-        (self.queue.push(msg), superseded)
+        for m in msgs {
+            let msg = m.encode_40();
+            if newest.is_some_and(|n| n != msg) {
+                superseded += self.queue.clear();
+            }
+            *newest = Some(msg);
+            evicted += self.queue.push(msg);
+        }
+        (evicted, superseded)
     }
 
     /// The id of the live link, if any.
@@ -210,6 +220,25 @@ impl Shared {
     pub(crate) fn deliver(&self, sid: i64, notification: Notification) {
         let dropped = self.recv.push(Received { sid, notification });
         bump(&self.counters.notifications_received, 1);
+        if dropped > 0 {
+            bump(&self.counters.dropped_recv_queue, dropped);
+        }
+        self.wake_input();
+    }
+
+    /// Delivers the notifications of one read (and empties `batch`), then
+    /// wakes the election thread once: it finds the whole batch queued
+    /// and answers it in one pass. Nothing happens for an empty batch.
+    pub(crate) fn deliver_many(&self, sid: i64, batch: &mut Vec<Notification>) {
+        if batch.is_empty() {
+            return;
+        }
+        let mut dropped = 0;
+        let count = batch.len() as u64;
+        for notification in batch.drain(..) {
+            dropped += self.recv.push(Received { sid, notification });
+        }
+        bump(&self.counters.notifications_received, count);
         if dropped > 0 {
             bump(&self.counters.dropped_recv_queue, dropped);
         }

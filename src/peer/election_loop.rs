@@ -194,12 +194,25 @@ impl ElectionLoop {
 
     fn execute(&mut self, mut out: Output) {
         coalesce(&mut out.sends);
-        for m in &out.sends {
+        // Consecutive unconditional sends to one peer (the replies to a
+        // burst of notifications from it) are queued as one run: one wake
+        // of its SendWorker, one write.
+        let mut run: Vec<crate::wire::Notification> = Vec::new();
+        let mut i = 0;
+        while i < out.sends.len() {
+            let m = &out.sends[i];
             if m.if_idle {
                 self.qcm.send_if_idle(m.to, &m.notification);
-            } else {
-                self.qcm.send(m.to, &m.notification);
+                i += 1;
+                continue;
             }
+            run.clear();
+            let to = m.to;
+            while let Some(m) = out.sends.get(i).filter(|m| m.to == to && !m.if_idle) {
+                run.push(m.notification);
+                i += 1;
+            }
+            self.qcm.send_many(to, &run);
         }
         out.dial.sort_unstable();
         out.dial.dedup();
