@@ -520,7 +520,13 @@ impl Driver {
 /// Appends `more` to `out`; the timer is recomputed by the caller and a
 /// machine decides at most once per call.
 fn merge(out: &mut Output, more: Output) {
-    out.sends.extend(more.sends);
+    // Taking the vector when there is nothing to append to saves an
+    // allocation and a copy per notification (this runs for each one).
+    if out.sends.is_empty() {
+        out.sends = more.sends;
+    } else {
+        out.sends.extend(more.sends);
+    }
     out.dial.extend(more.dial);
     if out.decision.is_none() {
         out.decision = more.decision;
