@@ -18,7 +18,7 @@ use crate::net::HostPort;
 use crate::tls::{PeerCloser, PeerReader, PeerStream, PeerWriter};
 use crate::wire::{Notification, NOTIFICATION_LEN};
 
-use super::queue::DropOldest;
+use super::queue::{BatchQueue, DropOldest};
 use super::stats::{bump, Counters, LogKind, LogLimits};
 use super::{establish, worker, DialFailure, PeerEvent, QcmConfig, Received};
 
@@ -80,7 +80,7 @@ pub(crate) struct PeerSlot {
     /// this sid came from an address none of them had (bounds those
     /// lookups to one a second).
     pub(crate) refreshed: Mutex<Option<Instant>>,
-    pub(crate) queue: DropOldest<[u8; NOTIFICATION_LEN]>,
+    pub(crate) queue: BatchQueue<[u8; NOTIFICATION_LEN]>,
     /// The newest notification queued (with coalescing on): held while
     /// queueing so that concurrent senders agree on which is newest.
     pub(crate) newest: Mutex<Option<[u8; NOTIFICATION_LEN]>>,
@@ -109,7 +109,7 @@ impl PeerSlot {
             known: Mutex::new(endpoints.iter().map(HostPort::literal).collect()),
             refreshed: Mutex::new(None),
             endpoints,
-            queue: DropOldest::new(capacity),
+            queue: BatchQueue::new(capacity),
             newest: Mutex::new(None),
             last_sent: Mutex::new(None),
             link: Mutex::new(None),
@@ -131,21 +131,34 @@ impl PeerSlot {
     pub(crate) fn enqueue_many(&self, msgs: &[Notification], coalesce: bool) -> (u64, u64) {
         let (mut evicted, mut superseded) = (0, 0);
         if !coalesce {
+            let mut q = self.queue.lock();
             for m in msgs {
-                evicted += self.queue.push(m.encode_40());
+                evicted += q.push(m.encode_40());
             }
             return (evicted, 0);
         }
         // Held across the run so that concurrent senders agree on which
-        // message is the newest.
+        // message is the newest; the queue lock nests inside it (the
+        // SendWorker takes only the queue lock).
         let mut newest = self.newest.lock();
+        let mut q = self.queue.lock();
+        let mut prev: Option<(&Notification, [u8; NOTIFICATION_LEN])> = None;
         for m in msgs {
-            let msg = m.encode_40();
-            if newest.is_some_and(|n| n != msg) {
-                superseded += self.queue.clear();
-            }
-            *newest = Some(msg);
-            evicted += self.queue.push(msg);
+            // A run is usually one reply repeated: encode and compare it
+            // once, not once per copy.
+            let msg = match prev {
+                Some((p, bytes)) if p == m => bytes,
+                _ => {
+                    let bytes = m.encode_40();
+                    if newest.is_some_and(|n| n != bytes) {
+                        superseded += q.clear();
+                    }
+                    *newest = Some(bytes);
+                    prev = Some((m, bytes));
+                    bytes
+                }
+            };
+            evicted += q.push(msg);
         }
         (evicted, superseded)
     }

@@ -47,7 +47,6 @@ pub(crate) fn send_worker(
     id: u64,
     mut stream: PeerWriter,
 ) {
-    let queue = slot.queue.receiver().clone();
     let mut buf: Vec<u8> = Vec::with_capacity(FRAME_LEN * 64);
 
     // ZooKeeper re-sends the last message on a new connection when nothing is
@@ -65,7 +64,7 @@ pub(crate) fn send_worker(
             }
             _ => return,
         }
-        if queue.is_empty() {
+        if slot.queue.len() == 0 {
             *slot.last_sent.lock()
         } else {
             None
@@ -89,13 +88,11 @@ pub(crate) fn send_worker(
             }
             // Drain what is queued now into one write: under load one
             // syscall carries many notifications.
-            let mut count = 0u64;
             let mut last = None;
-            while let Ok(m) = queue.try_recv() {
+            let count = slot.queue.drain_each(|m| {
                 append_frame(&mut buf, &m);
                 last = Some(m);
-                count += 1;
-            }
+            });
             // Recorded before writing: if the write fails, this is what
             // the next connection re-sends.
             if last.is_some() {
