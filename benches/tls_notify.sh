@@ -18,9 +18,11 @@
 #
 # Prints one line per measurement:
 #   notify impl=<zkfle|java> tls=<on|off> size=<40|44> window=<W> conns=<C> run=<i> per_sec=<N> lost=<L> [p50_us=<P> p99_us=<Q>]
-# and `uptime` before, between sizes and after. Java 3.8 logs two INFO lines
-# per 40-byte notification ("Backward compatibility mode"), so compare Java
-# with --size 44; the 40-byte figures measure its logging. Java's log level
+# and `uptime` before, after each mode and at the end (lines starting with
+# #, as are the unrecorded warm-up runs; WARMUP=0 skips those). Java 3.8
+# logs two INFO lines per 40-byte notification ("Backward compatibility
+# mode"), so compare Java with --size 44; the 40-byte figures measure its
+# logging. Java's log level
 # is zk-ensemble.sh's ZK_LOG_LEVEL (default INFO, to its log file).
 #
 # Each measurement holds `flock $LOCK` (default /tmp/zkfle-bench.lock).
@@ -179,6 +181,14 @@ for impl in $IMPLS; do
         java-*) CFG[$impl]=$(ZK_DIR=$W/$impl ZK_CLIENT_BASE=$b bash "$S" cfg 1) ;;
     esac
 done
+# One unrecorded window-64 run per implementation first: Java's JIT
+# compiles its reply path during the first seconds (its first run was
+# 2-3x slower than the rest without this).
+if [ "${WARMUP:-1}" = 1 ]; then
+    for impl in $IMPLS; do
+        DUR=2 one "${IMPL[$impl]}" "${TLS[$impl]}" "${PORT[$impl]}" "${CFG[$impl]}" 44 w64 0 | sed 's/^/# warmup /'
+    done
+fi
 for size in $SIZES; do
     for m in $MODES; do
         for run in $(seq 1 "$RUNS"); do

@@ -11,8 +11,12 @@
 //! accept thread and stalls every peer behind a 3-byte handshake). Once a
 //! connection is established its socket is handed to two plain OS threads,
 //! a SendWorker and a RecvWorker, which move fixed 40-byte notification
-//! buffers through crossbeam-channel queues (DESIGN.md "Threads, tasks and
-//! queues").
+//! buffers through bounded drop-oldest queues (DESIGN.md "Threads, tasks and
+//! queues"): the shared receive queue is a crossbeam channel (its receiver
+//! is this API), each peer's send queue a locked deque taken a batch at a
+//! time. Each hop hands on a whole batch with one wake: the RecvWorker all
+//! frames of a read, the election loop a run of replies to one peer
+//! ([`Qcm::send_many`]), the SendWorker everything queued in one write.
 
 //!
 //! Files: [`config`](QcmConfig) (settings and the handshake), `links` (the
