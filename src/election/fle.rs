@@ -47,7 +47,7 @@
 //!   notification from a voter and doubles after every empty poll; the
 //!   finalize deadline restarts at every notification that is not better.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,6 +63,11 @@ use super::vote::{total_order, Vote};
 /// [`Fle::new`]) and [`Fle::start_election`]; the oldest are dropped first,
 /// like QCM's receive queue (PROTOCOL.md §3.6).
 const BACKLOG_CAP: usize = 1024;
+
+/// Upper bound on non-voters remembered as [`Fle`]'s askers; beyond it new
+/// ones are not recorded (they still get ZooKeeper's reply, and their own
+/// poll timeout asks again). Strangers can connect, so the set is bounded.
+const ASKERS_CAP: usize = 1024;
 
 /// The leader field of a non-candidate's placeholder vote
 /// ([`Fle::set_candidate`]): Java's observer sid, never a voter.
@@ -115,6 +120,14 @@ pub struct Fle {
     links: BTreeMap<i64, LinkState>,
     /// Notifications that arrived while LOOKING but outside the loop.
     backlog: VecDeque<(i64, Notification)>,
+    /// Non-voters that asked with a LOOKING vote since my last decision
+    /// (`fast_decide` only): each is told my next decision when I make it.
+    /// ZooKeeper answers a non-voter once with its current vote — while
+    /// LOOKING, that is the *previous* decision, e.g. a leader that just
+    /// died — and never again, so an observer waits for its own poll
+    /// timeout to learn the new leader (issue 18: 200–400 ms of every
+    /// observer's failover, and observers following the dead leader).
+    askers: BTreeSet<i64>,
     decided_by: Option<DecidedBy>,
     /// False while this server takes part in elections without standing
     /// for leader (after resigning: [`Fle::set_candidate`]).
@@ -161,6 +174,7 @@ impl Fle {
             ooe: VoteSet::new(),
             links: BTreeMap::new(),
             backlog: VecDeque::new(),
+            askers: BTreeSet::new(),
             decided_by: None,
             candidate: true,
             history: (0, 0),
@@ -244,6 +258,12 @@ impl Fle {
                 from,
                 self.notification(self.state, self.current_vote, self.logical_clock),
             ));
+            if self.shared.cfg.fast_decide
+                && n.state == ServerState::Looking
+                && self.askers.len() < ASKERS_CAP
+            {
+                self.askers.insert(from);
+            }
             out.timer = self.deadline();
             return out;
         }
@@ -813,6 +833,9 @@ impl Fle {
         if !all_heard_agree {
             return None;
         }
+        if self.proposes_down_leader() {
+            return None;
+        }
         let mut all_heard = true;
         for &v in &self.shared.voters {
             if self.recv.contains(v) {
@@ -846,8 +869,24 @@ impl Fle {
     /// Why [`Fle::fast_ready`] does not fire, for the log line of a finalize
     /// wait that ran its full length (operators comparing failover times
     /// want to know which voter it waited for).
+    /// The proposal names another server whose link is Down: a quorum of
+    /// LOOKING votes for it can only be stale (a dead leader's name, which
+    /// ZooKeeper's answers to non-voters carry until the voters decide
+    /// again), so no early decision is taken on it; the finalize wait
+    /// leaves time for fresher votes, as in ZooKeeper.
+    fn proposes_down_leader(&self) -> bool {
+        let leader = self.proposal.leader;
+        leader != self.shared.cfg.my_sid && self.links.get(&leader) == Some(&LinkState::Down)
+    }
+
     fn fast_blocker(&self) -> String {
         let mut reasons = Vec::new();
+        if self.proposes_down_leader() {
+            reasons.push(format!(
+                "the proposed leader {} is Down",
+                self.proposal.leader
+            ));
+        }
         for (sid, v) in self.recv.iter() {
             if !self.agrees(v) {
                 reasons.push(format!(
@@ -889,6 +928,14 @@ impl Fle {
         self.decided_by = Some(how);
         self.phase = Phase::Idle;
         self.backlog.clear();
+        if !self.askers.is_empty() {
+            // What each would get by asking now (rule 3), sent without
+            // waiting to be asked.
+            let n = self.notification(self.state, vote, round);
+            for sid in std::mem::take(&mut self.askers) {
+                out.sends.push(Message::new(sid, n));
+            }
+        }
         log::debug!(
             "sid {}: {} {} in round {:#x} ({:?})",
             my_sid,
@@ -1294,6 +1341,64 @@ mod tests {
         let mut g = Fle::new(cfg(1, &[1], false));
         g.start_election(ms(0), 0, 0);
         assert_eq!(g.on_timer(ms(200)).decision.map(|d| d.state), Some(Leading));
+    }
+
+    #[test]
+    fn a_non_voter_that_asked_is_told_the_decision_unasked() {
+        for fast in [true, false] {
+            let mut f = Fle::new(cfg(3, &[1, 2, 3], fast));
+            f.start_election(ms(0), 0, 0);
+            // ZooKeeper's reply first: my current (startup) vote.
+            let out = f.on_notification(ms(1), 100, &notif(Looking, i64::MIN, 0, 4, 0));
+            assert_eq!(sends_to(&out, 100), vec![notif(Looking, 3, 0, 1, 0)]);
+            f.on_notification(ms(2), 1, &notif(Looking, 3, 0, 1, 0));
+            let mut out = f.on_notification(ms(3), 2, &notif(Looking, 3, 0, 1, 0));
+            if !fast {
+                out = f.on_timer(ms(250));
+            }
+            assert_eq!(out.decision.map(|d| d.state), Some(Leading));
+            let told = sends_to(&out, 100);
+            if fast {
+                // Rule 3's answer, without waiting for its next poll.
+                assert_eq!(told, vec![notif(Leading, 3, 0, 1, 0)]);
+            } else {
+                assert!(told.is_empty(), "ZooKeeper's behaviour exactly");
+            }
+            // Told once: the next decision does not repeat it.
+            f.leave_role();
+            f.start_election(ms(300), 0, 0);
+            f.on_notification(ms(301), 1, &notif(Looking, 3, 0, 2, 0));
+            let out = f.on_notification(ms(302), 2, &notif(Looking, 3, 0, 2, 0));
+            assert!(sends_to(&out, 100).is_empty());
+        }
+    }
+
+    #[test]
+    fn no_early_decision_for_a_proposed_leader_that_is_down() {
+        // An observer after its leader 3 died: the voters, LOOKING again,
+        // answer with their previous decision, 3, whose link is Down here.
+        let mut f = Fle::new(cfg(4, &[1, 2, 3], true));
+        f.start_election(ms(0), 0, 1);
+        f.set_link(3, LinkState::Down);
+        f.on_notification(ms(1), 1, &notif(Looking, 3, 0, 1, 1));
+        let out = f.on_notification(ms(2), 2, &notif(Looking, 3, 0, 1, 1));
+        assert!(
+            out.decision.is_none(),
+            "a quorum of stale votes for a Down leader"
+        );
+        // The voters decide and tell it (the rule above): it follows 2.
+        f.on_notification(ms(40), 1, &notif(Following, 2, 0, 2, 2));
+        let out = f.on_notification(ms(41), 2, &notif(Leading, 2, 0, 2, 2));
+        let d = out.decision.expect("decided on the voters' news");
+        assert_eq!((d.state, d.vote.leader), (Observing, 2));
+        // Without the Down evidence the same stale quorum decides at once
+        // (rule (b): the one unheard voter is Down only if its link says so).
+        let mut g = Fle::new(cfg(4, &[1, 2, 3], true));
+        g.start_election(ms(0), 0, 1);
+        g.set_link(2, LinkState::Down);
+        g.on_notification(ms(1), 1, &notif(Looking, 3, 0, 1, 1));
+        let out = g.on_notification(ms(2), 3, &notif(Looking, 3, 0, 1, 1));
+        assert_eq!(out.decision.map(|d| d.vote.leader), Some(3));
     }
 
     #[test]
