@@ -654,6 +654,28 @@ impl Fle {
                     self.loop_step(now, from, n, out);
                 } else if self.shared.cfg.fast_decide
                     && matches!(n.state, ServerState::Following | ServerState::Leading)
+                    && vote != self.proposal
+                    && self.proposes_down_leader()
+                {
+                    // The quorum being finalized names a Down server, so
+                    // it is stale (proposes_down_leader); a voter that
+                    // reports a role is the fresher news. ZooKeeper drops
+                    // it unless it beats the proposal, and an observer
+                    // then follows the dead leader after the wait.
+                    log::debug!(
+                        "sid {}: {} reports {:?} for {} while the proposed leader {} is Down; polling again",
+                        self.shared.cfg.my_sid,
+                        from,
+                        n.state,
+                        vote,
+                        self.proposal.leader
+                    );
+                    self.phase = Phase::Polling {
+                        deadline: now + self.not_timeout,
+                    };
+                    self.loop_step(now, from, n, out);
+                } else if self.shared.cfg.fast_decide
+                    && matches!(n.state, ServerState::Following | ServerState::Leading)
                     && n.election_epoch == self.logical_clock
                     && vote == self.proposal
                 {
@@ -932,6 +954,12 @@ impl Fle {
             // What each would get by asking now (rule 3), sent without
             // waiting to be asked.
             let n = self.notification(self.state, vote, round);
+            log::debug!(
+                "sid {}: telling {} non-voters that asked: {:?}",
+                my_sid,
+                self.askers.len(),
+                self.askers
+            );
             for sid in std::mem::take(&mut self.askers) {
                 out.sends.push(Message::new(sid, n));
             }
@@ -1375,20 +1403,23 @@ mod tests {
 
     #[test]
     fn no_early_decision_for_a_proposed_leader_that_is_down() {
-        // An observer after its leader 3 died: the voters, LOOKING again,
-        // answer with their previous decision, 3, whose link is Down here.
+        // An observer after its leader 3 died: the voters, LOOKING again in
+        // its round, answer with their previous decision, 3 (peer epoch 1),
+        // whose link is Down here.
         let mut f = Fle::new(cfg(4, &[1, 2, 3], true));
         f.start_election(ms(0), 0, 1);
         f.set_link(3, LinkState::Down);
-        f.on_notification(ms(1), 1, &notif(Looking, 3, 0, 1, 1));
-        let out = f.on_notification(ms(2), 2, &notif(Looking, 3, 0, 1, 1));
+        f.on_notification(ms(2), 1, &notif(Looking, 3, 0, 1, 1));
+        let out = f.on_notification(ms(3), 2, &notif(Looking, 3, 0, 1, 1));
         assert!(
             out.decision.is_none(),
             "a quorum of stale votes for a Down leader"
         );
-        // The voters decide and tell it (the rule above): it follows 2.
-        f.on_notification(ms(40), 1, &notif(Following, 2, 0, 2, 2));
-        let out = f.on_notification(ms(41), 2, &notif(Leading, 2, 0, 2, 2));
+        assert!(f.is_finalizing());
+        // The voters decide 2 in the same round with the same history (so
+        // 2's vote does not beat 3's) and tell it (the rule above).
+        f.on_notification(ms(40), 1, &notif(Following, 2, 0, 1, 1));
+        let out = f.on_notification(ms(41), 2, &notif(Leading, 2, 0, 1, 1));
         let d = out.decision.expect("decided on the voters' news");
         assert_eq!((d.state, d.vote.leader), (Observing, 2));
         // Without the Down evidence the same stale quorum decides at once
@@ -1399,6 +1430,16 @@ mod tests {
         g.on_notification(ms(1), 1, &notif(Looking, 3, 0, 1, 1));
         let out = g.on_notification(ms(2), 3, &notif(Looking, 3, 0, 1, 1));
         assert_eq!(out.decision.map(|d| d.vote.leader), Some(3));
+        // With fast_decide off, ZooKeeper's finalize wait: the role reports
+        // are dropped and the stale quorum wins after the wait.
+        let mut h = Fle::new(cfg(4, &[1, 2, 3], false));
+        h.start_election(ms(0), 0, 1);
+        h.set_link(3, LinkState::Down);
+        h.on_notification(ms(1), 1, &notif(Looking, 3, 0, 1, 1));
+        h.on_notification(ms(2), 2, &notif(Looking, 3, 0, 1, 1));
+        h.on_notification(ms(40), 1, &notif(Following, 2, 0, 1, 1));
+        h.on_notification(ms(41), 2, &notif(Leading, 2, 0, 1, 1));
+        assert_eq!(h.on_timer(ms(250)).decision.map(|d| d.vote.leader), Some(3));
     }
 
     #[test]
