@@ -128,6 +128,12 @@ pub struct Fle {
     /// timeout to learn the new leader (issue 18: 200–400 ms of every
     /// observer's failover, and observers following the dead leader).
     askers: BTreeSet<i64>,
+    /// The leader whose follower or observer I was when my role last ended,
+    /// until a notification from it shows it alive or I decide again:
+    /// votes naming it may be stale. (Link states are no such sign: the
+    /// driver may still report the dying link Up.)
+    /// ([`Fle::proposes_gone_leader`]).
+    lost_leader: Option<i64>,
     decided_by: Option<DecidedBy>,
     /// False while this server takes part in elections without standing
     /// for leader (after resigning: [`Fle::set_candidate`]).
@@ -175,6 +181,7 @@ impl Fle {
             links: BTreeMap::new(),
             backlog: VecDeque::new(),
             askers: BTreeSet::new(),
+            lost_leader: None,
             decided_by: None,
             candidate: true,
             history: (0, 0),
@@ -250,6 +257,14 @@ impl Fle {
             log::debug!("sid {my_sid}: ignoring a notification claiming my own sid");
             out.timer = self.deadline();
             return out;
+        }
+        if self.lost_leader == Some(from) {
+            // It is alive (or was when it sent this).
+            log::debug!(
+                "sid {}: heard from {from}, the leader lost",
+                self.shared.cfg.my_sid
+            );
+            self.lost_leader = None;
         }
         if !self.shared.cfg.verifier.is_voter(from) {
             // Rule 1: non-voters (observers, strangers) get my current vote
@@ -426,6 +441,14 @@ impl Fle {
     /// is LOOKING again, keeps answering with its last decision, and buffers
     /// notifications until [`Fle::start_election`].
     pub fn leave_role(&mut self) {
+        if matches!(self.state, ServerState::Following | ServerState::Observing) {
+            self.lost_leader = Some(self.current_vote.leader);
+            log::debug!(
+                "sid {}: left the role under leader {}",
+                self.shared.cfg.my_sid,
+                self.current_vote.leader
+            );
+        }
         self.state = ServerState::Looking;
         self.phase = Phase::Idle;
     }
@@ -655,15 +678,15 @@ impl Fle {
                 } else if self.shared.cfg.fast_decide
                     && matches!(n.state, ServerState::Following | ServerState::Leading)
                     && vote != self.proposal
-                    && self.proposes_down_leader()
+                    && self.proposes_gone_leader()
                 {
-                    // The quorum being finalized names a Down server, so
-                    // it is stale (proposes_down_leader); a voter that
+                    // The quorum being finalized names a gone server, so
+                    // it is stale (proposes_gone_leader); a voter that
                     // reports a role is the fresher news. ZooKeeper drops
                     // it unless it beats the proposal, and an observer
                     // then follows the dead leader after the wait.
                     log::debug!(
-                        "sid {}: {} reports {:?} for {} while the proposed leader {} is Down; polling again",
+                        "sid {}: {} reports {:?} for {} while the proposed leader {} is Down or just lost; polling again",
                         self.shared.cfg.my_sid,
                         from,
                         n.state,
@@ -855,7 +878,7 @@ impl Fle {
         if !all_heard_agree {
             return None;
         }
-        if self.proposes_down_leader() {
+        if self.proposes_gone_leader() {
             return None;
         }
         let mut all_heard = true;
@@ -891,19 +914,24 @@ impl Fle {
     /// Why [`Fle::fast_ready`] does not fire, for the log line of a finalize
     /// wait that ran its full length (operators comparing failover times
     /// want to know which voter it waited for).
-    /// The proposal names another server whose link is Down: a quorum of
-    /// LOOKING votes for it can only be stale (a dead leader's name, which
-    /// ZooKeeper's answers to non-voters carry until the voters decide
-    /// again), so no early decision is taken on it; the finalize wait
-    /// leaves time for fresher votes, as in ZooKeeper.
-    fn proposes_down_leader(&self) -> bool {
+    /// The proposal names another server that is Down, or the leader I
+    /// just lost while nothing has been heard from it since: a quorum of
+    /// LOOKING votes for it is then most likely stale — ZooKeeper's answer
+    /// to a non-voter is the voter's previous decision, so right after a
+    /// leader dies every observer sees a quorum for the dead leader, often
+    /// before its own dial to it has failed. No early decision is taken on
+    /// such a proposal, and a role report for another vote interrupts its
+    /// finalize wait; the wait itself still decides, as in ZooKeeper.
+    fn proposes_gone_leader(&self) -> bool {
         let leader = self.proposal.leader;
-        leader != self.shared.cfg.my_sid && self.links.get(&leader) == Some(&LinkState::Down)
+        leader != self.shared.cfg.my_sid
+            && (self.links.get(&leader) == Some(&LinkState::Down)
+                || self.lost_leader == Some(leader))
     }
 
     fn fast_blocker(&self) -> String {
         let mut reasons = Vec::new();
-        if self.proposes_down_leader() {
+        if self.proposes_gone_leader() {
             reasons.push(format!(
                 "the proposed leader {} is Down",
                 self.proposal.leader
@@ -950,6 +978,7 @@ impl Fle {
         self.decided_by = Some(how);
         self.phase = Phase::Idle;
         self.backlog.clear();
+        self.lost_leader = None;
         if !self.askers.is_empty() {
             // What each would get by asking now (rule 3), sent without
             // waiting to be asked.
@@ -1440,6 +1469,41 @@ mod tests {
         h.on_notification(ms(40), 1, &notif(Following, 2, 0, 1, 1));
         h.on_notification(ms(41), 2, &notif(Leading, 2, 0, 1, 1));
         assert_eq!(h.on_timer(ms(250)).decision.map(|d| d.vote.leader), Some(3));
+    }
+
+    #[test]
+    fn the_leader_just_lost_yields_to_role_reports_until_it_speaks() {
+        // An observer of leader 3 whose role ended; its dial to 3 has not
+        // failed yet (link Connecting), so 3 is not Down.
+        let observer_of_3 = || {
+            let mut f = Fle::new(cfg(4, &[1, 2, 3], true));
+            f.start_election(ms(0), 0, 1);
+            f.on_notification(ms(1), 1, &notif(Following, 3, 0, 1, 1));
+            let out = f.on_notification(ms(2), 3, &notif(Leading, 3, 0, 1, 1));
+            assert_eq!(out.decision.map(|d| d.vote.leader), Some(3));
+            f.leave_role();
+            f.start_election(ms(100), 0, 1);
+            f.set_link(3, LinkState::Connecting);
+            // The voters' stale answers: a quorum for 3, finalizing.
+            f.on_notification(ms(101), 1, &notif(Looking, 3, 0, 2, 1));
+            f.on_notification(ms(102), 2, &notif(Looking, 3, 0, 2, 1));
+            assert!(f.is_finalizing());
+            f
+        };
+        // The voters' decision (same history: 2's vote does not beat 3's)
+        // interrupts the wait.
+        let mut f = observer_of_3();
+        f.on_notification(ms(140), 1, &notif(Following, 2, 0, 2, 1));
+        let out = f.on_notification(ms(141), 2, &notif(Leading, 2, 0, 2, 1));
+        assert_eq!(
+            out.decision.map(|d| (d.state, d.vote.leader)),
+            Some((Observing, 2))
+        );
+        // 3 itself speaks: alive after all; its vote completes the quorum
+        // of all three voters for 3 (rule (a)).
+        let mut f = observer_of_3();
+        let out = f.on_notification(ms(103), 3, &notif(Looking, 3, 0, 2, 1));
+        assert_eq!(out.decision.map(|d| d.vote.leader), Some(3));
     }
 
     #[test]
