@@ -23,8 +23,8 @@ COPY Cargo.toml Cargo.lock ./
 COPY benches ./benches
 RUN cargo fetch --locked
 COPY src ./src
-RUN cargo build --release --locked --bin zkfle \
- && strip target/release/zkfle
+RUN cargo build --profile dist --locked --bin zkfle \
+ && strip target/dist/zkfle
 
 # ---- run ----
 FROM debian:bookworm-slim
@@ -32,7 +32,7 @@ RUN useradd --system --uid 10001 --user-group \
         --home-dir /var/lib/zkfle --shell /usr/sbin/nologin zkfle \
  && install -d -o zkfle -g zkfle -m 0750 /var/lib/zkfle \
  && install -d -m 0755 /etc/zkfle
-COPY --from=build /src/target/release/zkfle /usr/local/bin/zkfle
+COPY --from=build /src/target/dist/zkfle /usr/local/bin/zkfle
 USER zkfle
 VOLUME ["/var/lib/zkfle"]
 # client (four-letter words), quorum, election, metrics: ZooKeeper's

@@ -15,10 +15,18 @@ use parking_lot::{Mutex, MutexGuard};
 
 /// A bounded MPMC queue with drop-oldest overflow. Both ends are kept so a
 /// producer can evict the head when the queue is full.
+///
+/// The entries live in crossbeam's linked blocks (31 entries each, freed as
+/// they drain), not in a preallocated array: a peer keeps one send queue per
+/// configured sid, almost always empty, and 256-entry arrays were 12 KB per
+/// sid — 600 KB of every peer of a 51-voter ensemble (issue 18). The bound
+/// is checked before each push, so producers racing at the limit can
+/// overshoot it by one entry each; nothing grows without bound.
 #[derive(Debug)]
 pub(crate) struct DropOldest<T> {
     tx: Sender<T>,
     rx: Receiver<T>,
+    capacity: usize,
 }
 
 impl<T> Clone for DropOldest<T> {
@@ -26,6 +34,7 @@ impl<T> Clone for DropOldest<T> {
         DropOldest {
             tx: self.tx.clone(),
             rx: self.rx.clone(),
+            capacity: self.capacity,
         }
     }
 }
@@ -33,29 +42,31 @@ impl<T> Clone for DropOldest<T> {
 impl<T> DropOldest<T> {
     /// A queue holding at most `capacity` entries (at least 1).
     pub(crate) fn new(capacity: usize) -> Self {
-        let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
-        DropOldest { tx, rx }
+        let (tx, rx) = crossbeam_channel::unbounded();
+        DropOldest {
+            tx,
+            rx,
+            capacity: capacity.max(1),
+        }
     }
 
     /// Enqueues `item`, evicting the oldest entries while the queue is full.
     /// Returns how many entries were evicted.
-    pub(crate) fn push(&self, mut item: T) -> u64 {
+    pub(crate) fn push(&self, item: T) -> u64 {
         let mut dropped = 0;
-        loop {
-            match self.tx.try_send(item) {
-                Ok(()) => return dropped,
-                Err(TrySendError::Full(back)) => {
-                    // A consumer may empty the queue between the failed send
-                    // and this receive; then nothing is evicted and the retry
-                    // succeeds.
-                    if self.rx.try_recv().is_ok() {
-                        dropped += 1;
-                    }
-                    item = back;
-                }
-                // Unreachable while `self` holds a receiver; treat as dropped.
-                Err(TrySendError::Disconnected(_)) => return dropped + 1,
+        while self.rx.len() >= self.capacity {
+            // A consumer may empty the queue between the length check and
+            // this receive; then nothing is evicted.
+            match self.rx.try_recv() {
+                Ok(_) => dropped += 1,
+                Err(_) => break,
             }
+        }
+        match self.tx.try_send(item) {
+            Ok(()) => dropped,
+            // Unbounded: only a disconnected channel refuses, which cannot
+            // happen while `self` holds a receiver; treat as dropped.
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => dropped + 1,
         }
     }
 
@@ -188,5 +199,35 @@ mod tests {
         assert_eq!(q.lock().push(2), 0);
         assert_eq!(q.clear(), 2);
         assert_eq!(q.drain_each(|_| unreachable!()), 0);
+    }
+
+    #[test]
+    fn racing_producers_overshoot_the_bound_by_at_most_one_entry_each() {
+        let q = DropOldest::new(8);
+        let producers: Vec<_> = (0..4)
+            .map(|p| {
+                let q = q.clone();
+                std::thread::spawn(move || {
+                    for i in 0..20_000 {
+                        q.push(p * 100_000 + i);
+                        assert!(q.len() <= 8 + 4, "bound exceeded: {}", q.len());
+                    }
+                })
+            })
+            .collect();
+        for p in producers {
+            p.join().unwrap();
+        }
+        assert!(q.len() <= 8 + 4);
+        // Only the oldest entries were evicted: what is left is FIFO per
+        // producer and ends with the newest entry overall (each producer's
+        // last push came after its own earlier ones).
+        let left: Vec<i32> = q.receiver().try_iter().collect();
+        assert!(!left.is_empty());
+        for p in 0..4 {
+            let mine: Vec<i32> = left.iter().copied().filter(|v| v / 100_000 == p).collect();
+            assert!(mine.windows(2).all(|w| w[0] < w[1]), "{mine:?}");
+        }
+        assert!(left.iter().any(|v| v % 100_000 == 19_999), "{left:?}");
     }
 }

@@ -47,7 +47,7 @@
 //!   notification from a voter and doubles after every empty poll; the
 //!   finalize deadline restarts at every notification that is not better.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,6 +63,11 @@ use super::vote::{total_order, Vote};
 /// [`Fle::new`]) and [`Fle::start_election`]; the oldest are dropped first,
 /// like QCM's receive queue (PROTOCOL.md §3.6).
 const BACKLOG_CAP: usize = 1024;
+
+/// Upper bound on non-voters remembered as [`Fle`]'s askers; beyond it new
+/// ones are not recorded (they still get ZooKeeper's reply, and their own
+/// poll timeout asks again). Strangers can connect, so the set is bounded.
+const ASKERS_CAP: usize = 1024;
 
 /// The leader field of a non-candidate's placeholder vote
 /// ([`Fle::set_candidate`]): Java's observer sid, never a voter.
@@ -115,6 +120,20 @@ pub struct Fle {
     links: BTreeMap<i64, LinkState>,
     /// Notifications that arrived while LOOKING but outside the loop.
     backlog: VecDeque<(i64, Notification)>,
+    /// Non-voters that asked with a LOOKING vote since my last decision
+    /// (`fast_decide` only): each is told my next decision when I make it.
+    /// ZooKeeper answers a non-voter once with its current vote — while
+    /// LOOKING, that is the *previous* decision, e.g. a leader that just
+    /// died — and never again, so an observer waits for its own poll
+    /// timeout to learn the new leader (issue 18: 200–400 ms of every
+    /// observer's failover, and observers following the dead leader).
+    askers: BTreeSet<i64>,
+    /// The leader whose follower or observer I was when my role last ended,
+    /// until a notification from it shows it alive or I decide again:
+    /// votes naming it may be stale. (Link states are no such sign: the
+    /// driver may still report the dying link Up.)
+    /// ([`Fle::proposes_gone_leader`]).
+    lost_leader: Option<i64>,
     decided_by: Option<DecidedBy>,
     /// False while this server takes part in elections without standing
     /// for leader (after resigning: [`Fle::set_candidate`]).
@@ -161,6 +180,8 @@ impl Fle {
             ooe: VoteSet::new(),
             links: BTreeMap::new(),
             backlog: VecDeque::new(),
+            askers: BTreeSet::new(),
+            lost_leader: None,
             decided_by: None,
             candidate: true,
             history: (0, 0),
@@ -237,6 +258,14 @@ impl Fle {
             out.timer = self.deadline();
             return out;
         }
+        if self.lost_leader == Some(from) {
+            // It is alive (or was when it sent this).
+            log::debug!(
+                "sid {}: heard from {from}, the leader lost",
+                self.shared.cfg.my_sid
+            );
+            self.lost_leader = None;
+        }
         if !self.shared.cfg.verifier.is_voter(from) {
             // Rule 1: non-voters (observers, strangers) get my current vote
             // at once and never enter the tally.
@@ -244,6 +273,12 @@ impl Fle {
                 from,
                 self.notification(self.state, self.current_vote, self.logical_clock),
             ));
+            if self.shared.cfg.fast_decide
+                && n.state == ServerState::Looking
+                && self.askers.len() < ASKERS_CAP
+            {
+                self.askers.insert(from);
+            }
             out.timer = self.deadline();
             return out;
         }
@@ -406,6 +441,14 @@ impl Fle {
     /// is LOOKING again, keeps answering with its last decision, and buffers
     /// notifications until [`Fle::start_election`].
     pub fn leave_role(&mut self) {
+        if matches!(self.state, ServerState::Following | ServerState::Observing) {
+            self.lost_leader = Some(self.current_vote.leader);
+            log::debug!(
+                "sid {}: left the role under leader {}",
+                self.shared.cfg.my_sid,
+                self.current_vote.leader
+            );
+        }
         self.state = ServerState::Looking;
         self.phase = Phase::Idle;
     }
@@ -634,6 +677,28 @@ impl Fle {
                     self.loop_step(now, from, n, out);
                 } else if self.shared.cfg.fast_decide
                     && matches!(n.state, ServerState::Following | ServerState::Leading)
+                    && vote != self.proposal
+                    && self.proposes_gone_leader()
+                {
+                    // The quorum being finalized names a gone server, so
+                    // it is stale (proposes_gone_leader); a voter that
+                    // reports a role is the fresher news. ZooKeeper drops
+                    // it unless it beats the proposal, and an observer
+                    // then follows the dead leader after the wait.
+                    log::debug!(
+                        "sid {}: {} reports {:?} for {} while the proposed leader {} is Down or just lost; polling again",
+                        self.shared.cfg.my_sid,
+                        from,
+                        n.state,
+                        vote,
+                        self.proposal.leader
+                    );
+                    self.phase = Phase::Polling {
+                        deadline: now + self.not_timeout,
+                    };
+                    self.loop_step(now, from, n, out);
+                } else if self.shared.cfg.fast_decide
+                    && matches!(n.state, ServerState::Following | ServerState::Leading)
                     && n.election_epoch == self.logical_clock
                     && vote == self.proposal
                 {
@@ -813,6 +878,9 @@ impl Fle {
         if !all_heard_agree {
             return None;
         }
+        if self.proposes_gone_leader() {
+            return None;
+        }
         let mut all_heard = true;
         for &v in &self.shared.voters {
             if self.recv.contains(v) {
@@ -846,8 +914,29 @@ impl Fle {
     /// Why [`Fle::fast_ready`] does not fire, for the log line of a finalize
     /// wait that ran its full length (operators comparing failover times
     /// want to know which voter it waited for).
+    /// The proposal names another server that is Down, or the leader I
+    /// just lost while nothing has been heard from it since: a quorum of
+    /// LOOKING votes for it is then most likely stale — ZooKeeper's answer
+    /// to a non-voter is the voter's previous decision, so right after a
+    /// leader dies every observer sees a quorum for the dead leader, often
+    /// before its own dial to it has failed. No early decision is taken on
+    /// such a proposal, and a role report for another vote interrupts its
+    /// finalize wait; the wait itself still decides, as in ZooKeeper.
+    fn proposes_gone_leader(&self) -> bool {
+        let leader = self.proposal.leader;
+        leader != self.shared.cfg.my_sid
+            && (self.links.get(&leader) == Some(&LinkState::Down)
+                || self.lost_leader == Some(leader))
+    }
+
     fn fast_blocker(&self) -> String {
         let mut reasons = Vec::new();
+        if self.proposes_gone_leader() {
+            reasons.push(format!(
+                "the proposed leader {} is Down",
+                self.proposal.leader
+            ));
+        }
         for (sid, v) in self.recv.iter() {
             if !self.agrees(v) {
                 reasons.push(format!(
@@ -889,6 +978,21 @@ impl Fle {
         self.decided_by = Some(how);
         self.phase = Phase::Idle;
         self.backlog.clear();
+        self.lost_leader = None;
+        if !self.askers.is_empty() {
+            // What each would get by asking now (rule 3), sent without
+            // waiting to be asked.
+            let n = self.notification(self.state, vote, round);
+            log::debug!(
+                "sid {}: telling {} non-voters that asked: {:?}",
+                my_sid,
+                self.askers.len(),
+                self.askers
+            );
+            for sid in std::mem::take(&mut self.askers) {
+                out.sends.push(Message::new(sid, n));
+            }
+        }
         log::debug!(
             "sid {}: {} {} in round {:#x} ({:?})",
             my_sid,
@@ -1294,6 +1398,112 @@ mod tests {
         let mut g = Fle::new(cfg(1, &[1], false));
         g.start_election(ms(0), 0, 0);
         assert_eq!(g.on_timer(ms(200)).decision.map(|d| d.state), Some(Leading));
+    }
+
+    #[test]
+    fn a_non_voter_that_asked_is_told_the_decision_unasked() {
+        for fast in [true, false] {
+            let mut f = Fle::new(cfg(3, &[1, 2, 3], fast));
+            f.start_election(ms(0), 0, 0);
+            // ZooKeeper's reply first: my current (startup) vote.
+            let out = f.on_notification(ms(1), 100, &notif(Looking, i64::MIN, 0, 4, 0));
+            assert_eq!(sends_to(&out, 100), vec![notif(Looking, 3, 0, 1, 0)]);
+            f.on_notification(ms(2), 1, &notif(Looking, 3, 0, 1, 0));
+            let mut out = f.on_notification(ms(3), 2, &notif(Looking, 3, 0, 1, 0));
+            if !fast {
+                out = f.on_timer(ms(250));
+            }
+            assert_eq!(out.decision.map(|d| d.state), Some(Leading));
+            let told = sends_to(&out, 100);
+            if fast {
+                // Rule 3's answer, without waiting for its next poll.
+                assert_eq!(told, vec![notif(Leading, 3, 0, 1, 0)]);
+            } else {
+                assert!(told.is_empty(), "ZooKeeper's behaviour exactly");
+            }
+            // Told once: the next decision does not repeat it.
+            f.leave_role();
+            f.start_election(ms(300), 0, 0);
+            f.on_notification(ms(301), 1, &notif(Looking, 3, 0, 2, 0));
+            let out = f.on_notification(ms(302), 2, &notif(Looking, 3, 0, 2, 0));
+            assert!(sends_to(&out, 100).is_empty());
+        }
+    }
+
+    #[test]
+    fn no_early_decision_for_a_proposed_leader_that_is_down() {
+        // An observer after its leader 3 died: the voters, LOOKING again in
+        // its round, answer with their previous decision, 3 (peer epoch 1),
+        // whose link is Down here.
+        let mut f = Fle::new(cfg(4, &[1, 2, 3], true));
+        f.start_election(ms(0), 0, 1);
+        f.set_link(3, LinkState::Down);
+        f.on_notification(ms(2), 1, &notif(Looking, 3, 0, 1, 1));
+        let out = f.on_notification(ms(3), 2, &notif(Looking, 3, 0, 1, 1));
+        assert!(
+            out.decision.is_none(),
+            "a quorum of stale votes for a Down leader"
+        );
+        assert!(f.is_finalizing());
+        // The voters decide 2 in the same round with the same history (so
+        // 2's vote does not beat 3's) and tell it (the rule above).
+        f.on_notification(ms(40), 1, &notif(Following, 2, 0, 1, 1));
+        let out = f.on_notification(ms(41), 2, &notif(Leading, 2, 0, 1, 1));
+        let d = out.decision.expect("decided on the voters' news");
+        assert_eq!((d.state, d.vote.leader), (Observing, 2));
+        // Without the Down evidence the same stale quorum decides at once
+        // (rule (b): the one unheard voter is Down only if its link says so).
+        let mut g = Fle::new(cfg(4, &[1, 2, 3], true));
+        g.start_election(ms(0), 0, 1);
+        g.set_link(2, LinkState::Down);
+        g.on_notification(ms(1), 1, &notif(Looking, 3, 0, 1, 1));
+        let out = g.on_notification(ms(2), 3, &notif(Looking, 3, 0, 1, 1));
+        assert_eq!(out.decision.map(|d| d.vote.leader), Some(3));
+        // With fast_decide off, ZooKeeper's finalize wait: the role reports
+        // are dropped and the stale quorum wins after the wait.
+        let mut h = Fle::new(cfg(4, &[1, 2, 3], false));
+        h.start_election(ms(0), 0, 1);
+        h.set_link(3, LinkState::Down);
+        h.on_notification(ms(1), 1, &notif(Looking, 3, 0, 1, 1));
+        h.on_notification(ms(2), 2, &notif(Looking, 3, 0, 1, 1));
+        h.on_notification(ms(40), 1, &notif(Following, 2, 0, 1, 1));
+        h.on_notification(ms(41), 2, &notif(Leading, 2, 0, 1, 1));
+        assert_eq!(h.on_timer(ms(250)).decision.map(|d| d.vote.leader), Some(3));
+    }
+
+    #[test]
+    fn the_leader_just_lost_yields_to_role_reports_until_it_speaks() {
+        // An observer of leader 3 whose role ended; its dial to 3 has not
+        // failed yet (link Connecting), so 3 is not Down.
+        let observer_of_3 = || {
+            let mut f = Fle::new(cfg(4, &[1, 2, 3], true));
+            f.start_election(ms(0), 0, 1);
+            f.on_notification(ms(1), 1, &notif(Following, 3, 0, 1, 1));
+            let out = f.on_notification(ms(2), 3, &notif(Leading, 3, 0, 1, 1));
+            assert_eq!(out.decision.map(|d| d.vote.leader), Some(3));
+            f.leave_role();
+            f.start_election(ms(100), 0, 1);
+            f.set_link(3, LinkState::Connecting);
+            // The voters' stale answers: a quorum for 3, finalizing.
+            f.on_notification(ms(101), 1, &notif(Looking, 3, 0, 2, 1));
+            f.on_notification(ms(102), 2, &notif(Looking, 3, 0, 2, 1));
+            assert!(f.is_finalizing());
+            f
+        };
+        // The voters' decision (same history: 2's vote does not beat 3's)
+        // interrupts the wait.
+        let mut f = observer_of_3();
+        f.on_notification(ms(140), 1, &notif(Following, 2, 0, 2, 1));
+        let out = f.on_notification(ms(141), 2, &notif(Leading, 2, 0, 2, 1));
+        assert_eq!(
+            out.decision.map(|d| (d.state, d.vote.leader)),
+            Some((Observing, 2))
+        );
+        // 3 itself speaks: alive after all; its vote completes the quorum
+        // of all three voters for 3 (rule (a)).
+        let mut f = observer_of_3();
+        let out = f.on_notification(ms(103), 3, &notif(Looking, 3, 0, 2, 1));
+        assert_eq!(out.decision.map(|d| d.vote.leader), Some(3));
     }
 
     #[test]

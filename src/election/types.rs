@@ -72,10 +72,14 @@ pub struct FleConfig {
     /// than `finalize_wait`, and the same recovery: the elected server does
     /// not get a synced quorum within initLimit and everyone looks again.
     ///
-    /// `fast_decide` also gates the two other zkfle shortcuts of the
-    /// finalize wait and the role: a same-round FOLLOWING/LEADING vote for
-    /// my proposal counts during the finalize wait, and a newer-round
-    /// LOOKING vote received while in a role is kept for the next election.
+    /// `fast_decide` also gates the other zkfle shortcuts of the finalize
+    /// wait and the role: a same-round FOLLOWING/LEADING vote for my
+    /// proposal counts during the finalize wait; a newer-round LOOKING vote
+    /// received while in a role is kept for the next election; no early
+    /// decision is taken for a proposed leader (another server) whose link
+    /// is Down; and a non-voter that asked with a LOOKING vote is sent my
+    /// next decision when I make it, instead of learning it at its next
+    /// poll timeout.
     /// With `false` none of this happens and the finalize wait is
     /// ZooKeeper's exactly (for interop and timing comparisons); zoo.cfg's
     /// `zkfle.fastDecide=false` turns it off together with

@@ -22,6 +22,8 @@
 //! snapshot it saves is followed by a compaction of the entries it covers.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
@@ -85,11 +87,42 @@ pub(crate) enum IoDone {
     Failed(PersistTarget, String),
 }
 
+/// One role request in flight: counted by the [`IoHandle`] that queued it
+/// until the pipeline is done with it (dropped after its completion is
+/// sent), so the peer can tell "nothing pending" without a round trip
+/// through the queue.
+///
+/// [`IoHandle`]: super::zab::IoHandle
+#[derive(Debug, Default)]
+pub(crate) struct Ticket(Option<Arc<AtomicUsize>>);
+
+impl Ticket {
+    /// Counts one more request in `outstanding` until dropped.
+    pub(crate) fn new(outstanding: &Arc<AtomicUsize>) -> Ticket {
+        outstanding.fetch_add(1, Ordering::AcqRel);
+        Ticket(Some(outstanding.clone()))
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let Some(n) = self.0.take() {
+            // Release: the request's effects (a durable epoch file) are
+            // visible to whoever then sees the count at zero.
+            n.fetch_sub(1, Ordering::Release);
+        }
+    }
+}
+
 /// A request to the pipeline.
 pub(crate) enum IoMsg<R> {
     /// From a role; the completion goes to `reply`, wrapped by the role's
     /// input type.
-    Role { op: IoOp, reply: Sender<R> },
+    Role {
+        op: IoOp,
+        reply: Sender<R>,
+        ticket: Ticket,
+    },
     /// Apply thread: committed entries `(after, up_to]`, at most `limit`.
     ReadCommitted {
         after: i64,
@@ -143,12 +176,19 @@ pub(crate) fn run<R: FromIo>(
             continue;
         };
         match msg {
-            IoMsg::Role { op, reply } => {
+            IoMsg::Role {
+                op,
+                reply,
+                ticket: _ticket,
+            } => {
                 if failed.as_ref().is_some_and(|f| f.same_channel(&reply)) {
                     let target = target_of(&op);
                     let _ = reply.send(R::from_io(fail_after_failure(op, target)));
                     continue;
                 }
+                // The tickets of appends folded into this one: released
+                // with it, once the batch is durable.
+                let mut _folded: Vec<Ticket> = Vec::new();
                 let done = match op {
                     IoOp::Append(mut entries) => {
                         // Group commit: take the appends of the same role
@@ -156,6 +196,7 @@ pub(crate) fn run<R: FromIo>(
                         while let Some(IoMsg::Role {
                             op: IoOp::Append(_),
                             reply: r,
+                            ..
                         }) = queue.front()
                         {
                             if !r.same_channel(&reply) {
@@ -163,10 +204,12 @@ pub(crate) fn run<R: FromIo>(
                             }
                             if let Some(IoMsg::Role {
                                 op: IoOp::Append(more),
+                                ticket,
                                 ..
                             }) = queue.pop_front()
                             {
                                 entries.extend(more);
+                                _folded.push(ticket);
                             }
                         }
                         append(store.as_deref_mut(), entries)
@@ -357,6 +400,49 @@ mod tests {
         Entry::new(z, vec![z as u8])
     }
 
+    /// Counts what was outstanding when each epoch write ran.
+    struct Watching<'a>(&'a AtomicUsize, RefCell<Vec<usize>>);
+    impl EpochSink for Watching<'_> {
+        fn write_accepted(&self, _: i64) -> Result<(), String> {
+            self.1.borrow_mut().push(self.0.load(Ordering::Acquire));
+            Ok(())
+        }
+        fn write_current(&self, _: i64) -> Result<(), String> {
+            self.1.borrow_mut().push(self.0.load(Ordering::Acquire));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_request_counts_as_outstanding_until_it_is_done() {
+        let outstanding = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = crossbeam_channel::unbounded::<IoMsg<Done>>();
+        let (rtx, rrx) = crossbeam_channel::unbounded::<Done>();
+        for op in [
+            IoOp::AcceptedEpoch(2),
+            IoOp::Append(vec![e(1)]),
+            IoOp::Append(vec![e(2)]),
+            IoOp::CurrentEpoch(2),
+        ] {
+            tx.send(IoMsg::Role {
+                op,
+                reply: rtx.clone(),
+                ticket: Ticket::new(&outstanding),
+            })
+            .unwrap();
+        }
+        assert_eq!(outstanding.load(Ordering::Acquire), 4);
+        drop(tx);
+        let sink = Watching(&outstanding, RefCell::new(Vec::new()));
+        let mut log = MemLog::new();
+        run(rx, &sink, Some(&mut log));
+        // While each epoch write ran, it and everything behind it counted
+        // (the two appends were one batch, released together after it).
+        assert_eq!(*sink.1.borrow(), vec![4, 1]);
+        assert_eq!(outstanding.load(Ordering::Acquire), 0);
+        assert_eq!(rrx.try_iter().count(), 3, "two writes and one batch");
+    }
+
     #[test]
     fn queued_appends_share_one_batch_and_reads_see_them() {
         let (tx, rx) = crossbeam_channel::unbounded::<IoMsg<Done>>();
@@ -366,6 +452,7 @@ mod tests {
             tx.send(IoMsg::Role {
                 op: IoOp::Append(vec![e(z)]),
                 reply: rtx.clone(),
+                ticket: Ticket::default(),
             })
             .unwrap();
         }
@@ -375,11 +462,13 @@ mod tests {
                 after: 2,
             },
             reply: rtx.clone(),
+            ticket: Ticket::default(),
         })
         .unwrap();
         tx.send(IoMsg::Role {
             op: IoOp::CurrentEpoch(3),
             reply: rtx.clone(),
+            ticket: Ticket::default(),
         })
         .unwrap();
         drop(tx);
@@ -415,6 +504,7 @@ mod tests {
             tx.send(IoMsg::Role {
                 op,
                 reply: rtx.clone(),
+                ticket: Ticket::default(),
             })
             .unwrap();
             // One message at a time: no batching across the failure.

@@ -193,7 +193,7 @@ fn with_host_pipeline(
         if let Err(e) = pipeline {
             return ZabExit::Io(format!("cannot start the durability pipeline thread: {e}"));
         }
-        let io = IoHandle { tx };
+        let io = IoHandle::new(tx);
         let env = RoleEnv {
             cfg,
             host,

@@ -22,6 +22,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,7 +32,7 @@ use super::conn::{ConnEvent, Overflow, WriteQueue};
 use super::net::Closer;
 use super::{ZabConfig, ZabHost};
 use crate::peer::apply::ApplyMsg;
-use crate::peer::durable::{FromIo, IoDone, IoMsg, IoOp};
+use crate::peer::durable::{FromIo, IoDone, IoMsg, IoOp, Ticket};
 use crate::peer::replica::{ApiRequest, ReplicaShared, ReplicationError};
 use crate::zab::{self, ConnId, Mode, Packet, Persisted};
 
@@ -86,9 +87,28 @@ pub(crate) struct ResignRequest {
 #[derive(Clone)]
 pub(crate) struct IoHandle {
     pub tx: Sender<IoMsg<RoleIn>>,
+    /// Role requests queued and not yet done ([`Ticket`]).
+    pub outstanding: Arc<AtomicUsize>,
 }
 
 impl IoHandle {
+    /// A handle on the pipeline fed by `tx`.
+    pub(crate) fn new(tx: Sender<IoMsg<RoleIn>>) -> IoHandle {
+        IoHandle {
+            tx,
+            outstanding: Arc::default(),
+        }
+    }
+
+    /// No role request is queued or running: every write a role asked for
+    /// is done and visible (the pipeline releases a request's count only
+    /// after it completed). Lets the peer skip [`IoHandle::sync`]'s round
+    /// trip — two thread wake-ups, tens of milliseconds on a loaded machine
+    /// (issue 18: 55–150 ms of a voter's failover with 50 observers).
+    pub(crate) fn idle(&self) -> bool {
+        self.outstanding.load(Ordering::Acquire) == 0
+    }
+
     /// Every earlier request is done; the log's last durable zxid (`None`
     /// without a store, or if the pipeline is gone).
     pub(crate) fn sync(&self) -> Option<i64> {
@@ -165,6 +185,7 @@ impl RoleEnv<'_> {
         let msg = IoMsg::Role {
             op,
             reply: reply.clone(),
+            ticket: Ticket::new(&self.io.outstanding),
         };
         if self.io.tx.send(msg).is_err() {
             // The pipeline is gone (the peer is stopping): the role will be
