@@ -130,9 +130,9 @@ pub struct Fle {
     askers: BTreeSet<i64>,
     /// The leader whose follower or observer I was when my role last ended,
     /// until a notification from it shows it alive or I decide again:
-    /// votes naming it may be stale. (Link states are no such sign: the
-    /// driver may still report the dying link Up.)
-    /// ([`Fle::proposes_gone_leader`]).
+    /// votes naming it may be stale ([`Fle::proposes_gone_leader`]). Link
+    /// states are no such sign: the driver may still report the dying link
+    /// Up.
     lost_leader: Option<i64>,
     decided_by: Option<DecidedBy>,
     /// False while this server takes part in elections without standing
@@ -911,9 +911,6 @@ impl Fle {
             )
     }
 
-    /// Why [`Fle::fast_ready`] does not fire, for the log line of a finalize
-    /// wait that ran its full length (operators comparing failover times
-    /// want to know which voter it waited for).
     /// The proposal names another server that is Down, or the leader I
     /// just lost while nothing has been heard from it since: a quorum of
     /// LOOKING votes for it is then most likely stale — ZooKeeper's answer
@@ -929,11 +926,14 @@ impl Fle {
                 || self.lost_leader == Some(leader))
     }
 
+    /// Why [`Fle::fast_ready`] does not fire, for the log line of a finalize
+    /// wait that ran its full length (operators comparing failover times
+    /// want to know which voter it waited for).
     fn fast_blocker(&self) -> String {
         let mut reasons = Vec::new();
         if self.proposes_gone_leader() {
             reasons.push(format!(
-                "the proposed leader {} is Down",
+                "the proposed leader {} is Down or the leader just lost",
                 self.proposal.leader
             ));
         }

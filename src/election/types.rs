@@ -77,9 +77,11 @@ pub struct FleConfig {
     /// proposal counts during the finalize wait; a newer-round LOOKING vote
     /// received while in a role is kept for the next election; no early
     /// decision is taken for a proposed leader (another server) whose link
-    /// is Down; and a non-voter that asked with a LOOKING vote is sent my
-    /// next decision when I make it, instead of learning it at its next
-    /// poll timeout.
+    /// is Down or that is the leader whose role I just left (until it
+    /// speaks), and a FOLLOWING/LEADING report for another vote ends a
+    /// finalize wait on such a proposal; and a non-voter that asked with a
+    /// LOOKING vote is sent my next decision when I make it, instead of
+    /// learning it at its next poll timeout.
     /// With `false` none of this happens and the finalize wait is
     /// ZooKeeper's exactly (for interop and timing comparisons); zoo.cfg's
     /// `zkfle.fastDecide=false` turns it off together with

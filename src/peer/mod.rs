@@ -494,19 +494,18 @@ impl MainLoop {
     /// (its queued appends and epoch writes; ZAB_SPEC: build the next
     /// role's state only after the previous role's writes).
     fn vote_zxid(&self) -> i64 {
-        if self.replica.is_none() && self.io.idle() {
-            // Interop mode with nothing in flight: the round trip below
-            // would only confirm it. The zxid comes from the Zab session.
-            return (self.supplier)().max(self.status.snapshot().last_zxid);
-        }
-        let durable = self.io.sync();
         if self.replica.is_some() {
             // Store mode (ZAB_SPEC L5): the log's last *durable* zxid.
-            return durable.unwrap_or(0);
+            return self.io.sync().unwrap_or(0);
         }
-        // Interop: a zxid the Zab session set (leading: newEpoch << 32;
-        // SNAP: the leader's zxid) counts too, as Java votes with its
-        // in-memory lastProcessedZxid.
+        // Interop: only the epoch writes must be done, and with none in
+        // flight the round trip through the pipeline would only confirm it.
+        if !self.io.idle() {
+            self.io.sync();
+        }
+        // A zxid the Zab session set (leading: newEpoch << 32; SNAP: the
+        // leader's zxid) counts too, as Java votes with its in-memory
+        // lastProcessedZxid.
         (self.supplier)().max(self.status.snapshot().last_zxid)
     }
 
